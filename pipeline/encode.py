@@ -1,0 +1,1 @@
+"""OWNER: align helper. encode_jpeg(rgb, quality) -> bytes (no metadata, deterministic)."""

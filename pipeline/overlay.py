@@ -1,0 +1,1 @@
+"""OWNER: align helper. Draws face box, landmarks, crop outlines and the verdict."""
