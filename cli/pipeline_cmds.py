@@ -1,14 +1,11 @@
-"""prepare, batch, eval, bench. OWNER: cli helper."""
+"""prepare, batch, bench. OWNER: cli helper."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
+
+from cli import eval_cmd
 
 
 def register(sub: Any) -> None:
-    del sub
-
-
-def _unused(args: argparse.Namespace) -> int:
-    return 0
+    eval_cmd.register(sub)
