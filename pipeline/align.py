@@ -1,8 +1,239 @@
-"""Similarity alignment of a face to FFHQ-style framings.
+"""Similarity alignment of a face to FFHQ-style framings, and the warp that cuts them.
 
-OWNER: align helper. Contract:
+Coordinates are continuous (x, y) pixels with the origin at the top-left CORNER
+of the image: pixel column i covers [i, i + 1), its centre is i + 0.5. With this
+convention a reduced decode is a pure scaling (`rebase`), and MediaPipe's
+normalised outputs times the image size land on it directly.
 
-    FRAMINGS / framings(output_size) -> tuple[Framing, ...]   # 1:1, 4:3, 3:4
-    face_transform(points, framing) -> np.ndarray (2, 3) float64, upright source -> output
-    warp(rgb, matrix, framing) -> (out (h, w, 3) uint8, filled_ratio)
+A transform is a 2x3 float64 matrix M mapping a source point (x, y, 1) to output
+pixels, a similarity: [[s*cos, s*sin, tx], [-s*sin, s*cos, ty]] (rotation, uniform
+scale, translation; no shear, no mirror).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Points = dict[str, tuple[float, float]]
+
+# The FFHQ recipe (Karras et al., ffhq-dataset `recreate_aligned_images`): an
+# oriented square around the eyes and mouth. Its half side is the larger of
+# 2.0 eye distances (a wide face) and 1.8 eye-to-mouth distances (a long face),
+# so a frontal face shows forehead, hair and chin with the same margins the
+# avatar models were trained on. The centre sits 0.1 eye-to-mouth below the
+# eyes, which puts the eyes a little above the middle of the square.
+FFHQ_EYE_SPAN = 2.0
+FFHQ_MOUTH_SPAN = 1.8
+FFHQ_CENTRE_SHIFT = 0.1
+
+# Head-and-shoulders framings, in units of the FFHQ square side Q. Both show the
+# face at 0.625 of its 1:1 size, so the 4:3 covers 2.0 Q x 1.5 Q and the 3:4
+# covers 1.5 Q x 2.0 Q of the source: the whole head with room for shoulders
+# and, in the landscape framing, some background on either side. The square's
+# centre is moved above the frame centre (0.1 Q in 4:3, 0.25 Q in 3:4) so the
+# headroom above the square is 0.15 Q and 0.25 Q and the rest goes to the
+# shoulders, as a camera operator frames a talking head.
+WIDE_FACE_SCALE = 0.625
+LANDSCAPE_LIFT = 0.1
+PORTRAIT_LIFT = 0.25
+
+# warpAffine samples without anti-aliasing; below this many output pixels per
+# source pixel (a shrink of more than 2x) `warp` first area-reduces the region
+# it needs, so no output is ever aliased.
+MIN_WARP_SCALE = 0.5
+
+# The fill outside the source: a reflection, blurred by a Gaussian of this
+# share of the output's long side and faded in over this share of its short
+# side, so the border of the photo shows no seam and no mirrored detail.
+FILL_BLUR_SIGMA = 0.03
+FILL_FEATHER = 0.04
+
+
+@dataclass(frozen=True)
+class Framing:
+    """One output rendition: its size in pixels and where the face goes in it.
+
+    `face_side` is the output length (px) of the FFHQ square's side and
+    `face_centre` the output point (x, y) its centre lands on.
+    """
+
+    aspect_ratio: str  # "1:1" | "4:3" | "3:4"
+    width: int
+    height: int
+    face_side: float
+    face_centre: tuple[float, float]
+
+
+def framings(output_size: int) -> tuple[Framing, ...]:
+    """The three renditions for a 1:1 side of `output_size` px (S): 1:1 is S x S,
+    4:3 is round(5S/4) x round(15S/16) and 3:4 its transpose (640x480 and 480x640
+    at S = 512). All three derive from the same FFHQ square (constants above)."""
+    s = output_size
+    wide = round(5 * s / 4)
+    narrow = round(15 * s / 16)
+    side = WIDE_FACE_SCALE * s
+    return (
+        Framing("1:1", s, s, float(s), (s / 2, s / 2)),
+        Framing("4:3", wide, narrow, side, (wide / 2, narrow / 2 - LANDSCAPE_LIFT * side)),
+        Framing("3:4", narrow, wide, side, (narrow / 2, wide / 2 - PORTRAIT_LIFT * side)),
+    )
+
+
+def face_transform(points: Points, framing: Framing) -> np.ndarray:
+    """The similarity mapping upright source (x, y) to `framing`'s output pixels.
+
+    `points` needs left_eye, right_eye, mouth_left and mouth_right ("left" = on
+    the image's left). Returns a (2, 3) float64 matrix. The FFHQ square's x axis
+    runs from the image-left eye towards the other, tilted towards perpendicular
+    of eye-to-mouth so both pairs of points count; the output is never mirrored.
+    Raises ValueError when the points are degenerate (eyes and mouth coincide).
+    """
+    left_eye = np.asarray(points["left_eye"], dtype=np.float64)
+    right_eye = np.asarray(points["right_eye"], dtype=np.float64)
+    mouth = (
+        np.asarray(points["mouth_left"], dtype=np.float64)
+        + np.asarray(points["mouth_right"], dtype=np.float64)
+    ) / 2
+    eye_avg = (left_eye + right_eye) / 2
+    eye_to_eye = right_eye - left_eye
+    eye_to_mouth = mouth - eye_avg
+    # rot90 of eye_to_mouth (a downward vector turns to point image-right).
+    x_axis = eye_to_eye + np.array([eye_to_mouth[1], -eye_to_mouth[0]])
+    length = float(np.hypot(*x_axis))
+    half_side = max(
+        float(np.hypot(*eye_to_eye)) * FFHQ_EYE_SPAN,
+        float(np.hypot(*eye_to_mouth)) * FFHQ_MOUTH_SPAN,
+    )
+    if length == 0.0 or half_side == 0.0:
+        raise ValueError("degenerate landmarks: eyes and mouth do not span a face")
+    cos, sin = x_axis / length
+    centre = eye_avg + FFHQ_CENTRE_SHIFT * eye_to_mouth
+    scale = framing.face_side / (2 * half_side)
+    # Output = scale * R @ (p - centre) + face_centre, R rotating x_axis onto +x.
+    linear = scale * np.array([[cos, sin], [-sin, cos]])
+    translation = np.asarray(framing.face_centre, dtype=np.float64) - linear @ centre
+    return np.hstack([linear, translation[:, None]])
+
+
+def output_scale(matrix: np.ndarray) -> float:
+    """Output pixels per source pixel of a similarity (the square root of |det|)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+
+
+def rebase(matrix: np.ndarray, scale: float) -> np.ndarray:
+    """The same transform for an image decoded at `scale` (decoded px per source
+    px): it maps decoded (x, y) to the same output pixels."""
+    out = np.array(matrix, dtype=np.float64)
+    out[:, :2] /= scale
+    return out
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse (2, 3) affine: output pixels back to source (x, y)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    linear_inv = np.linalg.inv(m[:, :2])
+    return np.hstack([linear_inv, (-linear_inv @ m[:, 2])[:, None]])
+
+
+def warp(rgb: np.ndarray, matrix: np.ndarray, framing: Framing) -> tuple[np.ndarray, float]:
+    """Cut `framing` out of `rgb` through `matrix` (which maps `rgb`'s own (x, y),
+    so `rebase` it first for a reduced decode).
+
+    `rgb`: (H, W, 3) uint8. Returns the (height, width, 3) uint8 output and
+    filled_ratio, the share of output pixels whose centre lies outside `rgb`;
+    those are filled with a blurred reflection of the image, never black.
+    Sampling is bicubic (sharper than bilinear when enlarging a face, and the
+    output is small enough that the cost does not matter). warpAffine does not
+    anti-alias, so for a shrink beyond 2x (`MIN_WARP_SCALE`) the needed region
+    is first area-reduced; callers should still decode at a reduction that
+    keeps the 1:1 shrink within 2x, since the area pass costs time.
+    Deterministic: the same inputs give the same pixels.
+    """
+    size = (framing.width, framing.height)
+    source, to_output = _reduced_source(rgb, np.asarray(matrix, dtype=np.float64), size)
+    out = cv2.warpAffine(
+        source,
+        _pixel_centred(to_output),
+        size,
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+    outside = _outside_distance(np.asarray(matrix, dtype=np.float64), rgb.shape, size)
+    filled = outside > 0
+    filled_ratio = float(np.count_nonzero(filled)) / filled.size
+    if filled_ratio > 0:
+        out = _blend_fill(out, outside)
+    return out, filled_ratio
+
+
+def _pixel_centred(matrix: np.ndarray) -> np.ndarray:
+    """OpenCV puts pixel centres on integers: shift by half a pixel either side."""
+    half = np.array([0.5, 0.5])
+    out = matrix.copy()
+    out[:, 2] = matrix[:, :2] @ half + matrix[:, 2] - half
+    return out
+
+
+def _reduced_source(
+    rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`rgb` and `matrix` unchanged when the shrink is within 2x; otherwise the
+    region the output needs, area-reduced to about the output's resolution, with
+    the matrix that maps it."""
+    scale = output_scale(matrix)
+    if scale >= MIN_WARP_SCALE:
+        return rgb, matrix
+    height, width = rgb.shape[:2]
+    corners = _output_corners(size) @ invert(matrix)[:, :2].T + invert(matrix)[:, 2]
+    margin = 4 / scale  # the bicubic kernel's reach at the reduced level, in source px
+    x0, y0 = np.floor(corners.min(axis=0) - margin).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0) + margin).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return rgb, matrix  # the output lies outside the image: it is all fill
+    new_w = max(round((x1 - x0) * scale), 1)
+    new_h = max(round((y1 - y0) * scale), 1)
+    region = cv2.resize(rgb[y0:y1, x0:x1], (new_w, new_h), interpolation=cv2.INTER_AREA)
+    # region (x, y) = ((x - x0) * fx, (y - y0) * fy): compose its inverse into matrix.
+    fx, fy = new_w / (x1 - x0), new_h / (y1 - y0)
+    from_region = np.array([[1 / fx, 0.0, x0], [0.0, 1 / fy, y0], [0.0, 0.0, 1.0]])
+    return region, matrix @ from_region
+
+
+def _output_corners(size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    return np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]])
+
+
+def _outside_distance(
+    matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]
+) -> np.ndarray:
+    """(height, width) float32: how far (in output px) each output pixel centre
+    lies outside the source rectangle; 0 inside."""
+    width, height = size
+    inv = invert(matrix)
+    us = np.arange(width, dtype=np.float64) + 0.5
+    vs = np.arange(height, dtype=np.float64) + 0.5
+    src_x = inv[0, 0] * us[None, :] + inv[0, 1] * vs[:, None] + inv[0, 2]
+    src_y = inv[1, 0] * us[None, :] + inv[1, 1] * vs[:, None] + inv[1, 2]
+    dx = np.maximum(np.maximum(-src_x, src_x - shape[1]), 0.0)
+    dy = np.maximum(np.maximum(-src_y, src_y - shape[0]), 0.0)
+    return (np.hypot(dx, dy) * output_scale(matrix)).astype(np.float32)
+
+
+def _blend_fill(out: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """Fade from the reflected pixels into a strongly blurred copy of them with
+    the distance outside the source. The blur runs at 1/8 size (the same look
+    as a wide Gaussian for a fraction of its cost)."""
+    height, width = out.shape[:2]
+    small_size = (max(width // 8, 1), max(height // 8, 1))
+    small = cv2.resize(out, small_size, interpolation=cv2.INTER_AREA)
+    sigma = FILL_BLUR_SIGMA * max(width, height) / 8
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
+    blurred = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    weight = np.clip(outside / (FILL_FEATHER * min(width, height)), 0.0, 1.0)[..., None]
+    mixed = out * (1.0 - weight) + blurred * weight
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
