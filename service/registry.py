@@ -1,0 +1,184 @@
+"""The SQL registry: accounts, API keys and avatars (SQLAlchemy 2).
+
+PostgreSQL in production and tests, a SQLite file by default. The schema is
+owned by the Alembic migrations in `service/migrations/` (`avatar-prep db
+upgrade` calls `upgrade`); these models must match the latest migration, and a
+test checks that they do. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the registry; use UTC-aware times")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # acct_<ULID>
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    plan: Mapped[str] = mapped_column(String(16))  # free | paid
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # key_<ULID>
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    # sha256 hex of the plain key; the plain key itself is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AvatarRow(Base):
+    """One avatar. The `source_*` columns, `face`, `images` and `error` are the api.md
+    object's parts; the `*_key` columns are server-made storage keys."""
+
+    __tablename__ = "avatars"
+    __table_args__ = (
+        # Same bytes from the same account are one avatar; the constraint (not a
+        # read-then-write) is what makes concurrent identical uploads safe.
+        # NULLs never collide: URL avatars claim their hash once fetched.
+        UniqueConstraint("account_id", "dedupe_sha256", name="uq_avatars_account_sha256"),
+        # Listing: one account's avatars by id (ULID = age), optionally by status.
+        Index("ix_avatars_account_id_id", "account_id", "id"),
+        # Sweeper and queue depth: unfinished rows by status and age.
+        Index("ix_avatars_status_enqueued_at", "status", "enqueued_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # avat_<ULID>
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # queued | processing | ready | failed
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    user_exclusive: Mapped[bool] = mapped_column(Boolean, default=True)
+    # `metadata` is taken by SQLAlchemy's declarative base; the column keeps the name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    source_kind: Mapped[str] = mapped_column(String(8))  # file | url | base64
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dedupe_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    source_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    original_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    face: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    # aspect ratio -> {"key", "width", "height", "content_type"}
+    images: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    record_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+
+    # Processing starts so far (retries and redeliveries), and when the id was last
+    # handed to the broker (NULL: the broker refused it; the sweeper sends it again).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+def make_engine(settings: Settings) -> Engine:
+    """The process's one engine. Call once per process (lifespan, worker init, CLI)."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, settings.database_connect_timeout_seconds)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # psycopg takes whole seconds; a dead server must fail fast, not hang a request.
+        connect_args["connect_timeout"] = max(1, round(settings.database_connect_timeout_seconds))
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(url: str, busy_timeout_seconds: float) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # The API's threads and the worker processes share the file.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_seconds}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run while a writer writes; foreign keys are off by default.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the database at `settings.database_url` to `revision` (Alembic)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = settings.database_url
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()

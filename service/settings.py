@@ -1,0 +1,113 @@
+"""The one settings object of the service, API and workers.
+
+Built at the edges (`Settings()` in the CLI, the FastAPI app factory, the
+Celery app) and passed in; there is no module-level instance. Every field reads
+`AVATAR_PREP_<FIELD>` from the environment, nested ones with `__`
+(`AVATAR_PREP_PIPELINE__OUTPUT_SIZE=640`). The defaults need no servers: a
+SQLite file, Celery's filesystem transport and a local storage directory, all
+under `var/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.settings import PipelineSettings
+
+Plan = Literal["free", "paid"]
+
+
+class Settings(BaseSettings):
+    """Everything a service process needs to know. Frozen: pass it, never patch it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AVATAR_PREP_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    # --- where the embedded defaults keep their files ---
+    data_dir: Path = Field(
+        Path("var"), description="Root of the embedded defaults' files (broker folders)."
+    )
+
+    # --- registry ---
+    database_url: str = Field(
+        "sqlite:///var/avatar-prep.db",
+        description="SQLAlchemy URL; PostgreSQL in production (postgresql+psycopg://...).",
+    )
+    database_connect_timeout_seconds: float = Field(
+        3.0, gt=0, description="A database that does not answer in this time is down."
+    )
+
+    # --- broker ---
+    broker_url: str = Field(
+        "filesystem://",
+        description="Celery broker; filesystem:// keeps its folders under data_dir.",
+    )
+
+    # --- storage ---
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path = Field(Path("var/storage"), description="Root of the local storage backend.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 API endpoint; None means AWS's own for s3_region."
+    )
+    s3_bucket: str = "avatars"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_presign_seconds: int = Field(
+        300, gt=0, le=604_800, description="Life of a presigned GET URL for an image."
+    )
+    s3_connect_timeout_seconds: float = Field(
+        3.0, gt=0, description="An S3 endpoint not accepting a connection in this time is down."
+    )
+    s3_read_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for S3 to send data; a 20 MB original fits easily."
+    )
+    s3_max_attempts: int = Field(
+        3, ge=1, description="boto3 tries per call (standard retry mode, with backoff)."
+    )
+
+    # --- URL images (fetched by the worker) ---
+    allow_loopback_urls: bool = Field(
+        False, description="Allow image URLs on 127.0.0.0/8 and ::1. For tests only."
+    )
+    fetch_connect_timeout_seconds: float = Field(3.0, gt=0)
+    fetch_total_timeout_seconds: float = Field(
+        10.0, gt=0, description="Whole download, redirects included."
+    )
+    fetch_max_redirects: int = Field(3, ge=0)
+
+    # --- work queue ---
+    task_max_retries: int = Field(
+        5, ge=0, description="Retries of a transient failure (storage, database, fetch)."
+    )
+    max_process_attempts: int = Field(
+        10,
+        ge=1,
+        description="Starts of one avatar's processing (retries and redeliveries after a "
+        "worker died) after which it fails with processing.crashed instead of looping.",
+    )
+    sweep_interval_seconds: float = Field(
+        30.0, gt=0, description="How often the sweeper looks for stuck avatars."
+    )
+    stuck_after_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="An avatar queued or processing this long without progress is "
+        "re-enqueued; far above the pipeline's time for one image.",
+    )
+    max_queue_depth: int = Field(
+        1000,
+        ge=1,
+        description="Unfinished avatars (queued or processing) above which new uploads "
+        "get 503 at_capacity instead of piling up.",
+    )
