@@ -64,3 +64,10 @@ class TransientError(AvatarPrepError):
     Tasks retry these with backoff; after the last retry they fail with `code`."""
 
     code = "dependency.unavailable"
+
+
+class ObjectMissing(AvatarPrepError):
+    """A stored object the registry points at is gone (deleted out of band). Not
+    worth a retry: the avatar fails with this code."""
+
+    code = "storage.object_missing"

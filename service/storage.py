@@ -1,0 +1,260 @@
+"""Object storage for originals, renditions and records: a local directory by
+default, any S3 API (AWS, MinIO, SeaweedFS, R2) via boto3 in production.
+
+Keys are made here from the avatar id, never from anything a client sent:
+`avatars/<avatar_id>/original`, `avatars/<avatar_id>/<1x1|4x3|3x4>.jpg`,
+`avatars/<avatar_id>/record.json`. Every object is private; S3 images are
+handed out as presigned, time-limited GET URLs.
+
+Failures: an unreachable or failing backend raises `TransientError`
+(`storage.unavailable`, worth a retry); a missing object raises `ObjectMissing`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from service.errors import ObjectMissing, TransientError
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+_KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*")
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def avatar_prefix(avatar_id: str) -> str:
+    """The folder holding every object of one avatar (ends with `/`)."""
+    return f"avatars/{avatar_id}/"
+
+
+def original_key(avatar_id: str) -> str:
+    return f"{avatar_prefix(avatar_id)}original"
+
+
+def rendition_key(avatar_id: str, aspect_ratio: str) -> str:
+    """`1:1` -> `avatars/<id>/1x1.jpg` (no `:` in keys: it is awkward in URLs and paths)."""
+    return f"{avatar_prefix(avatar_id)}{aspect_ratio.replace(':', 'x')}.jpg"
+
+
+def record_key(avatar_id: str) -> str:
+    return f"{avatar_prefix(avatar_id)}record.json"
+
+
+class Storage(Protocol):
+    """What the avatar service needs from a store of private objects."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Write (or overwrite) one object; readers see the whole object or nothing."""
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ObjectMissing when there is none."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under the folder `prefix` (ends with `/`); none is fine."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under the folder `prefix` (ends with `/`), sorted."""
+
+    def url(self, key: str, content_type: str) -> str | None:
+        """A time-limited GET URL for the object, or None when the caller must
+        read the bytes itself (local storage)."""
+
+    def check(self) -> bool:
+        """Whether the backend answers (readiness)."""
+
+    def close(self) -> None: ...
+
+
+def make_storage(settings: Settings) -> Storage:
+    """The process's one storage client, from the settings' backend."""
+    if settings.storage_backend == "s3":
+        return S3Storage(settings)
+    return LocalStorage(settings.storage_dir)
+
+
+def _checked(key: str) -> str:
+    # Keys are server-made; this guards against a bug turning into a path escape.
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+def _checked_folder(prefix: str) -> str:
+    if not prefix.endswith("/"):
+        raise ValueError(f"a storage folder ends with '/': {prefix!r}")
+    _checked(prefix[:-1])
+    return prefix
+
+
+class LocalStorage:
+    """Objects as files under one directory (the embedded default, and unit tests)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _checked(key)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write aside then rename: a crash never leaves half an object.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(f"No stored object {key}.") from exc
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        try:
+            shutil.rmtree(self.root / _checked_folder(prefix))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / _checked_folder(prefix)
+        if not base.is_dir():
+            return []
+        paths = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        return sorted(p.relative_to(self.root).as_posix() for p in paths)
+
+    def url(self, key: str, content_type: str) -> str | None:
+        return None
+
+    def check(self) -> bool:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.root, os.W_OK)
+
+    def close(self) -> None:
+        pass
+
+
+class S3Storage:
+    """Private objects in one S3 bucket; time-outs and retries are explicit because
+    boto3's defaults (60 s reads, legacy retries) would hang a request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3_bucket
+        self.presign_seconds = settings.s3_presign_seconds
+        config = Config(
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
+            retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+            signature_version="s3v4",
+            # Path-style works on every S3 API; virtual hosts need DNS per bucket.
+            s3={"addressing_style": "path"},
+        )
+        key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+        self.client: S3Client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=key_id.get_secret_value() if key_id else None,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=config,
+        )
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=_checked(key), Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=_checked(key))
+            return response["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                raise ObjectMissing(f"No stored object {key}.") from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        try:
+            # Listing again until empty also removes objects written meanwhile.
+            while keys := self.list_keys(prefix):
+                for start in range(0, len(keys), 1000):  # delete_objects takes 1000 at most
+                    batch: list[ObjectIdentifierTypeDef] = [
+                        {"Key": k} for k in keys[start : start + 1000]
+                    ]
+                    self.client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=_checked_folder(prefix)
+            )
+            for page in pages:
+                keys.extend(obj["Key"] for obj in page.get("Contents", []) if "Key" in obj)
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from exc
+        return sorted(keys)
+
+    def url(self, key: str, content_type: str) -> str | None:
+        # Signing is local: no request, so no failure mode but a bad configuration.
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": _checked(key),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=self.presign_seconds,
+        )
+
+    def check(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _unavailable(exc: Exception) -> TransientError:
+    return TransientError(
+        f"Storage is unavailable ({type(exc).__name__}); the operation can be retried.",
+        code="storage.unavailable",
+    )
