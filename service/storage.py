@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-_KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*")
+# Segments of letters, digits, `_`, `-`, `.`; none starts with `.` (no `..`, no hidden files).
+_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
