@@ -1,6 +1,6 @@
 """Bytes to upright sRGB pixels: sniff, check limits from the header, decode.
 
-OWNER: decode helper. Contract (other stages are written against it):
+Contract (other stages are written against it):
 
     probe(data, settings) -> Probe      # header only, no pixel decode; raises ImageError
     decode(data, probe, reduction) -> Decoded
@@ -11,11 +11,65 @@ decode fully and are reduced with INTER_AREA.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import builtins
+import io
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
+import simplejpeg
+from PIL import (
+    AvifImagePlugin,
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFile,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
+from pillow_heif import HeifImageFile
 
+from pipeline.color import to_rgb, to_srgb
+from pipeline.errors import ImageError
+from pipeline.record import Check
 from pipeline.settings import PipelineSettings
+from pipeline.sniff import ACCEPTED_NAMES, describe, sniff
+
+REDUCTIONS = (1, 2, 4, 8)
+_ORIENTATION_TAG = 0x0112
+
+# The header parser of each sniffed format. Calling the plugin class itself (not
+# Image.open) tries no other format, needs no plugin registered, and skips Pillow's
+# own decompression-bomb check, a module global with its own limit: ours, from the
+# settings, runs instead, before any pixel is decoded.
+_OPENERS: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {
+    "jpeg": JpegImagePlugin.JpegImageFile,
+    "png": PngImagePlugin.PngImageFile,
+    "webp": WebPImagePlugin.WebPImageFile,
+    "gif": GifImagePlugin.GifImageFile,
+    "bmp": BmpImagePlugin.BmpImageFile,
+    "tiff": TiffImagePlugin.TiffImageFile,
+    "heic": HeifImageFile,
+    "avif": AvifImagePlugin.AvifImageFile,
+}
+
+# What Pillow, pillow-heif and libjpeg raise on malformed or truncated data.
+_MALFORMED = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    struct.error,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +81,8 @@ class Probe:
     height: int
     orientation: int  # EXIF orientation 1..8 (1 when absent)
     bytes: int
+    # The embedded colour profile (`builtins.`: the field above shadows the type here).
+    icc_profile: builtins.bytes | None = field(default=None, repr=False)
 
     @property
     def dct_scalable(self) -> bool:
@@ -36,16 +92,199 @@ class Probe:
 @dataclass(frozen=True)
 class Decoded:
     """`rgb`: (H, W, 3) uint8, RGB, sRGB, upright, C-contiguous.
-    `scale`: decoded pixels per upright source pixel (1.0, 0.5, 0.25 or 0.125,
-    approximately when the source side is not divisible)."""
+    `scale`: decoded pixels per upright source pixel, exactly 1 / reduction: decoded
+    pixel (x, y) covers source pixels [x / scale, (x + 1) / scale). When a side is not
+    divisible by the reduction the last row or column covers a partial block."""
 
     rgb: np.ndarray
     scale: float
 
 
 def probe(data: bytes, settings: PipelineSettings) -> Probe:
-    raise NotImplementedError
+    """Check `data` against the limits in `settings` from its header alone (no pixel is
+    decoded, nothing the size of the image is allocated) and say what it is.
+
+    Raises ImageError with code image.missing, image.too_large (checked first, on the
+    byte count), image.unsupported_format, image.unreadable, image.too_many_pixels or
+    image.too_small."""
+    if not data:
+        raise ImageError(
+            "No image was sent: the file is empty.", code="image.missing", param="image"
+        )
+    if len(data) > settings.max_bytes:
+        raise _limit_error(
+            "image.too_large",
+            f"The image is {len(data) / 1e6:.1f} MB; the limit is {settings.max_bytes / 1e6:g} MB.",
+            name="file_size",
+            value=len(data),
+            limit=settings.max_bytes,
+            hint="Export the photo as a JPEG; a 12 MP phone photo is 3 to 6 MB.",
+        )
+    fmt = sniff(data)
+    if fmt is None:
+        looks_like = describe(data)
+        shown = f" (it looks like {looks_like})" if looks_like else ""
+        raise _limit_error(
+            "image.unsupported_format",
+            f"The file is not a supported image{shown}; send a {ACCEPTED_NAMES} image.",
+            name="format",
+            value=looks_like or "unknown",
+            limit=ACCEPTED_NAMES,
+            hint="Send the photo itself, as a phone or camera saved it.",
+        )
+    im = _open(data, fmt)
+    stored_w, stored_h = im.size
+    if stored_w <= 0 or stored_h <= 0:
+        raise _unreadable(fmt)
+    pixels = stored_w * stored_h
+    if pixels > settings.max_pixels:
+        raise _limit_error(
+            "image.too_many_pixels",
+            f"The image is {stored_w}x{stored_h} pixels ({pixels / 1e6:.1f} megapixels); "
+            f"the limit is {settings.max_pixels / 1e6:g} megapixels.",
+            name="pixel_count",
+            value=pixels,
+            limit=settings.max_pixels,
+            hint="Resize the photo; 12 megapixels is plenty for an avatar.",
+        )
+    orientation = _orientation(im)
+    width, height = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
+    if min(width, height) < settings.min_side:
+        raise _limit_error(
+            "image.too_small",
+            f"The image is {width}x{height} pixels; its shorter side must be at least "
+            f"{settings.min_side} pixels.",
+            name="min_side",
+            value=min(width, height),
+            limit=settings.min_side,
+            hint="Send the original photo, not a thumbnail.",
+        )
+    return Probe(
+        format=fmt,
+        width=width,
+        height=height,
+        orientation=orientation,
+        bytes=len(data),
+        icc_profile=im.info.get("icc_profile") or None,
+    )
 
 
 def decode(data: bytes, probe: Probe, reduction: int = 1) -> Decoded:
-    raise NotImplementedError
+    """Decode `data` (already accepted by `probe`) to upright sRGB pixels at
+    1 / `reduction` of the source size (`reduction` in 1, 2, 4, 8).
+
+    Raises ImageError image.unreadable for corrupt or truncated data: never returns
+    a half-decoded image."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction}")
+    rgb = _decode_jpeg(data, reduction) if probe.format == "jpeg" else None
+    if rgb is None:
+        rgb = _decode_pillow(data, probe.format, reduction)
+    else:
+        rgb = to_srgb(rgb, probe.icc_profile)
+    return Decoded(rgb=_upright(rgb, probe.orientation), scale=1.0 / reduction)
+
+
+def _decode_jpeg(data: bytes, reduction: int) -> np.ndarray | None:
+    """libjpeg-turbo via simplejpeg, scaled in the DCT; None for CMYK/YCCK, which it
+    cannot turn into RGB. Strict: a warning (truncated, corrupt entropy data) is an error."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace in ("CMYK", "YCCK"):
+            return None
+        # The smallest of libjpeg's n/8 scales that is at least this size is 1/reduction.
+        return simplejpeg.decode_jpeg(
+            data,
+            "RGB",
+            min_height=math.ceil(height / reduction),
+            min_width=math.ceil(width / reduction),
+            strict=True,
+        )
+    except ValueError as exc:
+        raise _unreadable("jpeg") from exc
+
+
+def _decode_pillow(data: bytes, fmt: str, reduction: int) -> np.ndarray:
+    """Every other format, and CMYK JPEG (Pillow undoes Adobe's inverted CMYK)."""
+    im = _open(data, fmt)
+    if fmt == "jpeg" and reduction > 1:
+        # DCT scaling for CMYK JPEG too. Pillow picks the scale from width // requested
+        # width, so ask for the floor size; it reports the source box the scale covers.
+        stored_width = im.width
+        drafted = im.draft(im.mode, (max(1, im.width // reduction), max(1, im.height // reduction)))
+        if drafted is not None:
+            reduction //= round(stored_width / drafted[1][2])
+    try:
+        im.load()
+        rgb = to_rgb(im, im.info.get("icc_profile"))
+    except _MALFORMED as exc:
+        raise _unreadable(fmt) from exc
+    if reduction == 1:
+        return rgb
+    # fx/fy (not a dsize) keep the mapping exactly x_src = reduction * x_dst.
+    return cv2.resize(rgb, None, fx=1 / reduction, fy=1 / reduction, interpolation=cv2.INTER_AREA)
+
+
+def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    """Parse the header with the plugin of the sniffed format (no pixels yet)."""
+    try:
+        return _OPENERS[fmt](io.BytesIO(data))
+    except _MALFORMED as exc:
+        raise _unreadable(fmt) from exc
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF Orientation 1..8 from what the header parse already holds; 1 when absent or
+    invalid. Never `im.getexif()`: on a PNG without eXIf it decodes the whole image.
+    pillow-heif applies HEIF's own rotation and resets this tag to 1; Pillow's AVIF
+    plugin reports AVIF's rotation as this tag."""
+    if isinstance(im, TiffImagePlugin.TiffImageFile):
+        value = im.tag_v2.get(_ORIENTATION_TAG, 1)
+    else:
+        raw = im.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        try:
+            exif.load(raw)
+        except _MALFORMED:
+            return 1  # a broken EXIF block must not cost an otherwise good photo
+        value = exif.get(_ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored pixels (H, W, 3) -> as the EXIF `orientation` says they are shown,
+    C-contiguous. 2-4 flip or turn in place, 5-8 swap width and height."""
+    if orientation == 2:
+        rgb = cv2.flip(rgb, 1)
+    elif orientation == 3:
+        rgb = cv2.rotate(rgb, cv2.ROTATE_180)
+    elif orientation == 4:
+        rgb = cv2.flip(rgb, 0)
+    elif orientation == 5:
+        rgb = cv2.transpose(rgb)
+    elif orientation == 6:
+        rgb = cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE)
+    elif orientation == 7:
+        rgb = cv2.flip(cv2.transpose(rgb), -1)
+    elif orientation == 8:
+        rgb = cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return np.ascontiguousarray(rgb)
+
+
+def _limit_error(
+    code: str, message: str, *, name: str, value: int | str, limit: int | str, hint: str
+) -> ImageError:
+    """An ImageError with the one check that failed, so clients see value and limit."""
+    check = Check(name, False, value, limit, hint, code=code)
+    return ImageError(message, code=code, param="image", checks=(check,))
+
+
+def _unreadable(fmt: str) -> ImageError:
+    return ImageError(
+        f"The {fmt.upper()} image is corrupt or truncated and cannot be decoded; "
+        "send the original file again.",
+        code="image.unreadable",
+        param="image",
+    )
