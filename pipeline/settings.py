@@ -36,46 +36,77 @@ class PipelineSettings(BaseModel):
 
     # --- detection ---
     detect_side: int = Field(
-        640, description="Long side of the reduced image the detectors see; their input is 192 px."
+        640,
+        ge=192,
+        description="Long side of the reduced image the detectors see; their input is "
+        "128-192 px, so more only costs time.",
     )
     min_detection_score: float = Field(
-        0.5, description="MediaPipe score below which a candidate is not a face."
+        0.5,
+        ge=0.3,
+        le=1.0,
+        description="Detector score below which a candidate is not a face (the landmark "
+        "model then confirms each one); 0.3 is the graphs' own floor.",
+    )
+    max_faces_checked: int = Field(
+        12,
+        ge=2,
+        description="Most faces confirmed with landmarks, largest first; a crowd needs no "
+        "more to be rejected, and each costs ~3 ms.",
     )
 
-    # --- face rules ---
+    # --- face rules (values measured on the labelled dev set, ../shared/faces) ---
     max_faces_ratio: float = Field(
         0.45,
-        description="A second face whose box height is at least this share of the main "
-        "face's is 'comparable': two people, not a bystander.",
+        description="A second face whose forehead-to-chin length is at least this share of "
+        "the main face's is 'comparable': two people, not a bystander (couples and "
+        "groups measure 0.48-1.0).",
     )
-    min_face_height_ratio: float = Field(
-        0.09,
-        description="Face box height / image height below this is a full-body or crowd "
-        "shot (labelled accepts start near 11%, rejects end near 7%).",
+    max_drawn_share: float = Field(
+        0.3,
+        description="Most of the inner face that may be flat fill or hard line; above it "
+        "the image is a drawing (photos measure up to 0.2, an anime drawing 0.44).",
     )
     max_upscale: float = Field(
-        2.5,
-        description="Most the face may be enlarged to fill the output; beyond it the "
-        "avatar is visibly soft.",
+        3.2,
+        description="Most the face may be enlarged to fill the 1:1 output; accepted photos "
+        "need up to 3.0x, a 112 px face thumbnail 3.6x and looks soft.",
+    )
+    min_face_height_ratio: float = Field(
+        0.12,
+        description="Forehead-to-chin over the frame height (along the face's axis): "
+        "full-body shots measure 0.10 or less, half-body accepts 0.14 or more.",
     )
     max_yaw_degrees: float = Field(
-        45.0, description="A head turned further cannot talk to the camera convincingly."
+        45.0,
+        description="A head turned further cannot talk to the camera convincingly "
+        "(frontal accepts read up to 37, profiles 50+).",
     )
     max_pitch_degrees: float = Field(
         40.0, description="Looking far up or down hides the mouth or eyes."
     )
     max_cut_off_ratio: float = Field(
-        0.25, description="Largest share of the face box allowed outside the frame."
+        0.25,
+        description="Largest share of the face's landmarks allowed outside the frame; "
+        "beyond it the fill would have to invent a quarter of the face.",
     )
     min_sharpness: float = Field(
-        0.0, description="Laplacian variance of the face at 128 px; below it: too blurry."
+        40.0,
+        description="Laplacian variance of the inner face at 256 px; below it the face is "
+        "motion-blurred (the night selfie reads 15, accepted photos 95 and up).",
     )
     min_brightness: float = Field(
-        0.0, description="Mean luma (0-255) of the face; below it: too dark."
+        60.0,
+        description="Mean luma (0-255) of the inner face; below it the face is underexposed "
+        "(the darkest accepted face, a night selfie, reads 73).",
     )
     reject_blurry: bool = Field(
-        False, description="Whether face.too_blurry rejects or only warns (decided from data)."
+        False,
+        description="face.too_blurry only warns: the dev set labels its one motion-blurred "
+        "face accept and rejects nothing for blur.",
     )
     reject_dark: bool = Field(
-        False, description="Whether face.too_dark rejects or only warns (decided from data)."
+        False,
+        description="face.too_dark only warns: no label rejects for darkness, and luma alone "
+        "cannot tell a dark room from dark skin.",
     )

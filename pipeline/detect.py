@@ -1,0 +1,130 @@
+"""Face candidates: where the BlazeFace detectors think faces are.
+
+Both detectors look at a 128 or 192 px version of the image, so they run on a
+reduced decode (`PipelineSettings.detect_side`). Each has a blind spot that the
+other passes cover: the full-range model finds small faces but misses faces
+that fill the frame, the short-range one finds close-ups but not small faces,
+and a face that fills the whole frame is found once the image sits on a larger
+grey canvas. Candidates are proposals; the landmark model confirms them
+(`pipeline.landmarks.fit_faces`), which removes most false positives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.models import FaceModels
+from pipeline.record import Box, Point
+
+# The canvas for the third pass, as a multiple of the image's long side: a face
+# that fills the frame then fills about half of what the detector sees, well
+# inside the range it was trained on.
+PAD_FACTOR = 2.0
+PAD_GREY = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A face one detector pass proposes, in (x, y) pixels of the image given to
+    `detect` (origin at its top-left corner, so a pixel's centre is i + 0.5).
+
+    `keypoints` are MediaPipe's six, in its order: the subject's right eye (on
+    the image's left for an upright face), left eye, nose tip, mouth centre,
+    right ear tragion, left ear tragion.
+    """
+
+    box: Box  # x, y, width, height
+    score: float
+    keypoints: tuple[Point, ...]
+
+    @property
+    def centre(self) -> Point:
+        x, y, w, h = self.box
+        return (x + w / 2, y + h / 2)
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+def detect(
+    rgb: np.ndarray, models: FaceModels, min_score: float, quarter_turns: int = 0
+) -> list[Candidate]:
+    """Every candidate of the three passes (full range, short range, full range
+    on a padded canvas) scoring at least `min_score`, largest box first. Passes
+    overlap, so one face usually yields several candidates.
+
+    `rgb`: (H, W, 3) uint8 RGB. With `quarter_turns` k the detectors see
+    `np.rot90(rgb, k)` (k x 90 degrees counter-clockwise), for faces that are
+    sideways or upside down in the pixels; coordinates are still those of `rgb`.
+    """
+    height, width = rgb.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
+    side = round(PAD_FACTOR * max(turned.shape[:2]))
+    top = (side - turned.shape[0]) // 2
+    left = (side - turned.shape[1]) // 2
+    canvas = cv2.copyMakeBorder(
+        turned,
+        top,
+        side - turned.shape[0] - top,
+        left,
+        side - turned.shape[1] - left,
+        cv2.BORDER_CONSTANT,
+        value=PAD_GREY,
+    )
+    found = [
+        *_run(models.full_range, turned, (0, 0)),
+        *_run(models.short_range, turned, (0, 0)),
+        *_run(models.full_range, canvas, (left, top)),
+    ]
+    candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
+    return sorted(candidates, key=lambda c: (-c.area, -c.score))
+
+
+def _run(detector: Any, rgb: np.ndarray, offset: tuple[int, int]) -> list[Candidate]:
+    """One detector pass; coordinates are moved by -offset (undoing a canvas)."""
+    result = detector.process(rgb)
+    height, width = rgb.shape[:2]
+    ox, oy = offset
+    out = []
+    for detection in result.detections or ():
+        data = detection.location_data
+        rel = data.relative_bounding_box
+        box = (
+            rel.xmin * width - ox,
+            rel.ymin * height - oy,
+            rel.width * width,
+            rel.height * height,
+        )
+        keypoints = tuple((k.x * width - ox, k.y * height - oy) for k in data.relative_keypoints)
+        out.append(Candidate(box=box, score=float(detection.score[0]), keypoints=keypoints))
+    return out
+
+
+def _unturn(candidate: Candidate, quarter_turns: int, width: int, height: int) -> Candidate:
+    """Map a candidate found on np.rot90(image, k) back to the image (width x height)."""
+    k = quarter_turns % 4
+    if k == 0:
+        return candidate
+
+    def back(p: Point) -> Point:
+        x, y = p
+        if k == 1:  # rot90 counter-clockwise: (x, y) -> (y, width - x)
+            return (width - y, x)
+        if k == 2:  # (x, y) -> (width - x, height - y)
+            return (width - x, height - y)
+        return (y, height - x)  # k == 3, clockwise: (x, y) -> (height - y, x)
+
+    x, y, w, h = candidate.box
+    corners = np.array([back(p) for p in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))])
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    return Candidate(
+        box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+        score=candidate.score,
+        keypoints=tuple(back(p) for p in candidate.keypoints),
+    )

@@ -1,0 +1,195 @@
+"""Face Mesh on each detection: confirm it is a face, then measure it.
+
+The 468-point mesh gives the five alignment points (InsightFace order and
+meaning) and the head pose. Coordinates are (x, y) pixels of the image the
+mesh ran on, origin at its top-left corner; `Face.scaled` moves them to the
+upright source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from mediapipe.framework.formats import rect_pb2
+
+from pipeline.detect import Candidate
+from pipeline.models import FaceModels
+from pipeline.record import Box, Point
+
+# Face Mesh indices (MediaPipe's canonical face model). "Right" is the
+# subject's right, which is on the image's left for an upright face.
+RIGHT_EYE_CORNERS = (33, 133)  # outer, inner
+LEFT_EYE_CORNERS = (263, 362)
+NOSE_TIP = 1
+MOUTH_RIGHT_CORNER = 61
+MOUTH_LEFT_CORNER = 291
+FOREHEAD = 10  # top of the forehead, on the midline
+CHIN = 152
+RIGHT_CHEEK_EDGE = 234  # face outline at eye level, next to the ear
+LEFT_CHEEK_EDGE = 454
+
+# The landmark model expects the face to fill 1/1.5 of its square input
+# (MediaPipe's own detection-to-ROI and tracking rule). A detection box that is
+# off can leave part of the face outside that square and the model then says
+# "no face", so a wider square is tried next.
+ROI_SCALES = (1.5, 2.0)
+MESH_ROI_SCALE = 1.5
+
+# The mesh's forehead-to-chin line leans back by about this much on a level
+# head: the median over the frontal portraits of the dev set, where it reads
+# +5 to +13 degrees. Subtracted so that a level head reads a pitch near 0.
+PITCH_NEUTRAL_DEGREES = 9.0
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A face the landmark model confirmed.
+
+    `mesh`: (468, 3) float64, x and y in pixels, z the depth in the same scale
+    (smaller is nearer the camera). `score`: the best detector score among the
+    candidates that fell on this face.
+    """
+
+    mesh: np.ndarray
+    score: float
+
+    @property
+    def box(self) -> Box:
+        """The tight box (x, y, width, height) of the mesh: forehead to chin,
+        cheek to cheek. It may reach outside the image when the face is cut off."""
+        x0, y0 = self.mesh[:, :2].min(axis=0)
+        x1, y1 = self.mesh[:, :2].max(axis=0)
+        return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+    @property
+    def length(self) -> float:
+        """Forehead-to-chin distance in pixels, whatever the roll."""
+        return float(np.hypot(*(self.mesh[CHIN, :2] - self.mesh[FOREHEAD, :2])))
+
+    def contains(self, point: Point) -> bool:
+        x, y, w, h = self.box
+        return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+    def scaled(self, sx: float, sy: float) -> Face:
+        """The same face in an image scaled by (sx, sy); depth scales with x."""
+        return Face(mesh=self.mesh * np.array([sx, sy, sx]), score=self.score)
+
+    def five_points(self) -> dict[str, Point]:
+        """The InsightFace 5 points. `left_eye` is the subject's right eye, on
+        the image's left for an upright face (assigned by anatomy, not by
+        position, so a face upside down in the pixels still aligns unmirrored);
+        eye points are the centres of the eye corners; mouth points the corners."""
+
+        def mean(indices: Iterable[int]) -> Point:
+            x, y = self.mesh[list(indices), :2].mean(axis=0)
+            return (float(x), float(y))
+
+        return {
+            "left_eye": mean(RIGHT_EYE_CORNERS),
+            "right_eye": mean(LEFT_EYE_CORNERS),
+            "nose": mean([NOSE_TIP]),
+            "mouth_left": mean([MOUTH_RIGHT_CORNER]),
+            "mouth_right": mean([MOUTH_LEFT_CORNER]),
+        }
+
+    def pose(self) -> dict[str, float]:
+        """Head pose in degrees from the mesh's own 3-D points (a geometric
+        estimate, no fitted model): the face's left-right axis is cheek edge to
+        cheek edge, its up-down axis forehead to chin.
+
+        yaw > 0: the face turns towards the image's right (from cheek depth);
+        pitch > 0: the chin goes down (from forehead/chin depth, less the
+        neutral lean); roll > 0: the face turns clockwise in the image.
+        Face Mesh flattens profiles: a head turned ~60 degrees reads ~50.
+        """
+        across = self.mesh[LEFT_CHEEK_EDGE] - self.mesh[RIGHT_CHEEK_EDGE]
+        across = across / np.linalg.norm(across)
+        down = self.mesh[CHIN] - self.mesh[FOREHEAD]
+        down = down - across * float(np.dot(down, across))
+        down = down / np.linalg.norm(down)
+        return {
+            "yaw": math.degrees(math.asin(float(np.clip(across[2], -1, 1)))),
+            "pitch": math.degrees(math.asin(float(np.clip(down[2], -1, 1))))
+            - PITCH_NEUTRAL_DEGREES,
+            "roll": math.degrees(math.atan2(float(across[1]), float(across[0]))),
+        }
+
+
+def fit_faces(
+    rgb: np.ndarray, candidates: list[Candidate], models: FaceModels, max_faces: int
+) -> list[Face]:
+    """Run the landmark model on the candidates, largest first, and keep those
+    it confirms as faces: at most `max_faces`, largest (forehead to chin) first.
+
+    A candidate whose centre falls inside a face already confirmed is the same
+    face seen by another pass; it only contributes its score. `rgb`: the (H, W,
+    3) uint8 RGB image the candidates were found on (any roll: the landmark
+    model sees the face turned upright by the candidate's eye keypoints).
+    """
+    faces: list[Face] = []
+    for candidate in candidates:
+        same = next((i for i, f in enumerate(faces) if f.contains(candidate.centre)), None)
+        if same is not None:
+            if candidate.score > faces[same].score:
+                faces[same] = Face(mesh=faces[same].mesh, score=candidate.score)
+            continue
+        if len(faces) >= max_faces:
+            break
+        mesh = _mesh_for(rgb, candidate, models)
+        if mesh is not None:
+            faces.append(Face(mesh=mesh, score=candidate.score))
+    return sorted(faces, key=lambda f: -f.length)
+
+
+def _mesh_for(rgb: np.ndarray, candidate: Candidate, models: FaceModels) -> np.ndarray | None:
+    """The mesh of the candidate's face, or None when the model sees no face.
+    A second pass on the square the first mesh defines (MediaPipe's tracking
+    step) makes the result independent of which detector pass proposed it."""
+    (rx, ry), (lx, ly) = candidate.keypoints[0], candidate.keypoints[1]
+    rotation = math.atan2(ly - ry, lx - rx)
+    for scale in ROI_SCALES:
+        side = max(candidate.box[2], candidate.box[3]) * scale
+        mesh = _run_mesh(rgb, candidate.centre, side, rotation, models)
+        if mesh is not None:
+            refined = _run_mesh(rgb, *_mesh_square(mesh), models)
+            return refined if refined is not None else mesh
+    return None
+
+
+def _mesh_square(mesh: np.ndarray) -> tuple[Point, float, float]:
+    """Centre, side and rotation of the square around a mesh, aligned with its
+    eye line (outer eye corners), MESH_ROI_SCALE times its long side."""
+    dx, dy = mesh[LEFT_EYE_CORNERS[0], :2] - mesh[RIGHT_EYE_CORNERS[0], :2]
+    angle = math.atan2(dy, dx)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Into the face's frame (eye line horizontal), box there, centre back out.
+    to_face = np.array([[cos, sin], [-sin, cos]])
+    local = mesh[:, :2] @ to_face.T
+    low, high = local.min(axis=0), local.max(axis=0)
+    cx, cy = ((low + high) / 2) @ to_face
+    side = float(max(high - low)) * MESH_ROI_SCALE
+    return (float(cx), float(cy)), side, angle
+
+
+def _run_mesh(
+    rgb: np.ndarray, centre: Point, side: float, rotation: float, models: FaceModels
+) -> np.ndarray | None:
+    """Face Mesh on the square (centre, side in pixels), turned by `rotation`:
+    the angle of the face's eye line, atan2(dy, dx) in image coordinates (y
+    down), which the model undoes. Returns (468, 3) pixels or None."""
+    height, width = rgb.shape[:2]
+    roi = rect_pb2.NormalizedRect(
+        x_center=centre[0] / width,
+        y_center=centre[1] / height,
+        width=side / width,
+        height=side / height,
+        rotation=rotation,
+    )
+    result = models.mesh.process({"image": rgb, "roi": roi})
+    if result.landmarks is None:
+        return None
+    points = np.array([(p.x, p.y, p.z) for p in result.landmarks.landmark], dtype=np.float64)
+    return points * np.array([width, height, width])

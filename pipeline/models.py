@@ -1,0 +1,85 @@
+"""The MediaPipe graphs one process uses, made once (they take ~100 ms to build)
+and reused for every image: in a lifecycle hook (FastAPI lifespan, Celery
+`worker_process_init`, a pool initializer), never at import time or per image.
+
+A `FaceModels` is not thread-safe: each graph processes one image at a time.
+Everything runs offline on the models inside the mediapipe 0.10.21 wheel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mediapipe as mp
+from google.protobuf import text_format
+from mediapipe.framework import calculator_pb2
+from mediapipe.python.solution_base import SolutionBase
+
+# The detectors' own score floor. Kept below any sensible
+# `PipelineSettings.min_detection_score`, which is applied afterwards, so the
+# models do not depend on settings and one load serves every settings object.
+GRAPH_MIN_SCORE = 0.3
+
+# Face Mesh normally finds its face with a detector of its own. This graph runs
+# only its landmark subgraph on a region of interest we give it (from our
+# detections), which is what MediaPipe's tracking mode does between frames. The
+# subgraph emits landmarks only when its face-presence score passes a threshold,
+# so it doubles as a second opinion on every detection.
+_MESH_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:landmarks"
+}
+"""
+
+
+@dataclass(eq=False)
+class FaceModels:
+    """Two face detectors (BlazeFace full range, for faces down to ~2% of the
+    frame, and short range, for close-ups) and the 468-point Face Mesh landmark
+    model driven by a region of interest (`mesh.process({"image", "roi"})`)."""
+
+    full_range: Any  # mp.solutions.face_detection.FaceDetection, model_selection=1
+    short_range: Any  # the same, model_selection=0
+    mesh: SolutionBase
+
+    @classmethod
+    def load(cls) -> FaceModels:
+        detection = mp.solutions.face_detection
+        mesh_config = text_format.Parse(_MESH_GRAPH, calculator_pb2.CalculatorGraphConfig())
+        return cls(
+            full_range=detection.FaceDetection(
+                model_selection=1, min_detection_confidence=GRAPH_MIN_SCORE
+            ),
+            short_range=detection.FaceDetection(
+                model_selection=0, min_detection_confidence=GRAPH_MIN_SCORE
+            ),
+            mesh=SolutionBase(
+                graph_config=mesh_config,
+                side_inputs={"with_attention": False},
+                outputs=["landmarks"],
+            ),
+        )
+
+    def close(self) -> None:
+        """Release the graphs; the object is unusable afterwards."""
+        for graph in (self.full_range, self.short_range, self.mesh):
+            graph.close()
+
+    def __enter__(self) -> FaceModels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def version() -> str:
+        """The MediaPipe release whose bundled models these are."""
+        return str(mp.__version__)

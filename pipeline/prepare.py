@@ -1,0 +1,221 @@
+"""`prepare`: one image's bytes in, a `Prepared` avatar or a precise rejection out.
+
+The stages, and why they run in this order:
+
+1. probe the header (limits before any pixel), decode at the largest JPEG DCT
+   reduction that still leaves `detect_side` pixels, area-reduce to exactly that;
+2. detect face candidates and confirm them with Face Mesh; when none is found
+   upright, try the image turned by 90, 270 and 180 degrees (phones that wrote
+   the pixels sideways without an EXIF tag);
+3. place the 1:1 crop from the main face's five points; decode again only when
+   the crop needs more pixels than the detection decode has (a JPEG at the
+   largest reduction whose pixels still cover the output: warpAffine then never
+   shrinks by more than 2x); warp the 1:1 crop and measure its quality;
+4. run the rules; the first failed rejecting check raises `Rejected`;
+5. warp the 4:3 and 3:4 crops from the same decode and encode all three.
+
+Pure and deterministic: the same bytes and settings give the same record and
+the same output bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from time import perf_counter
+
+import cv2
+import numpy as np
+
+from pipeline.align import Framing, face_transform, framings, output_scale, rebase, warp
+from pipeline.decode import Probe, decode, probe
+from pipeline.detect import detect
+from pipeline.encode import encode_jpeg
+from pipeline.errors import Rejected
+from pipeline.landmarks import Face, fit_faces
+from pipeline.models import FaceModels
+from pipeline.quality import measure as measure_quality
+from pipeline.record import FaceInfo, Prepared, Rendition, SourceInfo
+from pipeline.rules import checks, measure, message, no_face_check, verdict
+from pipeline.settings import PipelineSettings
+
+STAGES = ("decode", "detect", "mesh", "align", "encode")
+REDUCTIONS = (8, 4, 2, 1)  # JPEG DCT scaling factors, largest first
+# Quarter turns (counter-clockwise) tried in order while no face is found:
+# upright, then the two sideways phone orientations, then upside down.
+TURNS = (0, 1, 3, 2)
+
+
+class Stopwatch:
+    """Milliseconds spent per stage, summed over every time the stage runs."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] += (perf_counter() - start) * 1000
+
+
+def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prepared:
+    """Turn image bytes into three aligned renditions and their record.
+
+    Raises `ImageError` for bytes that are no usable image (from the probe or
+    the decoder) and `Rejected` when a face or image rule fails; a Rejected
+    carries the source, the main face when there is one, every confirmed face
+    box (`candidates`) and the checks.
+    """
+    watch = Stopwatch()
+    with watch("decode"):
+        info = probe(data, settings)
+        source = SourceInfo(
+            sha256=hashlib.sha256(data).hexdigest(),
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            bytes=info.bytes,
+        )
+        first_reduction = detection_reduction(info, settings.detect_side)
+        first = decode(data, info, first_reduction)
+        small = shrink(first.rgb, settings.detect_side)
+
+    faces = find_faces(small, models, settings, watch)
+    if not faces:
+        check = no_face_check()
+        raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
+    # To upright source pixels: the reduced image's exact size ratio, not the
+    # nominal decode scale (a DCT reduction rounds odd sizes up).
+    faces = [f.scaled(info.width / small.shape[1], info.height / small.shape[0]) for f in faces]
+    main = faces[0]
+    frames = framings(settings.output_size)
+    with watch("align"):
+        points = main.five_points()
+        transforms = {f.aspect_ratio: face_transform(points, f) for f in frames}
+        upscale = output_scale(transforms["1:1"])
+    with watch("decode"):
+        # The detection decode serves the crops when it is no coarser than they
+        # need (always for a non-JPEG: that one is the full decode).
+        reduction = crop_reduction(info, upscale)
+        pixels = first if reduction >= first_reduction else decode(data, info, reduction)
+    with watch("align"):
+        pixel_scale = pixels.rgb.shape[1] / info.width
+        crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
+        quality = measure_quality(crops["1:1"][0])
+
+    all_checks = checks(measure(faces, info.width, info.height, upscale, quality), settings)
+    face = FaceInfo(
+        box=main.box,
+        score=main.score,
+        landmarks=points,
+        pose=main.pose(),
+        quality=quality.to_dict(),
+    )
+    failed = verdict(all_checks)
+    if failed is not None:
+        raise Rejected(
+            message(failed, settings),
+            code=failed.code,
+            checks=all_checks,
+            source=source,
+            face=face,
+            candidates=tuple(f.box for f in faces),
+        )
+
+    with watch("align"):
+        for frame in frames[1:]:
+            crops[frame.aspect_ratio] = _warp(pixels.rgb, transforms, frame, pixel_scale)
+    renditions = {}
+    with watch("encode"):
+        for frame in frames:
+            rgb, filled = crops[frame.aspect_ratio]
+            matrix = transforms[frame.aspect_ratio]
+            renditions[frame.aspect_ratio] = Rendition(
+                aspect_ratio=frame.aspect_ratio,
+                width=frame.width,
+                height=frame.height,
+                transform=(
+                    (float(matrix[0, 0]), float(matrix[0, 1]), float(matrix[0, 2])),
+                    (float(matrix[1, 0]), float(matrix[1, 1]), float(matrix[1, 2])),
+                ),
+                filled_ratio=filled,
+                content_type="image/jpeg",
+                data=encode_jpeg(rgb, settings.jpeg_quality),
+            )
+    return Prepared(
+        source=source,
+        face=face,
+        checks=all_checks,
+        renditions=renditions,
+        versions=versions(settings),
+        timings_ms={k: round(v, 2) for k, v in watch.ms.items()},
+    )
+
+
+def find_faces(
+    rgb: np.ndarray, models: FaceModels, settings: PipelineSettings, watch: Stopwatch
+) -> list[Face]:
+    """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first, in its
+    pixels; the first turn (see TURNS) that shows any face wins."""
+    for turns in TURNS:
+        with watch("detect"):
+            candidates = detect(rgb, models, settings.min_detection_score, turns)
+        with watch("mesh"):
+            faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
+        if faces:
+            return faces
+    return []
+
+
+def detection_reduction(info: Probe, detect_side: int) -> int:
+    """The largest DCT reduction whose long side is still at least `detect_side`;
+    1 for formats without DCT scaling (they are decoded once, in full, and that
+    decode also serves the crops)."""
+    if not info.dct_scalable:
+        return 1
+    long_side = max(info.width, info.height)
+    return next(r for r in REDUCTIONS if r == 1 or -(-long_side // r) >= detect_side)
+
+
+def crop_reduction(info: Probe, upscale: float) -> int:
+    """The largest DCT reduction that still has at least one decoded pixel per
+    output pixel of the 1:1 crop (`upscale`: output px per source px), so the
+    warp neither enlarges a reduced decode nor shrinks by more than 2x."""
+    if not info.dct_scalable:
+        return 1
+    return next(r for r in REDUCTIONS if r == 1 or upscale * r <= 1.0)
+
+
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """`rgb` area-reduced so its long side is `side` (unchanged when already no
+    longer): (h, w, 3) uint8 RGB, C-contiguous, as the detectors need."""
+    height, width = rgb.shape[:2]
+    factor = side / max(height, width)
+    if factor >= 1:
+        return np.ascontiguousarray(rgb)
+    size = (max(round(width * factor), 1), max(round(height * factor), 1))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _warp(
+    rgb: np.ndarray, transforms: dict[str, np.ndarray], frame: Framing, scale: float
+) -> tuple[np.ndarray, float]:
+    return warp(rgb, rebase(transforms[frame.aspect_ratio], scale), frame)
+
+
+def versions(settings: PipelineSettings) -> dict[str, str]:
+    """What produced a record: the package, the MediaPipe models and a short hash
+    of every setting (two records with the same hash used the same limits)."""
+    digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:12]
+    return {"pipeline": _package_version(), "mediapipe": FaceModels.version(), "settings": digest}
+
+
+@cache
+def _package_version() -> str:
+    return importlib.metadata.version("avatar-prep")
