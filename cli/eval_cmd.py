@@ -1,9 +1,85 @@
-"""`avatar-prep eval DIR --labels CSV [--json]`. OWNER: face helper."""
+"""`avatar-prep eval DIR --labels CSV [--json]`: run the pipeline on a labelled
+set and score it (rules in `cli/scoring.py`).
+
+Prints the confusion table (expected label against the verdict in the labels'
+vocabulary), accept/reject accuracy overall and for the clear and the
+AMBIGUOUS/BORDERLINE rows, reason agreement and every disagreement. Exit codes:
+0 the set was scored, 2 bad usage (unreadable labels, a listed file missing).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from cli.scoring import Label, Outcome, format_summary, predicted_label, read_labels, summarise
+from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
+from service.settings import Settings
+
+EXIT_DONE, EXIT_USAGE = 0, 2
 
 
 def register(sub: Any) -> None:
-    del sub
+    parser = sub.add_parser(
+        "eval",
+        help="score the pipeline on a labelled folder of images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("folder", type=Path, metavar="DIR", help="folder of the images")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="CSV with columns file, expected (accept | reject:<reason>) and optional notes",
+    )
+    parser.add_argument("--json", action="store_true", help="print rows and summary as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        labels = read_labels(args.labels)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        print(f"avatar-prep eval: cannot read labels {args.labels}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [label.file for label in labels if not (args.folder / label.file).is_file()]
+    if missing:
+        print(
+            f"avatar-prep eval: {len(missing)} labelled files not in {args.folder}: "
+            + ", ".join(missing[:5]),
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    settings = Settings().pipeline
+    with FaceModels.load() as models:
+        outcomes = [score(args.folder, label, models, settings) for label in labels]
+    summary = summarise(outcomes)
+    if args.json:
+        rows = [dict(vars(o), verdict_right=o.verdict_right) for o in outcomes]
+        print(json.dumps({"summary": summary, "rows": rows}, indent=2))
+    else:
+        print(format_summary(summary))
+    return EXIT_DONE
+
+
+def score(folder: Path, label: Label, models: FaceModels, settings: PipelineSettings) -> Outcome:
+    """Run one labelled file through the pipeline."""
+    code, message = "", ""
+    try:
+        prepare((folder / label.file).read_bytes(), models, settings)
+    except (Rejected, ImageError) as verdict:
+        code, message = verdict.code, verdict.message
+    return Outcome(
+        file=label.file,
+        expected=label.expected,
+        predicted=predicted_label(code),
+        code=code,
+        message=message,
+        flagged=label.flagged,
+    )
