@@ -24,6 +24,7 @@ PREVIEW_QUALITY = 85
 ACCEPT_COLOUR = (40, 200, 70)
 REJECT_COLOUR = (230, 40, 40)
 CANDIDATE_COLOUR = (255, 200, 0)
+MARGIN_COLOUR = (48, 48, 48)
 CROP_COLOURS = {"1:1": (0, 220, 255), "4:3": (255, 80, 220), "3:4": (255, 255, 255)}
 LANDMARK_COLOURS = {
     "left_eye": (0, 120, 255),
@@ -56,49 +57,80 @@ def render_overlay(data: bytes, record: dict[str, Any], settings: PipelineSettin
 
 
 def draw_overlay(rgb: np.ndarray, scale: float, record: dict[str, Any]) -> np.ndarray:
-    """A copy of `rgb` ((H, W, 3) uint8 RGB, the upright source at `scale`
-    pixels per source pixel) with `record` drawn on it. Record coordinates are
-    upright source (x, y); a missing face, candidates or images are skipped."""
-    out = np.ascontiguousarray(rgb).copy()
-    unit = max(1, round(max(out.shape[:2]) / 400))  # line width that reads at any size
+    """A new (H', W', 3) uint8 RGB picture of `record` on `rgb` ((H, W, 3) uint8
+    RGB, the upright source at `scale` pixels per source pixel).
+
+    Top to bottom: the verdict banner, then `rgb` inside a dark margin wide
+    enough to show every crop outline whole (a crop that leaves the photo is
+    visibly filled there), each side's margin at most half the photo's long side.
+    Record coordinates are upright source (x, y); a missing face, candidates
+    or images are skipped."""
+    height, width = rgb.shape[:2]
+    unit = max(1, round(max(height, width) / 400))  # a line width that reads at any size
     accepted = record.get("verdict") == "accept"
+    quads = {
+        ratio: _crop_quad(image) * scale for ratio, image in (record.get("images") or {}).items()
+    }
+    corners = np.vstack([np.array([[0.0, 0.0], [width, height]]), *quads.values()])
+    limit = max(height, width) // 2
+    left, top = np.clip(np.ceil(-corners.min(axis=0)) + 2 * unit, 0, limit).astype(int)
+    right, bottom = np.clip(
+        np.ceil(corners.max(axis=0) - (width, height)) + 2 * unit, 0, limit
+    ).astype(int)
+    canvas_w = width + left + right
+    lines, font_scale, thickness, line_h = _banner_text(record, accepted, canvas_w)
+    banner_h = line_h * len(lines) + line_h // 2
+    out = np.empty((banner_h + top + height + bottom, canvas_w, 3), dtype=np.uint8)
+    out[:banner_h] = ACCEPT_COLOUR if accepted else REJECT_COLOUR
+    out[banner_h:] = MARGIN_COLOUR
+    out[banner_h + top : banner_h + top + height, left : left + width] = rgb
+    for i, line in enumerate(lines):
+        origin = (round(line_h * 0.3), line_h * (i + 1))
+        cv2.putText(out, line, origin, FONT, font_scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+    offset = np.array([left, banner_h + top], dtype=np.float64)
     for box in record.get("candidates") or []:
-        _draw_box(out, box, scale, CANDIDATE_COLOUR, unit)
-    for aspect_ratio, image in (record.get("images") or {}).items():
-        _draw_crop(out, aspect_ratio, image, scale, unit)
+        _draw_box(out, box, scale, offset, CANDIDATE_COLOUR, unit)
+    for ratio, quad in quads.items():
+        colour = CROP_COLOURS.get(ratio, (255, 255, 255))
+        points = np.rint(quad + offset).astype(np.int32)
+        cv2.polylines(out, [points], True, colour, unit, cv2.LINE_AA)
+        label_at = (int(points[0, 0]) + 3 * unit, int(points[0, 1]) + 12 * unit)
+        cv2.putText(out, ratio, label_at, FONT, 0.4 * unit, colour, unit, cv2.LINE_AA)
     face = record.get("face")
     if face:
-        _draw_box(out, face["box"], scale, ACCEPT_COLOUR if accepted else REJECT_COLOUR, unit * 2)
-        for name, (x, y) in face["landmarks"].items():
-            centre = (round(x * scale), round(y * scale))
-            cv2.circle(out, centre, unit * 3, LANDMARK_COLOURS.get(name, (255, 255, 255)), -1)
-            cv2.circle(out, centre, unit * 3, (0, 0, 0), max(unit // 2, 1))
-    _draw_banner(out, record, accepted)
+        colour = ACCEPT_COLOUR if accepted else REJECT_COLOUR
+        _draw_box(out, face["box"], scale, offset, colour, unit * 2)
+        for name, point in face["landmarks"].items():
+            x, y = np.rint(np.asarray(point) * scale + offset).astype(int)
+            cv2.circle(out, (x, y), unit * 3, LANDMARK_COLOURS.get(name, (255, 255, 255)), -1)
+            cv2.circle(out, (x, y), unit * 3, (0, 0, 0), max(unit // 2, 1))
     return out
 
 
-def _draw_box(out: np.ndarray, box: list[float], scale: float, colour: Any, width: int) -> None:
-    x, y, w, h = (v * scale for v in box)
-    cv2.rectangle(out, (round(x), round(y)), (round(x + w), round(y + h)), colour, width)
-
-
-def _draw_crop(
-    out: np.ndarray, aspect_ratio: str, image: dict[str, Any], scale: float, unit: int
-) -> None:
-    """The rendition's output rectangle mapped back into the source: a rotated quad."""
+def _crop_quad(image: dict[str, Any]) -> np.ndarray:
+    """(4, 2): the rendition's output rectangle mapped back to upright source (x, y)
+    through the inverse of its transform (a rotated rectangle)."""
     back = invert(np.asarray(image["transform"], dtype=np.float64))
     w, h = image["width"], image["height"]
     corners = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
-    quad = (corners @ back[:, :2].T + back[:, 2]) * scale
-    colour = CROP_COLOURS.get(aspect_ratio, (255, 255, 255))
-    cv2.polylines(out, [np.rint(quad).astype(np.int32)], True, colour, unit, cv2.LINE_AA)
-    label_at = (round(quad[0, 0]) + 3 * unit, round(quad[0, 1]) + 12 * unit)
-    cv2.putText(out, aspect_ratio, label_at, FONT, 0.4 * unit, colour, unit, cv2.LINE_AA)
+    return corners @ back[:, :2].T + back[:, 2]
 
 
-def _draw_banner(out: np.ndarray, record: dict[str, Any], accepted: bool) -> None:
-    """A strip across the top: ACCEPT (and any warnings) or REJECT, the code and
-    the message, wrapped to the image width."""
+def _draw_box(
+    out: np.ndarray, box: list[float], scale: float, offset: np.ndarray, colour: Any, width: int
+) -> None:
+    x0, y0 = np.rint(np.asarray(box[:2]) * scale + offset).astype(int)
+    x1, y1 = np.rint((np.asarray(box[:2]) + box[2:]) * scale + offset).astype(int)
+    cv2.rectangle(out, (x0, y0), (x1, y1), colour, width)
+
+
+def _banner_text(
+    record: dict[str, Any], accepted: bool, width: int
+) -> tuple[list[str], float, int, int]:
+    """The banner's lines (ACCEPT and any warnings, or REJECT, the code and the
+    message wrapped), and a font scale, thickness and line height that fit about
+    50 characters across `width` px."""
     if accepted:
         warnings = record.get("warnings") or []
         lines = ["ACCEPT" + (f"  warnings: {', '.join(warnings)}" if warnings else "")]
@@ -106,15 +138,7 @@ def _draw_banner(out: np.ndarray, record: dict[str, Any], accepted: bool) -> Non
         error = record.get("error") or {}
         lines = [f"REJECT  {error.get('code', '')}"]
         lines += textwrap.wrap(error.get("message", ""), width=48)
-    width = out.shape[1]
-    # Size the font so 50 characters span the image: readable on any photo.
     font_scale = width / (50 * cv2.getTextSize("n", FONT, 1.0, 1)[0][0] * 1.15)
     thickness = max(1, round(font_scale * 1.5))
     line_h = round(cv2.getTextSize("Ag", FONT, font_scale, thickness)[0][1] * 1.8)
-    banner_h = min(line_h * len(lines) + line_h // 2, out.shape[0])
-    colour = np.array(ACCEPT_COLOUR if accepted else REJECT_COLOUR, dtype=np.float32)
-    strip = out[:banner_h].astype(np.float32)
-    out[:banner_h] = np.rint(strip * 0.25 + colour * 0.75).astype(np.uint8)
-    for i, line in enumerate(lines):
-        origin = (round(line_h * 0.3), line_h * (i + 1))
-        cv2.putText(out, line, origin, FONT, font_scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return lines, font_scale, thickness, line_h
