@@ -37,10 +37,10 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def render_overlay(data: bytes, record: dict[str, Any], settings: PipelineSettings) -> bytes:
-    """JPEG bytes of the image in `data` (at most `PREVIEW_LONG_SIDE` px on its
-    long side) with `record` drawn on it. `record` is `Prepared.to_dict()` or
-    `Rejected.to_record()` of the same bytes. Raises ImageError as `probe` and
-    `decode` do."""
+    """JPEG bytes of `draw_overlay` on the upright image in `data`, decoded at
+    most `PREVIEW_LONG_SIDE` px on its long side (a cheap DCT-scaled decode for
+    JPEG). `record` is `Prepared.to_dict()` or `Rejected.to_record()` of the
+    same bytes. Raises ImageError as `probe` and `decode` do."""
     info = probe(data, settings)
     reduction = 1
     while reduction < 8 and max(info.width, info.height) / reduction > PREVIEW_LONG_SIDE:

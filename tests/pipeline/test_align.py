@@ -194,8 +194,14 @@ def test_warp_samples_where_the_matrix_says() -> None:
     # One grey level per source pixel: pixel column i holds i, so the value at the
     # continuous position x is x - 0.5. A half-pixel slip would show.
     ramp = np.arange(256, dtype=np.uint8)
-    rgb = np.stack([np.tile(ramp, (256, 1)), np.tile(ramp[:, None], (1, 256)),
-                    np.full((256, 256), 128, np.uint8)], axis=2)
+    rgb = np.stack(
+        [
+            np.tile(ramp, (256, 1)),
+            np.tile(ramp[:, None], (1, 256)),
+            np.full((256, 256), 128, np.uint8),
+        ],
+        axis=2,
+    )
     # A face with its FFHQ centre at (128, 110), small enough that every framing fits.
     small = {k: (x * 0.25 + 15.5, y * 0.25 - 17.75) for k, (x, y) in UPRIGHT.items()}
     rolled = rotate_points(small, 10.0, about=(128.0, 110.0))

@@ -211,3 +211,20 @@ def test_render_overlay_draws_the_record_on_an_upright_preview(
     expected = draw_overlay(upright_preview(data, preview_size), scale, record)
     assert overlay.shape == expected.shape
     assert np.abs(overlay.astype(int) - expected).mean() < 4.0
+
+
+def test_render_overlay_of_a_very_wide_photo_fits_the_preview() -> None:
+    # 9000 px wide: even 1/8 (1125 px) is over 1024, so the preview is shrunk further.
+    xs = np.linspace(0, 255, 9000, dtype=np.float32)
+    rgb = np.empty((1200, 9000, 3), dtype=np.uint8)
+    rgb[...] = np.stack([xs, 255 - xs, np.full_like(xs, 100)], axis=1)[None].astype(np.uint8)
+    data = simplejpeg.encode_jpeg(rgb, quality=90)
+    box = [4000.0, 300.0, 600.0, 600.0]
+    overlay = simplejpeg.decode_jpeg(
+        render_overlay(data, reject_record(None, [box]), PipelineSettings())
+    )
+    expected = draw_overlay(
+        upright_preview(data, (1024, 137)), 1024 / 9000, reject_record(None, [box])
+    )
+    assert overlay.shape == expected.shape
+    assert np.abs(overlay.astype(int) - expected).mean() < 4.0
