@@ -1,16 +1,62 @@
 """Avatar service functions: what api/ and tasks/ both call.
 
-OWNER: service helper. This file states the CONTRACT the API is written
-against; keep these names and meanings (add, don't rename). Implementation
-replaces the NotImplementedError bodies.
+The state machine of one avatar: `queued` (row written, id sent to the broker)
+-> `processing` (a worker claimed it) -> `ready` (renditions and record stored)
+or `failed` (the error object stored). The guarantees, and how each is kept:
+
+- Nothing orphaned on create: the original is stored first, then the row is
+  written; if the row cannot be written the object is removed again.
+- Nothing lost: a row the broker refused stays `queued` with no `enqueued_at`,
+  and `requeue_stuck` (the sweeper) sends it again; so is a row stuck in
+  `processing` after a worker died. Every start counts in `attempts`; an image
+  that keeps killing its worker fails with `processing.crashed`.
+- Idempotent processing: the same keys are written with the same bytes; a
+  `ready` or `failed` avatar is left as it is.
+- Nothing orphaned on delete: every object under the avatar's folder goes
+  first, then the row; a worker that finishes after the row is gone removes
+  what it wrote.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pipeline import FaceModels, ImageError, Prepared, Rejected, prepare
+from pipeline.decode import Probe, probe
+from pipeline.errors import AvatarPrepError
+from pipeline.record import ASPECT_RATIOS, FaceInfo
+from service.avatar_object import STATUSES, avatar_object, error_object
+from service.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ObjectMissing,
+    TransientError,
+    Unavailable,
+)
+from service.fetch import check_url, fetch
+from service.ids import new_id
+from service.registry import AvatarRow, Registry
+from service.settings import Settings
+from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
+
+logger = logging.getLogger(__name__)
+
 ImageKind = Literal["file", "url", "base64"]
+
+# Seconds a client is asked to wait when the work queue is full: about the time a
+# worker needs to take a few images off it.
+QUEUE_FULL_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -36,7 +82,24 @@ class ImageRef:
 
 class AvatarService:
     """Made once per process (FastAPI lifespan, Celery worker_process_init, the
-    CLI) from the one `Settings`; holds the registry, storage and enqueue seam."""
+    CLI) from the one `Settings`; holds the registry, storage and enqueue seam.
+    `models` are needed only where `process` runs (workers)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        storage: Storage,
+        enqueue: Callable[[str], None],
+        models: FaceModels | None = None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._storage = storage
+        self._enqueue = enqueue
+        self._models = models
+
+    # --- create (API side: cheap work only) ---------------------------------
 
     def create(
         self,
@@ -52,29 +115,346 @@ class AvatarService:
         object (api.md shape) and `created` (False: same bytes already uploaded by
         this account, the existing avatar is returned). Raises ImageError for cheap
         check failures (no row, no object left behind), Unavailable when the queue
-        is full."""
-        raise NotImplementedError
+        is full, TransientError when the registry or storage is down."""
+        row = AvatarRow(
+            id=new_id("avat"),
+            account_id=account_id,
+            status="queued",
+            name=name,
+            user_exclusive=user_exclusive,
+            meta=metadata,
+            source_kind=image.kind,
+            attempts=0,
+        )
+        if image.kind == "url":
+            # The worker fetches; the URL's form and addresses are checked now.
+            row.source_url = check_url(image.url or "", self._settings).url
+            self._check_capacity()
+            self._insert(row)
+            return self._send(row), True
+
+        data = image.data or b""
+        info = probe(data, self._settings.pipeline)
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = self._find_same_bytes(account_id, sha256)
+        if existing is not None:
+            return avatar_object(existing), False
+        self._check_capacity()
+        _set_source(row, info, sha256)
+        row.dedupe_sha256 = sha256
+        row.original_key = original_key(row.id)
+        self._storage.put(row.original_key, data, f"image/{info.format}")
+        try:
+            self._insert(row)
+        except IntegrityError:
+            # Lost a race to the same bytes from the same account: theirs stands.
+            self._discard_objects(row.id)
+            existing = self._find_same_bytes(account_id, sha256)
+            if existing is None:  # and it was deleted meanwhile
+                raise TransientError(
+                    "The same image was being uploaded and deleted at once; retry.",
+                    code="database.conflict",
+                ) from None
+            return avatar_object(existing), False
+        except TransientError:
+            self._discard_objects(row.id)
+            raise
+        return self._send(row), True
+
+    def _check_capacity(self) -> None:
+        with self._registry.transaction() as session:
+            unfinished = session.scalar(
+                select(func.count())
+                .select_from(AvatarRow)
+                .where(AvatarRow.status.in_(("queued", "processing")))
+            )
+        if (unfinished or 0) >= self._settings.max_queue_depth:
+            raise Unavailable(
+                f"The work queue is full ({unfinished} images waiting); retry shortly.",
+                retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+            )
+
+    def _find_same_bytes(self, account_id: str, sha256: str) -> AvatarRow | None:
+        with self._registry.transaction() as session:
+            return session.scalar(
+                select(AvatarRow).where(
+                    AvatarRow.account_id == account_id, AvatarRow.dedupe_sha256 == sha256
+                )
+            )
+
+    def _insert(self, row: AvatarRow) -> None:
+        now = _now()
+        row.created_at = row.updated_at = row.enqueued_at = now
+        with self._registry.transaction() as session:
+            session.add(row)
+
+    def _send(self, row: AvatarRow) -> dict[str, Any]:
+        """Enqueue the id; a broker that refuses leaves the row `queued` for the sweeper."""
+        try:
+            self._enqueue(row.id)
+        except Exception as exc:  # the broker's errors are its own; none may lose the row
+            logger.warning("avatar %s: enqueue failed (%s); the sweeper will send it", row.id, exc)
+            try:
+                with self._registry.transaction() as session:
+                    session.execute(
+                        update(AvatarRow).where(AvatarRow.id == row.id).values(enqueued_at=None)
+                    )
+                row.enqueued_at = None
+            except TransientError:
+                pass  # still swept, once `stuck_after_seconds` have passed
+        return avatar_object(row)
+
+    def _discard_objects(self, avatar_id: str) -> None:
+        try:
+            self._storage.delete_prefix(avatar_prefix(avatar_id))
+        except TransientError:
+            logger.error("avatar %s: could not remove its objects after a failed create", avatar_id)
+
+    # --- process (worker side) ------------------------------------------------
 
     def process(self, avatar_id: str) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
         TransientError for failures worth a retry."""
-        raise NotImplementedError
+        if self._models is None:
+            raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
+        row = self._claim(avatar_id)
+        if row is None:
+            return
+        try:
+            data = self._original(row)
+            result = prepare(data, self._models, self._settings.pipeline)
+        except Rejected as rejected:
+            # The record of a rejection (face, candidates, checks) is kept for overlays.
+            self._store_json(record_key(avatar_id), rejected.to_record())
+            self._finish(avatar_id, "failed", error=rejected, face=rejected.face, record=True)
+            return
+        except (ImageError, ObjectMissing) as error:
+            self._finish(avatar_id, "failed", error=error)
+            return
+        images = self._store_renditions(avatar_id, result)
+        self._finish(avatar_id, "ready", images=images, face=result.face, record=True)
+
+    def _claim(self, avatar_id: str) -> AvatarRow | None:
+        """Mark the row `processing` and count the attempt; None when there is
+        nothing to do (deleted, or already finished)."""
+        with self._registry.transaction() as session:
+            row = session.get(AvatarRow, avatar_id, with_for_update=True)
+            if row is None or row.status in ("ready", "failed"):
+                gone = row is None
+                row = None
+            else:
+                gone = False
+                row.attempts += 1
+                row.updated_at = _now()
+                if row.attempts > self._settings.max_process_attempts:
+                    row.status = "failed"
+                    row.error = error_object(_crashed(row.attempts - 1))
+                    row = None
+                else:
+                    row.status = "processing"
+        if gone:
+            # Deleted: remove anything a crashed earlier run wrote after the delete.
+            self._storage.delete_prefix(avatar_prefix(avatar_id))
+        return row
+
+    def _original(self, row: AvatarRow) -> bytes:
+        """The original's bytes; a URL avatar's are fetched and stored once."""
+        if row.original_key is not None:
+            return self._storage.get(row.original_key)
+        data = fetch(row.source_url or "", self._settings)
+        info = probe(data, self._settings.pipeline)
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = original_key(row.id)
+        self._storage.put(key, data, f"image/{info.format}")
+        with self._registry.transaction() as session:
+            stored = session.get(AvatarRow, row.id)
+            if stored is None:
+                raise ObjectMissing("The avatar was deleted while its URL was fetched.")
+            _set_source(stored, info, sha256)
+            stored.original_key = key
+        self._claim_hash(row.id, row.account_id, sha256)
+        return data
+
+    def _claim_hash(self, avatar_id: str, account_id: str, sha256: str) -> None:
+        """Make a fetched URL image findable by later uploads of the same bytes.
+        When the account already has those bytes under another avatar, this one
+        stays a separate avatar (its id was already given out) without the claim."""
+        try:
+            with self._registry.transaction() as session:
+                session.execute(
+                    update(AvatarRow).where(AvatarRow.id == avatar_id).values(dedupe_sha256=sha256)
+                )
+        except IntegrityError:
+            logger.info("avatar %s: same bytes as another avatar of %s", avatar_id, account_id)
+
+    def _store_renditions(self, avatar_id: str, result: Prepared) -> dict[str, Any]:
+        images: dict[str, Any] = {}
+        for ratio, rendition in result.renditions.items():
+            key = rendition_key(avatar_id, ratio)
+            self._storage.put(key, rendition.data, rendition.content_type)
+            images[ratio] = {
+                "key": key,
+                "width": rendition.width,
+                "height": rendition.height,
+                "content_type": rendition.content_type,
+            }
+        self._store_json(record_key(avatar_id), result.to_dict())
+        return images
+
+    def _store_json(self, key: str, record: dict[str, Any]) -> None:
+        self._storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
+
+    def _finish(
+        self,
+        avatar_id: str,
+        status: Literal["ready", "failed"],
+        *,
+        images: dict[str, Any] | None = None,
+        face: FaceInfo | None = None,
+        error: AvatarPrepError | None = None,
+        record: bool = False,
+    ) -> None:
+        """The final state, unless another run got there first."""
+        now = _now()
+        with self._registry.transaction() as session:
+            row = session.get(AvatarRow, avatar_id, with_for_update=True)
+            if row is not None and row.status not in ("ready", "failed"):
+                row.status = status
+                row.updated_at = now
+                row.face = face.to_dict() if face is not None else None
+                row.images = images
+                row.error = error_object(error) if error is not None else None
+                row.ready_at = now if status == "ready" else None
+                row.record_key = record_key(avatar_id) if record else None
+        if row is None:
+            # Deleted while this run worked: what it just wrote must go too.
+            self._storage.delete_prefix(avatar_prefix(avatar_id))
+
+    def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
+        """Mark the avatar `failed` with `error` unless it already finished; the task
+        calls this after the last retry of a transient failure (or on a bug)."""
+        self._finish(avatar_id, "failed", error=error)
+
+    def requeue_stuck(self) -> int:
+        """Send again the ids of avatars the broker refused, and of avatars queued or
+        processing for longer than `stuck_after_seconds`. Returns how many were sent;
+        stops at the first refusal (the broker is still down)."""
+        cutoff = _now() - timedelta(seconds=self._settings.stuck_after_seconds)
+        with self._registry.transaction() as session:
+            stuck = session.scalars(
+                select(AvatarRow.id)
+                .where(
+                    or_(
+                        (AvatarRow.status == "queued")
+                        & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff)),
+                        (AvatarRow.status == "processing") & (AvatarRow.updated_at < cutoff),
+                    )
+                )
+                .order_by(AvatarRow.id)
+                .limit(self._settings.max_queue_depth)
+            ).all()
+        sent: list[str] = []
+        for avatar_id in stuck:
+            try:
+                self._enqueue(avatar_id)
+            except Exception as exc:  # the broker's own errors; try again next sweep
+                logger.warning("sweeper: enqueue failed (%s); %d left", exc, len(stuck) - len(sent))
+                break
+            sent.append(avatar_id)
+        if sent:
+            with self._registry.transaction() as session:
+                session.execute(
+                    update(AvatarRow).where(AvatarRow.id.in_(sent)).values(enqueued_at=_now())
+                )
+        return len(sent)
+
+    # --- reads and delete -------------------------------------------------------
 
     def get(self, account_id: str, avatar_id: str) -> dict[str, Any]:
         """The avatar object; NotFound when unknown or not visible."""
-        raise NotImplementedError
+        return avatar_object(self._visible(account_id, avatar_id))
 
     def list(
         self, account_id: str, *, limit: int, starting_after: str | None, status: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
         """This account's avatars newest first, and has_more."""
-        raise NotImplementedError
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(
+                f"status must be one of {', '.join(STATUSES)}; got {status!r}.",
+                code="request.invalid_field",
+                param="status",
+            )
+        query = select(AvatarRow).where(AvatarRow.account_id == account_id)
+        if status is not None:
+            query = query.where(AvatarRow.status == status)
+        if starting_after is not None:
+            query = query.where(AvatarRow.id < starting_after)  # ULIDs sort by age
+        query = query.order_by(AvatarRow.id.desc()).limit(limit + 1)
+        with self._registry.transaction() as session:
+            rows = session.scalars(query).all()
+        return [avatar_object(r) for r in rows[:limit]], len(rows) > limit
 
     def delete(self, account_id: str, avatar_id: str) -> None:
-        """Remove every stored object then the row. NotFound when not visible."""
-        raise NotImplementedError
+        """Remove every stored object then the row. NotFound when not visible or
+        not this account's (another account's shared avatar is not theirs to delete)."""
+        row = self._visible(account_id, avatar_id)
+        if row.account_id != account_id:
+            raise _not_found(avatar_id)
+        self._storage.delete_prefix(avatar_prefix(avatar_id))
+        with self._registry.transaction() as session:
+            session.execute(sql_delete(AvatarRow).where(AvatarRow.id == avatar_id))
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:
         """The rendition; Conflict(avatar.not_ready / avatar.failed) before ready."""
-        raise NotImplementedError
+        if aspect_ratio not in ASPECT_RATIOS:
+            raise InvalidRequest(
+                f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}; got {aspect_ratio!r}.",
+                code="request.invalid_field",
+                param="aspect_ratio",
+            )
+        row = self._visible(account_id, avatar_id)
+        if row.status == "failed":
+            code = (row.error or {}).get("code", "unknown")
+            raise Conflict(f"The avatar failed ({code}); it has no images.", code="avatar.failed")
+        if row.status != "ready" or not row.images:
+            raise Conflict(
+                f"The avatar is {row.status}; its images exist once it is ready.",
+                code="avatar.not_ready",
+            )
+        stored = row.images[aspect_ratio]
+        url = self._storage.url(stored["key"], stored["content_type"])
+        if url is not None:
+            return ImageRef(content_type=stored["content_type"], url=url)
+        return ImageRef(content_type=stored["content_type"], data=self._storage.get(stored["key"]))
+
+    def _visible(self, account_id: str, avatar_id: str) -> AvatarRow:
+        with self._registry.transaction() as session:
+            row = session.get(AvatarRow, avatar_id)
+        if row is None or (row.user_exclusive and row.account_id != account_id):
+            raise _not_found(avatar_id)
+        return row
+
+
+def _set_source(row: AvatarRow, info: Probe, sha256: str) -> None:
+    row.sha256 = sha256
+    row.source_format = info.format
+    row.source_width = info.width
+    row.source_height = info.height
+    row.source_bytes = info.bytes
+
+
+def _not_found(avatar_id: str) -> NotFound:
+    return NotFound(f"No avatar {avatar_id}.", code="avatar.not_found", param="id")
+
+
+def _crashed(attempts: int) -> AvatarPrepError:
+    return AvatarPrepError(
+        f"Processing this image was started {attempts} times without finishing "
+        "(the worker stopped each time); it was given up. Try another photo.",
+        code="processing.crashed",
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -8,6 +8,8 @@ test checks that they do. Times are timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,14 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from service.errors import TransientError
 from service.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -133,6 +139,43 @@ class AvatarRow(Base):
     # handed to the broker (NULL: the broker refused it; the sweeper sends it again).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Registry:
+    """The process's engine and session factory. `transaction()` is the one way in:
+    a database that is down or drops the connection becomes `TransientError`
+    (`database.unavailable`); constraint violations (IntegrityError) pass through."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings)
+        # Rows stay readable after commit: callers turn them into dicts afterwards.
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction, committed when the block ends."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            cause = getattr(exc, "orig", None) or exc  # the driver's own error, when there is one
+            raise TransientError(
+                f"The registry database is unavailable ({type(cause).__name__}); "
+                "the operation can be retried.",
+                code="database.unavailable",
+            ) from exc
+
+    def check(self) -> bool:
+        """Whether the database answers (readiness)."""
+        try:
+            with self.transaction() as session:
+                session.execute(text("SELECT 1"))
+        except TransientError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def make_engine(settings: Settings) -> Engine:

@@ -1,0 +1,62 @@
+"""The avatar object of docs/api.md, made from a registry row, and the error
+object a failed avatar carries (the error envelope's inner object)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.errors import AvatarPrepError
+from service.registry import AvatarRow
+
+STATUSES = ("queued", "processing", "ready", "failed")
+
+
+def avatar_object(row: AvatarRow) -> dict[str, Any]:
+    """The api.md avatar object. `images` appears once the avatar is ready; each
+    image's `url` is the API route that streams it (or redirects to storage)."""
+    images = None
+    if row.status == "ready" and row.images:
+        images = {
+            ratio: {
+                "url": f"/v1/avatars/{row.id}/image?aspect_ratio={ratio}",
+                "width": image["width"],
+                "height": image["height"],
+                "content_type": image["content_type"],
+            }
+            for ratio, image in row.images.items()
+        }
+    return {
+        "object": "avatar",
+        "id": row.id,
+        "status": row.status,
+        "name": row.name,
+        "user_exclusive": row.user_exclusive,
+        "metadata": row.meta,
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+        "ready_at": rfc3339(row.ready_at) if row.ready_at else None,
+        "source": {
+            "kind": row.source_kind,
+            "sha256": row.sha256,
+            "format": row.source_format,
+            "width": row.source_width,
+            "height": row.source_height,
+            "bytes": row.source_bytes,
+        },
+        "face": row.face,
+        "images": images,
+        "error": row.error,
+    }
+
+
+def error_object(error: AvatarPrepError) -> dict[str, Any]:
+    """`type`, `code`, `message`, `param` and, for verdicts, `checks`. A verdict on
+    the image (`image.*`, `face.*`) is the client's to fix; anything else is ours."""
+    kind = "invalid_request" if error.code.startswith(("image.", "face.")) else "api_error"
+    return {"type": kind, **error.to_dict()}
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2025-01-31T12:00:00.123Z`: UTC, milliseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,52 @@
+"""`Services`: everything heavy a service process holds, made once per process
+(FastAPI lifespan, Celery `worker_process_init`, a CLI command) and closed at
+its end. Nothing here is made at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline import FaceModels
+from service.avatars import AvatarService
+from service.keys import KeyService
+from service.registry import Registry
+from service.settings import Settings
+from service.storage import Storage, make_storage
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: Registry
+    storage: Storage
+    avatars: AvatarService
+    keys: KeyService
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        enqueue: Callable[[str], None],
+        models: FaceModels | None = None,
+    ) -> Services:
+        """Open the registry and storage. `enqueue(avatar_id)` sends work to the
+        workers (it may raise when the broker is down). `models`, loaded by the
+        caller once per process, are needed where avatars are processed."""
+        registry = Registry(settings)
+        storage = make_storage(settings)
+        return cls(
+            settings=settings,
+            registry=registry,
+            storage=storage,
+            avatars=AvatarService(settings, registry, storage, enqueue, models),
+            keys=KeyService(registry),
+        )
+
+    def check_ready(self) -> dict[str, bool]:
+        """Whether each dependency answers now: `database`, `storage`."""
+        return {"database": self.registry.check(), "storage": self.storage.check()}
+
+    def close(self) -> None:
+        self.storage.close()
+        self.registry.close()
