@@ -223,16 +223,26 @@ def _outside_distance(
     matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]
 ) -> np.ndarray:
     """(height, width) float32: how far (in output px) each output pixel centre
-    lies outside the source rectangle; 0 inside."""
+    lies outside the source rectangle; 0 inside.
+
+    The signed distance to the rectangle is linear along each edge, so it is
+    computed on a 4x coarser grid and interpolated (16x fewer operations; exact
+    but within a few pixels of the rectangle's corners)."""
     width, height = size
-    back = invert(matrix).astype(np.float32)
-    us = np.arange(width, dtype=np.float32) + 0.5
-    vs = np.arange(height, dtype=np.float32)[:, None] + 0.5
+    coarse_w, coarse_h = -(-width // 4), -(-height // 4)
+    back = invert(matrix)
+    # Coarse sample j sits where cv2.resize puts it: the centre of its block.
+    us = (np.arange(coarse_w) + 0.5) * (width / coarse_w)
+    vs = (np.arange(coarse_h)[:, None] + 0.5) * (height / coarse_h)
     src_x = back[0, 0] * us + (back[0, 1] * vs + back[0, 2])
     src_y = back[1, 0] * us + (back[1, 1] * vs + back[1, 2])
-    dx = np.maximum(np.maximum(-src_x, src_x - shape[1]), 0.0)
-    dy = np.maximum(np.maximum(-src_y, src_y - shape[0]), 0.0)
-    return cv2.magnitude(dx, dy) * np.float32(output_scale(matrix))
+    # Box signed distance: positive outside, minus the distance to the nearest edge inside.
+    qx = np.maximum(-src_x, src_x - shape[1])
+    qy = np.maximum(-src_y, src_y - shape[0])
+    signed = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
+    signed = (signed * output_scale(matrix)).astype(np.float32)
+    fine = cv2.resize(signed, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(fine, 0.0)
 
 
 def _blend_fill(out: np.ndarray, outside: np.ndarray) -> np.ndarray:
