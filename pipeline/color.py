@@ -59,7 +59,7 @@ def composite_on_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def _gray16_to_rgb(im: Image.Image) -> np.ndarray:
     """16-bit grey scaled to 8 bit by value * 255 / 65535 (Pillow's own conversion clips
     everything above 255 to white)."""
-    values = np.asarray(im).astype(np.uint32).clip(0, 65535)  # mode "I" is signed 32-bit
+    values = np.asarray(im).clip(0, 65535).astype(np.uint32)  # mode "I" is signed 32-bit
     gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
 

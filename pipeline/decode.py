@@ -92,9 +92,12 @@ class Probe:
 @dataclass(frozen=True)
 class Decoded:
     """`rgb`: (H, W, 3) uint8, RGB, sRGB, upright, C-contiguous.
-    `scale`: decoded pixels per upright source pixel, exactly 1 / reduction: decoded
-    pixel (x, y) covers source pixels [x / scale, (x + 1) / scale). When a side is not
-    divisible by the reduction the last row or column covers a partial block."""
+    `scale`: decoded pixels per upright source pixel, 1 / reduction. Each decoded pixel
+    averages a reduction x reduction block of the STORED image, blocks counted from the
+    stored origin; a stored side not divisible by the reduction ends in one partial
+    block, which EXIF orientation may move to the start of the upright axis. So
+    x_source = x_decoded / scale holds to within one decoded pixel, exactly when the
+    sides divide evenly."""
 
     rgb: np.ndarray
     scale: float

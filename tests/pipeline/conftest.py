@@ -1,0 +1,36 @@
+"""Paths and bytes of the files in sample_images/ (see its README.md for what each
+shows). A missing file fails the test that asks for it: regenerate with
+`.venv/bin/python sample_images/make_samples.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The sample_images/ folder."""
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Callable[[str], Path]:
+    """`sample_path("accept_portrait.jpg")` -> its path; fails if the file is missing."""
+
+    def path(name: str) -> Path:
+        found = SAMPLES / name
+        assert found.is_file(), f"sample_images/{name} is missing; run make_samples.py"
+        return found
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_bytes(sample_path: Callable[[str], Path]) -> Callable[[str], bytes]:
+    """`sample_bytes("accept_portrait.jpg")` -> the file's bytes."""
+    return lambda name: sample_path(name).read_bytes()
