@@ -1,9 +1,119 @@
-"""serve, worker, keys, db. OWNER: service helper."""
+"""`avatar-prep serve | worker | keys | db`: the service's processes and chores.
+
+Each command builds the one `Settings()` from the environment (AVATAR_PREP_*)
+here, at the edge, and passes it in. With no environment at all they run on the
+embedded defaults: a SQLite file, the filesystem broker and a storage folder,
+all under `var/`.
+
+Heavy modules (uvicorn, Celery, the face models) are imported inside the
+command that needs them, so `avatar-prep --help` and `keys` stay quick.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+from typing import Any, get_args
+
+from service.settings import Plan, Settings
 
 
 def register(sub: Any) -> None:
-    del sub
+    serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="uvicorn processes (default %(default)s)"
+    )
+    serve.set_defaults(run=_serve)
+
+    worker = sub.add_parser("worker", help="run a Celery worker that prepares uploaded avatars")
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=1,
+        help="worker processes, each with its own face models (default %(default)s)",
+    )
+    worker.add_argument(
+        "--beat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the sweeper schedule; exactly one worker of a deployment "
+        "should (default: on)",
+    )
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(run=_worker)
+
+    keys = sub.add_parser("keys", help="create or revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create an API key (shown once)")
+    create.add_argument("--account", required=True, help="account name; created if new")
+    create.add_argument("--plan", required=True, choices=get_args(Plan))
+    create.set_defaults(run=_keys_create)
+    revoke = keys_sub.add_parser("revoke", help="revoke an API key by its id")
+    revoke.add_argument("key_id", help="the key id printed by `keys create`")
+    revoke.set_defaults(run=_keys_revoke)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", help="apply the migrations (idempotent)")
+    upgrade.set_defaults(run=_db_upgrade)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # The factory builds Settings() itself in each uvicorn process.
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from tasks.worker import run_worker
+
+    run_worker(Settings(), concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.runtime import Services
+
+    services = Services.create(Settings(), enqueue=_no_enqueue)
+    try:
+        key_id, plain = services.keys.create(args.account, args.plan)
+    finally:
+        services.close()
+    print(f"key id:  {key_id}")
+    print(f"api key: {plain}")
+    print("The key is shown only this once; store it now.")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from service.runtime import Services
+
+    services = Services.create(Settings(), enqueue=_no_enqueue)
+    try:
+        services.keys.revoke(args.key_id)
+    finally:
+        services.close()
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy import make_url
+
+    from service.registry import upgrade
+
+    settings = Settings()
+    upgrade(settings)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"database at head: {shown}")
+    return 0
+
+
+def _no_enqueue(avatar_id: str) -> None:
+    raise RuntimeError(f"key commands never enqueue work (asked for {avatar_id})")
