@@ -299,3 +299,13 @@ def test_warp_is_deterministic() -> None:
         first, filled_1 = warp(rgb, matrix, framing)
         second, filled_2 = warp(rgb.copy(), matrix.copy(), framing)
         assert first.tobytes() == second.tobytes() and filled_1 == filled_2
+
+
+def test_a_crop_beside_the_image_is_all_fill_in_the_image_tones() -> None:
+    rgb = np.zeros((100, 80, 3), dtype=np.uint8)
+    rgb[...] = (200, 120, 40)
+    beside = {k: (x + 400.0, y - 300.0) for k, (x, y) in UPRIGHT.items()}
+    framing = by_ratio(256)["1:1"]
+    out, filled = warp(rgb, face_transform(beside, framing), framing)
+    assert filled == 1.0
+    assert np.all(np.abs(out.astype(int) - (200, 120, 40)) <= 1)
