@@ -1,19 +1,24 @@
 """Service-layer fixtures: the real face models (loaded once), sample photos, a
-broker fake at the enqueue seam, and Services on the embedded defaults (SQLite
-file, local storage) or on the real components (PostgreSQL, SeaweedFS)."""
+broker fake at the enqueue seam, Services on the embedded defaults (SQLite
+file, local storage) or on the real components (PostgreSQL, SeaweedFS), and a
+real HTTP server for URL uploads."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline import FaceModels
+from service.avatars import ImageInput
 from service.registry import upgrade
 from service.runtime import Services
-from service.settings import Settings
+from service.settings import Plan, Settings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
@@ -37,6 +42,29 @@ class FakeBroker:
         if self.down:
             raise ConnectionRefusedError("broker unreachable (test)")
         self.sent.append(avatar_id)
+
+
+def account(services: Services, name: str, plan: Plan = "paid") -> str:
+    """A new account (with a key) named `name`; its id."""
+    _, key = services.keys.create(name, plan)
+    return services.keys.authenticate(key).id
+
+
+def upload(
+    services: Services, account_id: str, data: bytes, **options: Any
+) -> tuple[dict[str, Any], bool]:
+    """`avatars.create` of `data` as a file upload (options: name, user_exclusive, ...)."""
+    return services.avatars.create(
+        account_id,
+        ImageInput(kind=options.pop("kind", "file"), data=data),
+        name=options.pop("name", None),
+        user_exclusive=options.pop("user_exclusive", True),
+        metadata=options.pop("metadata", {}),
+    )
+
+
+def stored_keys(services: Services) -> list[str]:
+    return services.storage.list_keys("avatars/")
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +108,48 @@ def real(service_settings: Settings, broker: FakeBroker, models: FaceModels) -> 
     services = Services.create(service_settings, broker, models)
     yield services
     services.close()
+
+
+class ImageServer(http.server.ThreadingHTTPServer):
+    """A real HTTP server on loopback serving `files` (path -> bytes); `/status/N`
+    answers HTTP N."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), _ImageHandler)
+        self.files = files
+        self.daemon_threads = True
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_port}{path}"
+
+
+class _ImageHandler(http.server.BaseHTTPRequestHandler):
+    server: ImageServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/status/"):
+            status, body = int(self.path.removeprefix("/status/")), b"status page"
+        elif self.path in self.server.files:
+            status, body = 200, self.server.files[self.path]
+        else:
+            status, body = 404, b"not found"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[ImageServer]:
+    """Serves the sample photos at /<file name>, and a web page at /page.html."""
+    files = {f"/{p.name}": p.read_bytes() for p in SAMPLES.iterdir() if p.is_file()}
+    files["/page.html"] = b"<!doctype html><html><body>not an image</body></html>"
+    server = ImageServer(files)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -21,30 +21,9 @@ from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
 from service.storage import LocalStorage, avatar_prefix
-from tests.service.conftest import FakeBroker, open_services, sample
+from tests.service.conftest import FakeBroker, account, open_services, sample, stored_keys, upload
 
 PORTRAIT = "accept_portrait.jpg"
-
-
-def account(services: Services, name: str, plan: str = "paid") -> str:
-    _, key = services.keys.create(name, plan)  # type: ignore[arg-type]
-    return services.keys.authenticate(key).id
-
-
-def upload(
-    services: Services, account_id: str, data: bytes, **options: Any
-) -> tuple[dict[str, Any], bool]:
-    return services.avatars.create(
-        account_id,
-        ImageInput(kind=options.pop("kind", "file"), data=data),
-        name=options.pop("name", None),
-        user_exclusive=options.pop("user_exclusive", True),
-        metadata=options.pop("metadata", {}),
-    )
-
-
-def stored_keys(services: Services) -> list[str]:
-    return services.storage.list_keys("avatars/")
 
 
 def row_of(services: Services, avatar_id: str) -> AvatarRow | None:
