@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
@@ -18,8 +20,6 @@ from pipeline.align import (
     rebase,
     warp,
 )
-
-FACES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
 
 # An upright face: eyes 100 px apart on y = 500, mouth corners 110 px below.
 UPRIGHT = {
@@ -35,7 +35,7 @@ def by_ratio(output_size: int = 512) -> dict[str, Framing]:
     return {f.aspect_ratio: f for f in framings(output_size)}
 
 
-def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+def apply(matrix: np.ndarray, points: npt.ArrayLike) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
@@ -62,12 +62,23 @@ def gradient_image(width: int, height: int) -> np.ndarray:
     return rgb
 
 
-def load_photo(name: str) -> np.ndarray:
-    path = FACES / name
-    if not path.exists():
-        pytest.skip(f"evaluation photos not present at {FACES}")
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+# The five points of sample_images/accept_portrait.jpg (1200x1200), as MediaPipe places them.
+PORTRAIT = {
+    "left_eye": (554.6, 404.4),
+    "right_eye": (756.6, 412.6),
+    "nose": (653.7, 510.3),
+    "mouth_left": (600.0, 621.7),
+    "mouth_right": (690.0, 621.7),
+}
+
+
+@pytest.fixture(scope="module")
+def load_photo(sample_path: Callable[[str], Path]) -> Callable[[str], np.ndarray]:
+    def load(name: str) -> np.ndarray:
+        with Image.open(sample_path(name)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    return load
 
 
 # --- framings -------------------------------------------------------------------------------
@@ -230,20 +241,18 @@ def test_filled_ratio_at_the_edge_is_the_share_outside() -> None:
     assert outside.std() < 10  # blurred: the noise is gone
 
 
-def test_fill_on_a_real_photo_is_seamless_and_not_black() -> None:
-    rgb = load_photo("d023.jpg")  # a face cut by the left frame edge
-    points = {
-        "left_eye": (29.9, 215.0),
-        "right_eye": (131.4, 221.2),
-        "nose": (78.1, 286.2),
-        "mouth_left": (55.0, 339.5),
-        "mouth_right": (98.0, 339.5),
-    }
+def test_fill_on_a_real_photo_is_seamless_and_not_black(
+    load_photo: Callable[[str], np.ndarray],
+) -> None:
+    # The portrait cut at x = 600, through the nose: the image-left half of the face
+    # and everything left of it are outside.
+    rgb = load_photo("reject_cut_off.jpg")
+    points = {k: (x - 600.0, y) for k, (x, y) in PORTRAIT.items()}
     for framing in framings(512):
         matrix = face_transform(points, framing)
         out, filled = warp(rgb, matrix, framing)
-        edge_u = apply(matrix, [(0.0, 300.0)])[0][0]  # where the image's left edge lands
-        assert 0.1 < filled < 0.7
+        edge_u = apply(matrix, [(0.0, 500.0)])[0][0]  # where the image's left edge lands
+        assert 0.3 < filled < 0.8
         assert 0.8 * (edge_u / framing.width) < filled  # at least the strip left of the edge
         fill = out[:, : int(edge_u) - 2].astype(float)
         assert fill.mean() > 40 and np.percentile(fill.max(axis=2), 5) > 10
@@ -285,17 +294,10 @@ def test_a_large_shrink_keeps_the_geometry() -> None:
         np.testing.assert_allclose(got[:, 1], src[:, 1] / 3600 * 255, atol=1.5)
 
 
-def test_warp_is_deterministic() -> None:
-    rgb = load_photo("d012.jpg")
-    points = {
-        "left_eye": (554.6, 404.4),
-        "right_eye": (756.6, 412.6),
-        "nose": (653.7, 510.3),
-        "mouth_left": (600.0, 621.7),
-        "mouth_right": (690.0, 621.7),
-    }
+def test_warp_is_deterministic(load_photo: Callable[[str], np.ndarray]) -> None:
+    rgb = load_photo("accept_portrait.jpg")
     for framing in framings(512):
-        matrix = face_transform(points, framing)
+        matrix = face_transform(PORTRAIT, framing)
         first, filled_1 = warp(rgb, matrix, framing)
         second, filled_2 = warp(rgb.copy(), matrix.copy(), framing)
         assert first.tobytes() == second.tobytes() and filled_1 == filled_2

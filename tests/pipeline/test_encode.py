@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,6 @@ import simplejpeg
 from PIL import Image
 
 from pipeline.encode import encode_jpeg
-
-PHOTO = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images" / "d012.jpg"
 
 
 def segments(jpeg: bytes) -> list[int]:
@@ -29,10 +28,9 @@ def segments(jpeg: bytes) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    if not PHOTO.exists():
-        pytest.skip(f"evaluation photo not present: {PHOTO}")
-    with Image.open(PHOTO) as im:
+def photo(sample_path: Callable[[str], Path]) -> np.ndarray:
+    """A 512 px square of a real portrait: skin, hair and a suit."""
+    with Image.open(sample_path("accept_portrait.jpg")) as im:
         return np.asarray(im.convert("RGB"))[300:812, 350:862]
 
 

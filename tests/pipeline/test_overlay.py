@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,6 @@ from pipeline.overlay import (
     render_overlay,
 )
 from pipeline.settings import PipelineSettings
-
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 LANDMARKS = {
     "left_eye": (350.0, 400.0),
@@ -173,13 +171,6 @@ def test_a_rejection_shows_every_candidate_and_the_rejected_face() -> None:
     assert near(no_face[oy + int(y + h / 2), ox + int(x)], (90, 90, 90))
 
 
-def sample(name: str) -> bytes:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample image missing: {path}")
-    return path.read_bytes()
-
-
 def upright_preview(data: bytes, size: tuple[int, int]) -> np.ndarray:
     """The photo as a person sees it, at `size` (w, h), decoded by Pillow: an
     independent reference for what render_overlay must draw on."""
@@ -197,9 +188,9 @@ def upright_preview(data: bytes, size: tuple[int, int]) -> np.ndarray:
     ],
 )
 def test_render_overlay_draws_the_record_on_an_upright_preview(
-    name: str, preview_size: tuple[int, int]
+    name: str, preview_size: tuple[int, int], sample_bytes: Callable[[str], bytes]
 ) -> None:
-    data = sample(name)
+    data = sample_bytes(name)
     width = preview_size[0]
     source_w = {"large_12mp.jpg": 4000, "exif_rotated_6.jpg": 900}.get(name, 512)
     scale = width / source_w
