@@ -1,0 +1,96 @@
+"""What one `batch` worker process does: load the models once, then turn jobs
+(one file each) into report rows.
+
+Runs in the pool's child processes. The models are loaded by the pool
+initializer in the child, never in the parent: the pool starts its children
+with `spawn`, so nothing MediaPipe made (graphs, their threads) is ever forked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from cli.report import Row
+from cli.results import process_image
+from pipeline import FaceModels, PipelineSettings
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file. `path` is relative to the batch root ('/'-separated), the
+    report's key; the outputs go to `out_root / output`."""
+
+    source: Path
+    path: str
+    out_root: Path
+    output: str
+
+
+@dataclass
+class _Worker:
+    settings: PipelineSettings
+    models: FaceModels | None
+    init_error: str
+
+
+_worker: _Worker | None = None  # this process's models, set by init_worker
+
+
+def init_worker(settings: PipelineSettings) -> None:
+    """Pool initializer, run once in each child process."""
+    global _worker
+    # Ctrl-C reaches the whole process group; the parent handles it and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Parallelism is across processes, one per core; OpenCV's own threads would
+    # only oversubscribe the cores.
+    cv2.setNumThreads(1)
+    try:
+        _worker = _Worker(settings, FaceModels.load(), "")
+    except Exception as exc:
+        # Recorded on every row instead of killing the child, which the pool would
+        # take for a crash on each file in turn.
+        _worker = _Worker(settings, None, f"{type(exc).__name__}: {exc}")
+
+
+def failed_row(job: Job, code: str, message: str, time_ms: float = 0.0, sha256: str = "") -> Row:
+    """The row of a file that could not be run at all (verdict `error`)."""
+    return Row(job.path, "error", code, message, "", round(time_ms, 1), sha256, job.output)
+
+
+def process_job(job: Job) -> Row:
+    """Read the file, run the pipeline, write its outputs; never raises for one
+    bad file (an exception is that file's `error` row)."""
+    start = time.perf_counter()
+    if _worker is None or _worker.models is None:
+        reason = _worker.init_error if _worker else "init_worker did not run"
+        return failed_row(job, "worker.init_failed", f"the face models did not load: {reason}")
+    try:
+        data = job.source.read_bytes()
+    except OSError as exc:
+        return failed_row(job, "file.unreadable", f"cannot read the file: {exc.strerror}")
+    try:
+        record = process_image(data, _worker.models, _worker.settings, job.out_root / job.output)
+    except Exception as exc:  # a bug must cost this file, not the batch
+        elapsed = (time.perf_counter() - start) * 1000
+        sha256 = hashlib.sha256(data).hexdigest()
+        return failed_row(job, "worker.exception", f"{type(exc).__name__}: {exc}", elapsed, sha256)
+    return row_from_record(job, record, data, (time.perf_counter() - start) * 1000)
+
+
+def row_from_record(job: Job, record: dict[str, Any], data: bytes, time_ms: float) -> Row:
+    source = record["source"]
+    sha256 = source["sha256"] if source else hashlib.sha256(data).hexdigest()
+    if record["verdict"] == "accept":
+        code, message, warnings = "", "", ";".join(record["warnings"])
+    else:
+        code, message, warnings = record["error"]["code"], record["error"]["message"], ""
+    return Row(
+        job.path, record["verdict"], code, message, warnings, round(time_ms, 1), sha256, job.output
+    )
