@@ -1,0 +1,68 @@
+"""`avatar-prep bench`: runs end to end on a real sample photo and reports the
+figures and ratios the issue asks for (the quick variant; no timed assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.bench import format_stages
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+PORTRAIT = SAMPLES / "accept_portrait.jpg"
+BENCH = [str(Path(sys.executable).with_name("avatar-prep")), "bench", "--quick"]
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_reports_stages_ratios_and_memory() -> None:
+    done = subprocess.run(
+        [*BENCH, "--json", "--image", str(PORTRAIT)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["pinning"].startswith("one core (CPU ")
+    assert "OMP_NUM_THREADS=1" in figures["pinning"]
+    assert [round(im["megapixels"]) for im in figures["images"]] == [1, 12]
+    for image in figures["images"]:
+        assert set(image["stages_ms"]) == {"decode", "detect", "mesh", "align", "encode"}
+        assert all(ms > 0 for ms in image["stages_ms"].values())
+        for key in ("end_to_end_ms", "naive_ms", "plain_decode_ms"):
+            assert image[key] > 0
+        assert image["ratio_naive"] == pytest.approx(image["end_to_end_ms"] / image["naive_ms"])
+        assert image["ratio_plain_decode"] == pytest.approx(
+            image["end_to_end_ms"] / image["plain_decode_ms"]
+        )
+    memory = figures["memory"]
+    assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
+    assert memory["increase_mb"] == pytest.approx(
+        memory["peak_rss_mb"] - memory["rss_after_load_mb"], abs=0.2
+    )
+
+    text = format_stages(figures)
+    twelve = figures["images"][1]
+    assert f"{twelve['ratio_naive']:.2f}" in text.split("end-to-end / naive")[1].splitlines()[0]
+    assert "end-to-end / plain decode" in text
+    assert "peak RSS of the process" in text
+
+
+def test_bench_batch_prints_both_rates_and_their_ratio() -> None:
+    done = subprocess.run(
+        [*BENCH, "--batch", "--image", str(PORTRAIT)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("batch scaling: 6 JPEGs of 1.0 MP")
+    assert lines[1].startswith("  1 worker :") and "images/s" in lines[1]
+    assert lines[2].startswith("  2 workers:") and "images/s" in lines[2]
+    assert "verdicts accept)" in lines[1] and "verdicts accept)" in lines[2]
+    assert lines[3].startswith("  ratio 2/1: ")
+
+
+def test_bench_without_its_photo_is_bad_usage(tmp_path: Path) -> None:
+    done = subprocess.run([*BENCH, "--image", str(tmp_path / "none.jpg")], capture_output=True)
+    assert done.returncode == 2
