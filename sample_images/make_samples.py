@@ -149,6 +149,30 @@ def _save(im: Image.Image, fmt: str, **options) -> bytes:
     return buf.getvalue()
 
 
+def ycck_jpeg(im: Image.Image) -> bytes:
+    """An Adobe YCCK JPEG, the way Photoshop saves CMYK: no encoder here writes one, so
+    this writes the YCCK numbers through Pillow's CMYK encoder and flips the Adobe
+    marker's transform flag from 0 (CMYK) to 2 (YCCK).
+
+    A YCCK decoder turns Y/Cb/Cr into R/G/B by JFIF, stores 255 - R/G/B as the (Adobe,
+    inverted) C/M/Y and passes K through; Pillow inverts those again. So the JFIF
+    colour that encodes the ink amounts c, m, y is (R, G, B) = (c, m, y); K is stored
+    inverted. Pillow inverts what it writes, hence the 255 - x below."""
+    ink = np.asarray(im.convert("CMYK")).astype(float)
+    r, g, b, k = ink[..., 0], ink[..., 1], ink[..., 2], ink[..., 3]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+    planes = np.stack([255 - y, 255 - cb, 255 - cr, k], axis=-1)
+    data = bytearray(
+        _save(Image.fromarray(np.clip(planes.round(), 0, 255).astype(np.uint8), "CMYK"), "JPEG")
+    )
+    marker = data.index(b"Adobe")
+    assert data[marker + 11] == 0, "expected Pillow's Adobe marker with transform 0"
+    data[marker + 11] = 2  # Adobe APP14: "Adobe", version, flags0, flags1, transform
+    return bytes(data)
+
+
 def _ellipse_mask(size: tuple[int, int], inset: float, feather: float) -> Image.Image:
     """An L mask: 255 inside an ellipse `inset` (share of each side) from the edges,
     blurred by `feather` px so the edge is soft; the corners stay exactly 0."""
@@ -199,6 +223,7 @@ def make_all(portrait: Image.Image, astronaut: Image.Image) -> dict[str, bytes]:
 
     # --- JPEG variants -----------------------------------------------------
     out["cmyk.jpg"] = _save(portrait.convert("CMYK"), "JPEG")  # Pillow writes Adobe (inverted) CMYK
+    out["ycck.jpg"] = ycck_jpeg(portrait)
     out["gray.jpg"] = _save(portrait.convert("L"), "JPEG")
     out["progressive.jpg"] = _save(portrait, "JPEG", progressive=True, optimize=True)
     p3 = display_p3_profile()

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pillow_heif
 import pytest
+import simplejpeg
 from PIL import ExifTags, Image, ImageOps
 
 from pipeline.decode import Decoded, Probe, decode, probe
@@ -66,6 +67,7 @@ FORMAT_CASES = [
     ("accept_portrait.jpg", "jpeg", (1200, 1200), "portrait", 0.5),
     ("progressive.jpg", "jpeg", (1200, 1200), "portrait", 0.5),
     ("cmyk.jpg", "jpeg", (1200, 1200), "portrait", 1.0),
+    ("ycck.jpg", "jpeg", (1200, 1200), "portrait", 1.0),
     ("display_p3.jpg", "jpeg", (1200, 1200), "portrait", 1.0),
     ("webp.webp", "webp", (1200, 1200), "portrait", 3.0),
     ("avif.avif", "avif", (1200, 1200), "portrait", 3.0),
@@ -117,6 +119,12 @@ def test_every_sample_probes_as_pillow_sees_it_upright(samples_dir):
         with Image.open(path) as im:
             upright = ImageOps.exif_transpose(im)
             assert (found.width, found.height) == upright.size, path.name
+
+
+def test_cmyk_samples_are_what_they_claim(sample_bytes):
+    """Both go through Pillow: libjpeg-turbo's RGB output cannot take CMYK or YCCK."""
+    for name, colorspace in (("cmyk.jpg", "CMYK"), ("ycck.jpg", "YCCK")):
+        assert simplejpeg.decode_jpeg_header(sample_bytes(name))[2] == colorspace
 
 
 def test_grayscale_jpeg_is_grey_rgb(sample_bytes, portrait):
@@ -254,6 +262,7 @@ def test_reduction_of_sides_not_divisible(reduction):
     ("name", "size"),
     [
         ("cmyk.jpg", (1200, 1200)),  # Pillow's DCT scaling
+        ("ycck.jpg", (1200, 1200)),
         ("exif_rotated_6.jpg", (900, 1200)),  # upright after reduction, 900 / 8 not whole
         ("heic.heic", (1200, 1200)),  # full decode, then INTER_AREA
         ("palette.png", (600, 600)),
@@ -411,6 +420,7 @@ TRUNCATABLE = [
     "accept_portrait.jpg",
     "progressive.jpg",
     "cmyk.jpg",
+    "ycck.jpg",
     "gray.jpg",
     "accept_astronaut.png",
     "palette.png",
