@@ -73,8 +73,11 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
     the tasks use, for the caller to open once per worker process."""
     runtime = WorkerRuntime(settings, app)
 
+    # shared=False: a "shared" task would be added to every Celery app made later
+    # in this process, bound to this call's runtime.
     @app.task(
         name=PROCESS_TASK,
+        shared=False,
         bind=True,
         autoretry_for=(TransientError,),
         retry_backoff=2,
@@ -113,7 +116,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
                 ),
             )
 
-    @app.task(name=SWEEP_TASK)
+    @app.task(name=SWEEP_TASK, shared=False)
     def sweep() -> None:
         count = runtime.services.avatars.requeue_stuck()
         if count:

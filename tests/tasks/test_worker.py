@@ -1,0 +1,202 @@
+"""The task layer's delivery rules, run eagerly in-process with a fake avatar
+service at the `Services.create` seam: what is retried, when the avatar is
+failed, and that a bug still finishes the avatar. The real worker process is
+tested in test_worker_process.py and tests/integration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from pipeline.errors import AvatarPrepError, ImageError
+from service.errors import TransientError
+from service.settings import Settings
+from tasks import worker
+from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
+from tasks.worker import WorkerRuntime, register_tasks
+
+AVATAR_ID = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
+
+
+@dataclass
+class FakeAvatars:
+    raises: Exception | None = None
+    processed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, AvatarPrepError]] = field(default_factory=list)
+    sweeps: int = 0
+
+    def process(self, avatar_id: str) -> None:
+        self.processed.append(avatar_id)
+        if self.raises is not None:
+            raise self.raises
+
+    def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
+        self.failed.append((avatar_id, error))
+
+    def requeue_stuck(self) -> int:
+        self.sweeps += 1
+        return 2
+
+
+@dataclass
+class FakeServices:
+    avatars: FakeAvatars
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeModels:
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Worker:
+    app: Celery
+    runtime: WorkerRuntime
+    avatars: FakeAvatars
+    services: FakeServices
+    models: FakeModels
+    made_with: dict[str, Any]
+
+    def run(self, name: str) -> Any:
+        return self.app.tasks[name].apply(args=[AVATAR_ID] if name == PROCESS_TASK else [])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "var", task_max_retries=3)
+
+
+@pytest.fixture
+def opened(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Worker:
+    avatars = FakeAvatars()
+    services = FakeServices(avatars)
+    models = FakeModels()
+    made_with: dict[str, Any] = {}
+
+    def create(settings: Settings, enqueue: Any, models: Any = None) -> FakeServices:
+        made_with.update(settings=settings, enqueue=enqueue, models=models)
+        return services
+
+    monkeypatch.setattr(worker.Services, "create", create)
+    monkeypatch.setattr(worker.FaceModels, "load", lambda: models)
+    app = make_celery(settings)
+    runtime = register_tasks(app, settings)
+    runtime.open()
+    return Worker(app, runtime, avatars, services, models, made_with)
+
+
+def test_process_init_makes_services_with_the_models_and_a_broker_enqueue(
+    opened: Worker, settings: Settings
+) -> None:
+    assert opened.made_with["settings"] is settings
+    assert opened.made_with["models"] is opened.models
+    assert callable(opened.made_with["enqueue"])
+    opened.runtime.close()
+    assert opened.services.closed and opened.models.closed
+
+
+def test_a_task_before_process_init_is_an_error_not_a_silent_success(
+    settings: Settings,
+) -> None:
+    app = make_celery(settings)
+    register_tasks(app, settings)
+    result = app.tasks[PROCESS_TASK].apply(args=[AVATAR_ID])
+    assert result.state == "FAILURE"
+    assert "worker_process_init" in str(result.result)
+
+
+def test_success_processes_the_id_once_and_fails_nothing(opened: Worker) -> None:
+    result = opened.run(PROCESS_TASK)
+    assert result.state == "SUCCESS"
+    assert opened.avatars.processed == [AVATAR_ID]
+    assert opened.avatars.failed == []
+
+
+def test_transient_errors_are_retried_until_the_service_succeeds(opened: Worker) -> None:
+    # Eager apply runs Celery's retries at once (no countdown) in this process.
+    opened.avatars.raises = TransientError("S3 is down.", code="storage.unavailable")
+    process = opened.avatars.process
+
+    def recovers_on_third_try(avatar_id: str) -> None:
+        if len(opened.avatars.processed) == 2:
+            opened.avatars.raises = None
+        process(avatar_id)
+
+    opened.avatars.process = recovers_on_third_try  # type: ignore[method-assign]
+    assert opened.run(PROCESS_TASK).state == "SUCCESS"
+    assert opened.avatars.processed == [AVATAR_ID] * 3
+    assert opened.avatars.failed == []
+
+
+def test_transient_error_after_the_last_retry_fails_the_avatar_with_its_code(
+    opened: Worker,
+) -> None:
+    error = TransientError("S3 is down.", code="storage.unavailable")
+    opened.avatars.raises = error
+    result = opened.run(PROCESS_TASK)
+    assert result.state == "SUCCESS"  # handled: the message is acknowledged
+    assert opened.avatars.processed == [AVATAR_ID] * 4  # the first try and 3 retries
+    assert opened.avatars.failed == [(AVATAR_ID, error)]
+
+
+def test_a_bug_fails_the_avatar_instead_of_leaving_it_unfinished(opened: Worker) -> None:
+    opened.avatars.raises = KeyError("images")
+    result = opened.run(PROCESS_TASK)
+    assert result.state == "SUCCESS"
+    [(avatar_id, error)] = opened.avatars.failed
+    assert avatar_id == AVATAR_ID
+    assert error.code == "processing.crashed"
+
+
+def test_verdict_errors_escaping_the_service_are_not_retried(opened: Worker) -> None:
+    # The service turns verdicts into `failed` itself; one that escapes is a bug,
+    # and retrying a verdict would only repeat it.
+    opened.avatars.raises = ImageError("Truncated.", code="image.unreadable")
+    result = opened.run(PROCESS_TASK)
+    assert result.state == "SUCCESS"
+    assert opened.avatars.processed == [AVATAR_ID]
+    assert [e.code for _, e in opened.avatars.failed] == ["processing.crashed"]
+
+
+def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
+    assert opened.run(SWEEP_TASK).state == "SUCCESS"
+    assert opened.avatars.sweeps == 1
+
+
+def test_delivery_rules_are_set_on_the_app(settings: Settings) -> None:
+    conf = make_celery(settings).conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.beat_schedule["sweep-stuck-avatars"]["schedule"] == settings.sweep_interval_seconds
+
+
+def test_redis_visibility_timeout_outlasts_the_longest_retry_countdown(
+    settings: Settings,
+) -> None:
+    # A retry waits in the worker unacknowledged; Redis must not hand it to
+    # another worker meanwhile.
+    redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/0"})
+    options = make_celery(redis).conf.broker_transport_options
+    assert options["visibility_timeout"] > RETRY_BACKOFF_MAX_SECONDS
+
+
+def test_filesystem_broker_keeps_its_folders_under_data_dir(settings: Settings) -> None:
+    options = make_celery(settings).conf.broker_transport_options
+    root = settings.data_dir / "broker"
+    # Producer (API) and consumer (worker) read and write the same folder.
+    assert options["data_folder_in"] == options["data_folder_out"] == str(root / "queue")
+    for key in ("data_folder_in", "processed_folder", "control_folder"):
+        assert Path(options[key]).is_dir()
+        assert Path(options[key]).is_relative_to(settings.data_dir)
