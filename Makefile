@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run stop batch test lint bench clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -15,7 +15,45 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+# `make run`: the API and one worker in the background on the embedded defaults
+# (a SQLite file, Celery's filesystem broker and a storage folder, all under
+# var/), so no server is needed; then a demo key and a working upload command.
+PORT    ?= 8000
+RUN_DIR := var/run
+API     := http://127.0.0.1:$(PORT)
+
+run: install stop
+	@mkdir -p $(RUN_DIR)
+	@$(BIN)/avatar-prep db upgrade
+	@nohup $(BIN)/avatar-prep serve --port $(PORT) >$(RUN_DIR)/api.log 2>&1 & echo $$! >$(RUN_DIR)/api.pid
+	@nohup $(BIN)/avatar-prep worker >$(RUN_DIR)/worker.log 2>&1 & echo $$! >$(RUN_DIR)/worker.pid
+	@for i in $$(seq 150); do curl -sf $(API)/readyz >/dev/null && break; sleep 0.2; done; \
+	 curl -sf $(API)/readyz >/dev/null || { echo "the API did not start; see $(RUN_DIR)/api.log"; exit 1; }
+	@key=$$($(BIN)/avatar-prep keys create --account demo --plan paid | sed -n 's/^api key: *//p'); \
+	 echo; \
+	 echo "API on $(API) (docs: $(API)/docs), one worker; logs in $(RUN_DIR)/."; \
+	 echo "Upload a sample photo and wait up to 10 s for the avatar:"; \
+	 echo; \
+	 echo "  curl -s -H 'X-API-Key: $$key' -F file=@sample_images/accept_portrait.jpg '$(API)/v1/avatars/upload-face?wait=10'"; \
+	 echo; \
+	 echo "Then fetch a framing with the id it returns:"; \
+	 echo; \
+	 echo "  curl -s -H 'X-API-Key: $$key' -o avatar.jpg '$(API)/v1/avatars/AVATAR_ID/image?aspect_ratio=4:3'"; \
+	 echo; \
+	 echo "Stop both with: make stop"
+
+# Stops what `make run` started, by the ids it wrote; waits until they are gone
+# (a worker finishes the image in hand first).
+stop:
+	@for name in worker api; do \
+	  f=$(RUN_DIR)/$$name.pid; [ -f $$f ] || continue; pid=$$(cat $$f); \
+	  kill $$pid 2>/dev/null && echo "stopping $$name ($$pid)"; \
+	  for i in $$(seq 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.2; done; \
+	  rm -f $$f; \
+	done
+
+# The pipeline alone, no service: every sample image through it, a report and overlays.
+batch: install
 	$(BIN)/avatar-prep batch sample_images -o prepared --report prepared/report.csv
 
 test: install
