@@ -123,7 +123,8 @@ def face_transform(points: Points, framing: Framing) -> np.ndarray:
 
 def output_scale(matrix: np.ndarray) -> float:
     """Output pixels per source pixel of a similarity (the square root of |det|)."""
-    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+    (a, b, _), (c, d, _) = np.asarray(matrix, dtype=np.float64)
+    return float(np.sqrt(abs(a * d - b * c)))
 
 
 def rebase(matrix: np.ndarray, scale: float) -> np.ndarray:
@@ -135,10 +136,16 @@ def rebase(matrix: np.ndarray, scale: float) -> np.ndarray:
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:
-    """The inverse (2, 3) affine: output pixels back to source (x, y)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    linear_inv = np.linalg.inv(m[:, :2])
-    return np.hstack([linear_inv, (-linear_inv @ m[:, 2])[:, None]])
+    """The inverse (2, 3) affine: output pixels back to source (x, y).
+
+    Written out for 2x2: np.linalg goes through LAPACK, whose thread pool costs
+    milliseconds per call on a busy machine."""
+    (a, b, tx), (c, d, ty) = np.asarray(matrix, dtype=np.float64)
+    det = a * d - b * c
+    if det == 0.0:
+        raise ValueError("the transform is singular")
+    linear = np.array([[d, -b], [-c, a]]) / det
+    return np.hstack([linear, -(linear @ [tx, ty])[:, None]])
 
 
 def warp(rgb: np.ndarray, matrix: np.ndarray, framing: Framing) -> tuple[np.ndarray, float]:

@@ -170,6 +170,8 @@ def test_the_inverse_maps_output_points_back_to_the_source() -> None:
         np.testing.assert_allclose(apply(back, apply(matrix, source)), source, atol=1e-9)
         corners = np.array([[0, 0], [framing.width, 0], [framing.width, framing.height]])
         np.testing.assert_allclose(apply(matrix, apply(back, corners)), corners, atol=1e-9)
+    with pytest.raises(ValueError, match="singular"):
+        invert(np.zeros((2, 3)))
 
 
 def test_rebase_expresses_the_transform_for_a_reduced_decode() -> None:
