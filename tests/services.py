@@ -286,12 +286,18 @@ def service_settings(postgres_url: str, redis_url: str, s3: SeaweedS3, tmp_path:
     """Settings for the real components: PostgreSQL, Redis as broker, SeaweedFS as
     storage. Loopback URLs stay forbidden; tests of URL uploads from a local server
     use `service_settings.model_copy(update={"allow_loopback_urls": True})`."""
+    return settings_for(postgres_url, redis_url, s3, tmp_path / "var")
+
+
+def settings_for(postgres_url: str, redis_url: str, s3: SeaweedS3, data_dir: Path) -> Settings:
+    """What `service_settings` returns, for fixtures of a wider scope (a module's
+    API and worker processes) that bring their own `data_dir`."""
     return Settings(
-        data_dir=tmp_path / "var",
+        data_dir=data_dir,
         database_url=postgres_url,
         broker_url=redis_url,
         storage_backend="s3",
-        storage_dir=tmp_path / "var" / "storage",
+        storage_dir=data_dir / "storage",
         s3_endpoint_url=s3.endpoint_url,
         s3_bucket=s3.bucket,
         s3_access_key_id=s3.access_key_id,
