@@ -1,0 +1,128 @@
+"""The FastAPI application: `create_app(settings, services=None)`.
+
+The lifespan makes the heavy things once per process: the Celery app (only to
+send work; `tasks.enqueue`) and `Services` (registry, storage, AvatarService,
+KeyService). Tests pass their own `Services` (made with a fake enqueue) and the
+app then owns neither them nor a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from celery import Celery
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from api import avatars, ops
+from api.errors import install_error_handlers
+from api.ops import BrokerProbe
+from api.request_ids import RequestIdMiddleware
+from service.runtime import Services
+from service.settings import Settings
+from tasks.celery_app import make_celery
+from tasks.enqueue import make_enqueue
+
+DESCRIPTION = """\
+Upload a face photo; get back an aligned avatar in three framings (1:1, 4:3, 3:4),
+or a precise rejection.
+
+Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <key>`. Every
+response carries `X-Request-Id`. Every non-2xx response is the error envelope
+`{"error": {"type", "code", "message", "param", "request_id", ...}}`; switch on
+`code`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    broker_probe: BrokerProbe | None = None,
+) -> FastAPI:
+    """The API for `settings` (read from the environment when None: this is the
+    uvicorn factory of `avatar-prep serve`, one call per server process).
+
+    With `services` given (tests), the lifespan neither makes nor closes them,
+    and `/readyz` checks the broker only through `broker_probe` when one is given."""
+    app_settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = app_settings
+        if services is not None:
+            app.state.services = services
+            app.state.broker_ready = broker_probe
+            yield
+            return
+        celery = make_celery(app_settings)
+        made = await run_in_threadpool(Services.create, app_settings, make_enqueue(celery))
+        app.state.services = made
+        app.state.broker_ready = lambda: broker_reachable(celery)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(made.close)
+
+    app = FastAPI(
+        title="avatar-prep",
+        version="1.0.0",
+        summary="Face upload and avatar preparation for realtime talking avatars.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(avatars.router)
+    app.include_router(ops.router)
+    app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+def broker_reachable(celery: Celery) -> bool:
+    """Whether the broker accepts a connection now (one try, the broker time-out)."""
+    try:
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=celery.conf.broker_connection_timeout)
+    except Exception:  # any failure to connect means "not ready", whatever the transport
+        return False
+    return True
+
+
+def _openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the `X-Request-Id` header on every response, minus
+    FastAPI's default 422 schema: validation errors are the error envelope, and
+    routes declare 422 themselves where a parameter can fail validation."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        header = {
+            "description": "This request's id, `req_` + ULID; quote it in bug reports.",
+            "schema": {"type": "string", "example": "req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"},
+        }
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if _is_fastapi_default_422(responses.get("422")):
+                    del responses["422"]
+                for response in responses.values():
+                    response.setdefault("headers", {})["X-Request-Id"] = header
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _is_fastapi_default_422(response: dict[str, Any] | None) -> bool:
+    if response is None:
+        return False
+    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    return bool(ref == "#/components/schemas/HTTPValidationError")

@@ -1,0 +1,270 @@
+"""The avatar endpoints of docs/api.md: upload-face, get, list, image, delete.
+
+Routes do cheap work only: parse and cap the request on the event loop, and
+call the AvatarService (database and storage I/O) in a worker thread. The
+pipeline runs in the Celery worker, never here; `wait` only polls the avatar's
+status with short async sleeps.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AccountDep, ServicesDep, SettingsDep
+from api.errors import error_response, error_responses, status_for_failed_avatar
+from api.schemas import (
+    AVATAR_ID_EXAMPLE,
+    AspectRatio,
+    Avatar,
+    AvatarList,
+    AvatarStatus,
+    UploadFaceForm,
+    UploadFaceJson,
+)
+from api.uploads import read_upload
+from service.runtime import Services
+
+router = APIRouter(prefix="/v1/avatars", tags=["avatars"])
+
+# Every authenticated route can answer these.
+COMMON_CODES = ("auth.missing_key", "auth.invalid_key", "dependency.unavailable", "api_error")
+UNFINISHED = ("queued", "processing")
+# Polling interval while a client waits: starts short (a 1 MP photo is ready in well
+# under a second), grows so a 30 s wait costs a few dozen registry reads, not hundreds.
+POLL_FIRST_SECONDS = 0.05
+POLL_MAX_SECONDS = 0.5
+
+AvatarIdPath = Annotated[str, Path(description="The avatar's id.", examples=[AVATAR_ID_EXAMPLE])]
+
+_location_header = {"Location": {"description": "The avatar's URL.", "schema": {"type": "string"}}}
+
+_UPLOAD_BODY = {
+    "required": True,
+    "description": "The image as a multipart file, or JSON with a URL, a data URI or base64.",
+    "content": {
+        "multipart/form-data": {"schema": UploadFaceForm.model_json_schema()},
+        "application/json": {
+            "schema": UploadFaceJson.model_json_schema(),
+            "examples": {
+                "url": {
+                    "summary": "An https URL (fetched by the worker)",
+                    "value": {"image": "https://example.com/portrait.jpg", "name": "Ada"},
+                },
+                "data_uri": {
+                    "summary": "A data URI",
+                    "value": {
+                        "image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
+                        "metadata": {"team": "blue"},
+                    },
+                },
+                "base64": {
+                    "summary": "Bare base64",
+                    "value": {"image": "/9j/4AAQSkZJRgABAQ...", "user_exclusive": False},
+                },
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/upload-face",
+    summary="Create an avatar from one face photo",
+    description=(
+        "Send the image as multipart field `file` (optional fields `name`, `user_exclusive`, "
+        '`metadata` as JSON text) or as JSON `{"image": ...}`. Cheap checks (size, format, '
+        "base64, URL form) fail at once with no avatar created; the face work runs in a "
+        "worker. `wait` seconds (0-30) waits for the verdict: `201` ready, `422` rejected "
+        "(the error carries `avatar_id`), else `202` with `Location`. The same bytes already "
+        "uploaded by this account answer `200` with the existing avatar."
+    ),
+    status_code=202,
+    response_model=None,
+    responses={
+        200: {
+            "model": Avatar,
+            "description": "The same image bytes were already uploaded by "
+            "this account: the existing avatar.",
+        },
+        201: {"model": Avatar, "description": "Ready within `wait`.", "headers": _location_header},
+        202: {
+            "model": Avatar,
+            "description": "Accepted; `queued` or `processing`.",
+            "headers": _location_header,
+        },
+        **error_responses(
+            "image.missing",
+            "image.base64_invalid",
+            "image.url_invalid",
+            "image.url_forbidden",
+            "image.unreadable",
+            "metadata.not_object",
+            "request.malformed_body",
+            "image.too_large",
+            "image.too_many_pixels",
+            "image.unsupported_format",
+            "request.unsupported_content_type",
+            "request.invalid_field",
+            "face.none",
+            "face.multiple",
+            "face.too_small",
+            "face.not_frontal",
+            "face.cut_off",
+            "face.too_blurry",
+            "face.too_dark",
+            "image.too_small",
+            "image.not_a_photo",
+            "image.fetch_failed",
+            "image.fetch_timeout",
+            "at_capacity",
+            "processing.crashed",
+            *COMMON_CODES,
+        ),
+    },
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
+async def upload_face(
+    request: Request,
+    account: AccountDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    wait: Annotated[
+        int, Query(ge=0, le=30, description="Seconds to wait for the verdict (0-30).")
+    ] = 0,
+) -> Response:
+    upload = await read_upload(request, settings.pipeline.max_bytes)
+    avatar, created = await run_in_threadpool(
+        lambda: services.avatars.create(
+            account.id,
+            upload.image,
+            name=upload.name,
+            user_exclusive=upload.user_exclusive,
+            metadata=upload.metadata,
+        )
+    )
+    if not created:
+        return JSONResponse(avatar, status_code=200)
+    if wait and avatar["status"] in UNFINISHED:
+        avatar = await _wait_for_verdict(request, services, account.id, avatar, wait)
+    location = {"Location": f"/v1/avatars/{avatar['id']}"}
+    if avatar["status"] == "ready":
+        return JSONResponse(avatar, status_code=201, headers=location)
+    if avatar["status"] == "failed":
+        error = {**avatar["error"], "avatar_id": avatar["id"]}
+        return error_response(request, status_for_failed_avatar(error["code"]), error)
+    return JSONResponse(avatar, status_code=202, headers=location)
+
+
+async def _wait_for_verdict(
+    request: Request, services: Services, account_id: str, avatar: dict[str, Any], wait: float
+) -> dict[str, Any]:
+    """Re-read the avatar until it is ready or failed, `wait` seconds pass, or the
+    client goes away."""
+    deadline = anyio.current_time() + wait
+    delay = POLL_FIRST_SECONDS
+    while avatar["status"] in UNFINISHED:
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0 or await request.is_disconnected():
+            break
+        await anyio.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, POLL_MAX_SECONDS)
+        avatar = await run_in_threadpool(services.avatars.get, account_id, avatar["id"])
+    return avatar
+
+
+@router.get(
+    "/{avatar_id}",
+    summary="Get an avatar",
+    response_model=Avatar,
+    responses=error_responses("avatar.not_found", *COMMON_CODES),
+)
+async def get_avatar(
+    avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep
+) -> JSONResponse:
+    avatar = await run_in_threadpool(services.avatars.get, account.id, avatar_id)
+    return JSONResponse(avatar)
+
+
+@router.get(
+    "",
+    summary="List this account's avatars, newest first",
+    response_model=AvatarList,
+    responses=error_responses("request.invalid_field", "avatar.not_found", *COMMON_CODES),
+)
+async def list_avatars(
+    account: AccountDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 20,
+    starting_after: Annotated[
+        str | None,
+        Query(description="The last avatar id of the previous page.", examples=[AVATAR_ID_EXAMPLE]),
+    ] = None,
+    status: Annotated[
+        AvatarStatus | None, Query(description="Only avatars in this status.")
+    ] = None,
+) -> JSONResponse:
+    avatars, has_more = await run_in_threadpool(
+        lambda: services.avatars.list(
+            account.id, limit=limit, starting_after=starting_after, status=status
+        )
+    )
+    return JSONResponse({"object": "list", "data": avatars, "has_more": has_more})
+
+
+@router.get(
+    "/{avatar_id}/image",
+    summary="Get a prepared image",
+    description="The JPEG bytes, or a `302` to a time-limited URL when storage is S3.",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The prepared JPEG.",
+        },
+        302: {
+            "description": "Redirect to a time-limited URL of the JPEG.",
+            "headers": _location_header,
+        },
+        **error_responses(
+            "request.invalid_field",
+            "avatar.not_found",
+            "avatar.not_ready",
+            "avatar.failed",
+            *COMMON_CODES,
+        ),
+    },
+)
+async def get_avatar_image(
+    avatar_id: AvatarIdPath,
+    account: AccountDep,
+    services: ServicesDep,
+    aspect_ratio: Annotated[
+        AspectRatio, Query(description="Which rendition: 1:1 (default), 4:3 or 3:4.")
+    ] = "1:1",
+) -> Response:
+    ref = await run_in_threadpool(services.avatars.image, account.id, avatar_id, aspect_ratio)
+    if ref.url is not None:
+        return RedirectResponse(ref.url, status_code=302)
+    # Renditions never change once written, but they are private to the account.
+    return Response(
+        ref.data, media_type=ref.content_type, headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.delete(
+    "/{avatar_id}",
+    summary="Delete an avatar and every stored object of it",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses("avatar.not_found", *COMMON_CODES),
+)
+async def delete_avatar(
+    avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep
+) -> Response:
+    await run_in_threadpool(services.avatars.delete, account.id, avatar_id)
+    return Response(status_code=204)

@@ -1,0 +1,65 @@
+"""What a route is given: the process's services and settings (made by the app's
+lifespan), and the calling account.
+
+The account comes from the API key in `X-API-Key` or `Authorization: Bearer`.
+Both headers are declared as OpenAPI security schemes so /docs offers to fill
+them in. The key is checked by `KeyService.authenticate` (a database read, so
+in a worker thread); a missing or unknown key is 401 `authentication_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import AuthenticationFailed
+from service.keys import Account
+from service.runtime import Services
+from service.settings import Settings
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="The API key, as created by `avatar-prep keys create`.",
+)
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="Bearer",
+    description="The same API key as `Authorization: Bearer <key>`.",
+)
+
+
+def get_services(request: Request) -> Services:
+    """The process's Services, made by the app's lifespan."""
+    services: Services = request.app.state.services
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    """The one Settings the app was made with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def current_account(
+    request: Request,
+    api_key: Annotated[str | None, Security(api_key_header)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Account:
+    key = api_key or (credentials.credentials if credentials else None)
+    if not key:
+        raise AuthenticationFailed(
+            "No API key: send X-API-Key: <key> or Authorization: Bearer <key>.",
+            code="auth.missing_key",
+        )
+    account: Account = await run_in_threadpool(get_services(request).keys.authenticate, key)
+    return account
+
+
+AccountDep = Annotated[Account, Depends(current_account)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

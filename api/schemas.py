@@ -1,0 +1,190 @@
+"""The JSON shapes of the HTTP API, for the OpenAPI document and request parsing.
+
+Responses are the service's plain dicts (docs/api.md shapes), sent as they are;
+these models describe them so /docs and /openapi.json state every field, and
+schemathesis can check real responses against them. They allow extra keys, so
+an added field never breaks a client's schema check.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+AVATAR_ID_EXAMPLE = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
+AvatarStatus = Literal["queued", "processing", "ready", "failed"]
+AspectRatio = Literal["1:1", "4:3", "3:4"]
+
+
+class Check(BaseModel):
+    """One measured rule of a face or image verdict."""
+
+    name: str = Field(examples=["face_count"])
+    passed: bool = Field(examples=[False])
+    value: float | int | str | None = Field(examples=[2])
+    limit: float | int | str | None = Field(examples=[1])
+    hint: str = Field(examples=["Crop the photo to one person or use a solo portrait."])
+
+
+class ErrorBody(BaseModel):
+    """The inner object of every non-2xx response. Switch on `code`; show `message`."""
+
+    type: Literal[
+        "invalid_request",
+        "authentication_error",
+        "permission_error",
+        "not_found",
+        "conflict",
+        "rate_limited",
+        "at_capacity",
+        "api_error",
+    ] = Field(description="The family of the error; follows from the HTTP status.")
+    code: str = Field(
+        description="Stable, machine-readable code (see the examples of each status).",
+        examples=["face.multiple"],
+    )
+    message: str = Field(
+        description="For people: what was wrong and what is allowed.",
+        examples=["The image shows 2 faces of similar size; upload a photo of one person."],
+    )
+    param: str | None = Field(
+        None,
+        description="The offending input as a JSON path (`room.platform`, `wait`), if any.",
+        examples=["image"],
+    )
+    request_id: str = Field(
+        description="The `X-Request-Id` of this response.",
+        examples=["req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"],
+    )
+    checks: list[Check] | None = Field(
+        None, description="Every rule measured, for face and image verdicts."
+    )
+    avatar_id: str | None = Field(
+        None,
+        description="On an upload rejected while the client waited: the failed avatar.",
+        examples=[AVATAR_ID_EXAMPLE],
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class Source(BaseModel):
+    """What was uploaded. The measured fields are null until the worker has read it
+    (a URL upload is fetched by the worker)."""
+
+    kind: Literal["file", "url", "base64"]
+    sha256: str | None = Field(
+        None, examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+    )
+    format: str | None = Field(None, examples=["jpeg"])
+    width: int | None = Field(None, description="Upright width in pixels.", examples=[4032])
+    height: int | None = Field(None, description="Upright height in pixels.", examples=[3024])
+    bytes: int | None = Field(None, examples=[2480123])
+
+
+class Face(BaseModel):
+    """The chosen face, in upright source pixels (x, y), origin top-left."""
+
+    box: list[float] = Field(
+        description="x, y, width, height.", examples=[[1210.5, 640.0, 980.2, 1180.7]]
+    )
+    score: float = Field(examples=[0.97])
+    landmarks: dict[str, list[float]] = Field(
+        description="left_eye, right_eye, nose, mouth_left, mouth_right as [x, y]; "
+        "`left_*` is on the image's left (the subject's right).",
+        examples=[{"left_eye": [1500.2, 1010.4], "right_eye": [1890.0, 1002.8]}],
+    )
+    pose: dict[str, float] = Field(
+        description="yaw, pitch, roll in degrees.",
+        examples=[{"yaw": 3.1, "pitch": -4.0, "roll": 1.2}],
+    )
+    quality: dict[str, float] = Field(examples=[{"sharpness": 312.5, "brightness": 121.0}])
+
+
+class ImageInfo(BaseModel):
+    url: str = Field(
+        description="Where to GET the image (this API's /image route).",
+        examples=[f"/v1/avatars/{AVATAR_ID_EXAMPLE}/image?aspect_ratio=1:1"],
+    )
+    width: int = Field(examples=[512])
+    height: int = Field(examples=[512])
+    content_type: str = Field(examples=["image/jpeg"])
+
+
+class Avatar(BaseModel):
+    """An avatar: one uploaded face photo and, once `ready`, its prepared images."""
+
+    object: Literal["avatar"] = "avatar"
+    id: str = Field(examples=[AVATAR_ID_EXAMPLE])
+    status: AvatarStatus = Field(examples=["ready"])
+    name: str | None = Field(examples=["Ada on stage"])
+    user_exclusive: bool = Field(
+        description="Usable only by the account that made it.", examples=[True]
+    )
+    metadata: dict[str, Any] = Field(examples=[{"team": "blue"}])
+    created_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"])
+    updated_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"])
+    ready_at: str | None = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"])
+    source: Source
+    face: Face | None = Field(None, description="Present once the face was found.")
+    images: dict[str, ImageInfo] | None = Field(
+        None, description="Keyed by aspect ratio (1:1, 4:3, 3:4); present once `ready`."
+    )
+    error: ErrorBody | dict[str, Any] | None = Field(
+        None, description="For a `failed` avatar: the error object (code, message, checks)."
+    )
+
+
+class AvatarList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Avatar]
+    has_more: bool = Field(
+        description="Whether a next page exists (pass the last id as `starting_after`)."
+    )
+
+
+class UploadFaceJson(BaseModel):
+    """The JSON form of an upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(
+        description="An https URL (fetched by the worker), a data URI "
+        "(`data:image/jpeg;base64,...`) or bare standard base64.",
+        examples=["https://example.com/portrait.jpg"],
+    )
+    name: str | None = Field(None, max_length=200, examples=["Ada on stage"])
+    user_exclusive: StrictBool = Field(
+        True, description="Usable only by this account (default true)."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Your own key/value data, returned as given. Must be a JSON object.",
+        examples=[{"team": "blue"}],
+    )
+
+
+class UploadFaceForm(BaseModel):
+    """The multipart form of an upload (documentation of the form fields)."""
+
+    file: bytes = Field(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF).")
+    name: str | None = Field(None, max_length=200)
+    user_exclusive: Literal["true", "false"] = Field("true")
+    metadata: str | None = Field(
+        None, description="A JSON object as text.", examples=['{"team": "blue"}']
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, bool] = Field(
+        description="Each dependency and whether it answered.",
+        examples=[{"database": True, "storage": True, "broker": True}],
+    )

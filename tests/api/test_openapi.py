@@ -1,0 +1,93 @@
+"""The OpenAPI document: complete, with the error envelope on every error status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from api.errors import CODES
+
+pytestmark = pytest.mark.anyio
+
+SUCCESS = {"200", "201", "202", "204", "302"}
+
+
+async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    ]
+
+
+async def test_every_endpoint_of_the_contract_is_documented(client: httpx.AsyncClient) -> None:
+    doc = await openapi(client)
+    assert {(m, p) for m, p, _ in operations(doc)} == {
+        ("POST", "/v1/avatars/upload-face"),
+        ("GET", "/v1/avatars/{avatar_id}"),
+        ("DELETE", "/v1/avatars/{avatar_id}"),
+        ("GET", "/v1/avatars"),
+        ("GET", "/v1/avatars/{avatar_id}/image"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+    }
+
+
+async def test_every_error_status_is_the_envelope_with_examples_of_known_codes(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = await openapi(client)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for method, path, op in operations(doc):
+        responses = op["responses"]
+        for status, response in responses.items():
+            assert response["headers"]["X-Request-Id"]["schema"]["type"] == "string"
+            if status in SUCCESS:
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}, (
+                method,
+                path,
+                status,
+            )
+            for code, example in content["examples"].items():
+                assert CODES[code].status == int(status)
+                assert example["value"]["error"]["code"] == code
+        if path.startswith("/v1/"):
+            assert {"401", "500", "503"} <= set(responses), (method, path)
+            assert op["security"] == [{"ApiKey": []}, {"Bearer": []}]
+
+
+async def test_upload_face_documents_both_bodies_and_every_result(
+    client: httpx.AsyncClient,
+) -> None:
+    op = (await openapi(client))["paths"]["/v1/avatars/upload-face"]["post"]
+    content = op["requestBody"]["content"]
+    assert content["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert set(content["application/json"]["schema"]["properties"]) == {
+        "image",
+        "name",
+        "user_exclusive",
+        "metadata",
+    }
+    assert {"200", "201", "202", "400", "413", "415", "422", "503"} <= set(op["responses"])
+    assert "Location" in op["responses"]["202"]["headers"]
+    codes_422 = set(op["responses"]["422"]["content"]["application/json"]["examples"])
+    assert {"face.none", "face.multiple", "request.invalid_field"} <= codes_422
+    wait = next(p for p in op["parameters"] if p["name"] == "wait")
+    assert (wait["schema"]["minimum"], wait["schema"]["maximum"]) == (0, 30)
+
+
+async def test_docs_render(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger-ui" in response.text and "/openapi.json" in response.text

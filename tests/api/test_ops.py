@@ -1,0 +1,68 @@
+"""Liveness and readiness, and the real broker probe."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+
+from api.app import broker_reachable, create_app
+from service.settings import Settings
+from tasks.celery_app import make_celery
+from tests.api.conftest import open_client
+from tests.api.fakes import FakeServices
+from tests.api.test_errors import assert_envelope
+
+
+@pytest.mark.anyio
+async def test_healthz_needs_no_key(app: FastAPI) -> None:
+    async with open_client(app) as c:
+        response = await c.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.anyio
+async def test_readyz_reports_each_dependency(settings: Settings, services: FakeServices) -> None:
+    app = create_app(settings, services, broker_probe=lambda: True)  # type: ignore[arg-type]
+    async with open_client(app) as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": True, "storage": True, "broker": True},
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("ready", "broker", "says"),
+    [
+        ({"database": True, "storage": False}, True, "storage unreachable"),
+        ({"database": False, "storage": False}, True, "database, storage unreachable"),
+        ({"database": True, "storage": True}, False, "broker unreachable"),
+    ],
+)
+async def test_readyz_is_503_naming_what_is_down(
+    settings: Settings, services: FakeServices, ready: dict[str, bool], broker: bool, says: str
+) -> None:
+    services.ready = ready
+    app = create_app(settings, services, broker_probe=lambda: broker)  # type: ignore[arg-type]
+    async with open_client(app) as c:
+        response = await c.get("/readyz")
+    error = assert_envelope(response, 503, "service.not_ready")
+    assert error["message"] == f"Not ready: {says}."
+    assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.integration
+def test_broker_probe_reaches_redis(redis_url: str, tmp_path: object) -> None:
+    assert broker_reachable(make_celery(Settings(broker_url=redis_url))) is True
+
+
+def test_broker_probe_sees_a_dead_broker() -> None:
+    # Port 9 (discard) is closed on test machines: the connection is refused at once.
+    assert broker_reachable(make_celery(Settings(broker_url="redis://127.0.0.1:9/0"))) is False
+
+
+def test_broker_probe_of_the_embedded_filesystem_broker(settings: Settings) -> None:
+    assert broker_reachable(make_celery(settings)) is True

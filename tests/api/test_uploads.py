@@ -1,0 +1,468 @@
+"""Reading upload-face requests: the three image forms, the byte cap, the fields,
+and that no failed request reaches the service."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from api.uploads import BODY_OVERHEAD_BYTES, body_limits, check_metadata, parse_image_text
+from pipeline.errors import AvatarPrepError, ImageError
+from service.settings import Settings
+from tests.api.fakes import FakeServices
+from tests.api.test_errors import assert_envelope
+
+pytestmark = pytest.mark.anyio
+
+UPLOAD = "/v1/avatars/upload-face"
+MB = 1_000_000
+
+
+def small_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 120, 80)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = small_jpeg()
+JPEG_B64 = base64.b64encode(JPEG).decode()
+
+
+# --- the image text: URL, data URI or base64 -----------------------------------
+
+
+def test_bare_base64_decodes_to_the_bytes() -> None:
+    image = parse_image_text(JPEG_B64)
+    assert (image.kind, image.data, image.url) == ("base64", JPEG, None)
+
+
+def test_base64_wrapped_in_lines_decodes() -> None:
+    wrapped = "\n".join(JPEG_B64[i : i + 76] for i in range(0, len(JPEG_B64), 76))
+    assert parse_image_text(wrapped).data == JPEG
+
+
+def test_data_uri_decodes_to_the_bytes() -> None:
+    image = parse_image_text(f"data:image/jpeg;base64,{JPEG_B64}")
+    assert (image.kind, image.data) == ("base64", JPEG)
+    assert parse_image_text(f"DATA:Image/PNG;name=x.png;BASE64,{JPEG_B64}").data == JPEG
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a.jpg",
+        "http://example.com:8080/p?q=1",
+        "HTTPS://EXAMPLE.COM/x",
+        "ftp://example.com/a.jpg",  # the service refuses the scheme, not the parser
+        "javascript:alert(1)",
+    ],
+)
+def test_anything_with_a_scheme_is_a_url_for_the_service(url: str) -> None:
+    image = parse_image_text(f"  {url} ")
+    assert (image.kind, image.url, image.data) == ("url", url, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("not base64 at all!", "image.base64_invalid"),
+        ("QUJD=", "image.base64_invalid"),  # bad padding
+        ("QUJDRA", "image.base64_invalid"),  # unpadded
+        ("QUJD-_==", "image.base64_invalid"),  # URL-safe alphabet
+        ("ñandú", "image.base64_invalid"),
+        ("QUJD====", "image.base64_invalid"),  # excess padding
+        ("====", "image.base64_invalid"),
+        (" \n ", "image.missing"),  # nothing there
+        ("data:text/plain;base64,SGVsbG8=", "image.unsupported_format"),
+        ("data:;base64,SGVsbG8=", "image.unsupported_format"),
+        ("data:image/png,rawbytes", "image.base64_invalid"),
+        ("data:image/png;base64", "image.base64_invalid"),
+        ("data:image/png;base64,@@@@", "image.base64_invalid"),
+    ],
+)
+def test_bad_image_text_gets_its_code(text: str, code: str) -> None:
+    with pytest.raises(ImageError) as caught:
+        parse_image_text(text)
+    assert caught.value.code == code
+    assert caught.value.param == "image"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [([1, 2], "an array"), ("x", "a string"), (3, "a number"), (None, "null"), (True, "a boolean")],
+)
+def test_metadata_must_be_an_object(value: object, kind: str) -> None:
+    with pytest.raises(AvatarPrepError) as caught:
+        check_metadata(value)
+    assert caught.value.code == "metadata.not_object"
+    assert caught.value.message.endswith(f"got {kind}.")
+    assert check_metadata({"a": [1]}) == {"a": [1]}
+
+
+def test_body_limits_leave_room_for_the_image_in_each_form() -> None:
+    form_cap, json_cap = body_limits(3 * MB)
+    assert form_cap == 3 * MB + BODY_OVERHEAD_BYTES
+    assert json_cap == 4 * MB + BODY_OVERHEAD_BYTES  # 4 base64 characters per 3 bytes
+
+
+# --- through HTTP: what reaches the service -------------------------------------
+
+
+async def test_multipart_upload_reaches_the_service_as_given(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    response = await client.post(
+        UPLOAD,
+        files={"file": ("../../etc/me.jpg", JPEG, "image/jpeg")},
+        data={"name": "Ada", "user_exclusive": "false", "metadata": '{"team": "blue"}'},
+    )
+    assert response.status_code == 202, response.text
+    (image,) = services.avatars.created
+    assert (image.kind, image.data, image.filename) == ("file", JPEG, "../../etc/me.jpg")
+    avatar = response.json()
+    assert (avatar["name"], avatar["user_exclusive"], avatar["metadata"]) == (
+        "Ada",
+        False,
+        {"team": "blue"},
+    )
+
+
+async def test_multipart_defaults(client: httpx.AsyncClient) -> None:
+    response = await client.post(UPLOAD, files={"file": ("a.jpg", JPEG)})
+    avatar = response.json()
+    assert (avatar["name"], avatar["user_exclusive"], avatar["metadata"]) == (None, True, {})
+
+
+@pytest.mark.parametrize(
+    "image", [JPEG_B64, f"data:image/jpeg;base64,{JPEG_B64}"], ids=["base64", "data-uri"]
+)
+async def test_json_base64_upload_reaches_the_service_decoded(
+    client: httpx.AsyncClient, services: FakeServices, image: str
+) -> None:
+    response = await client.post(
+        UPLOAD, json={"image": image, "name": "Bo", "metadata": {"k": 1}, "user_exclusive": False}
+    )
+    assert response.status_code == 202, response.text
+    (given,) = services.avatars.created
+    assert (given.kind, given.data) == ("base64", JPEG)
+    assert response.json()["metadata"] == {"k": 1}
+
+
+async def test_json_url_upload_reaches_the_service_unfetched(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    response = await client.post(UPLOAD, json={"image": "https://example.com/face.jpg"})
+    assert response.status_code == 202
+    (given,) = services.avatars.created
+    assert (given.kind, given.url, given.data) == ("url", "https://example.com/face.jpg", None)
+
+
+# --- through HTTP: cheap failures, nothing created ------------------------------
+
+
+async def failed(
+    client: httpx.AsyncClient, services: FakeServices, status: int, code: str, **request: object
+) -> dict[str, object]:
+    response = await client.post(UPLOAD, **request)  # type: ignore[arg-type]
+    error = assert_envelope(response, status, code)
+    assert services.avatars.created == []
+    return error
+
+
+async def test_empty_body(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(client, services, 400, "image.missing")
+    await failed(
+        client,
+        services,
+        400,
+        "image.missing",
+        json=None,
+        headers={"content-type": "application/json"},
+    )
+
+
+async def test_empty_multipart(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(
+        client,
+        services,
+        400,
+        "image.missing",
+        content=b"--x--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+
+
+async def test_wrong_field_name(client: httpx.AsyncClient, services: FakeServices) -> None:
+    error = await failed(client, services, 400, "image.missing", files={"image": ("a.jpg", JPEG)})
+    assert "`file`" in str(error["message"]) and "image" in str(error["message"])
+    error = await failed(client, services, 400, "image.missing", json={"file": JPEG_B64})
+    assert "fields received: file" in str(error["message"])
+
+
+async def test_file_sent_as_a_text_field(client: httpx.AsyncClient, services: FakeServices) -> None:
+    error = await failed(
+        client, services, 400, "image.missing", data={"file": "abc"}, files={"other": ("x", b"")}
+    )
+    assert "file part" in str(error["message"])
+
+
+async def test_empty_file(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(client, services, 400, "image.missing", files={"file": ("a.jpg", b"")})
+
+
+async def test_garbage_base64(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(client, services, 400, "image.base64_invalid", json={"image": "%%% not b64 %%%"})
+
+
+async def test_data_uri_that_is_not_an_image(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    error = await failed(
+        client,
+        services,
+        415,
+        "image.unsupported_format",
+        json={"image": "data:text/html;base64,PGgxPmhpPC9oMT4="},
+    )
+    assert "text/html" in str(error["message"])
+
+
+@pytest.mark.parametrize("metadata", ["[1, 2]", '"text"', "42", "null", "{not json"], ids=str)
+async def test_form_metadata_not_an_object(
+    client: httpx.AsyncClient, services: FakeServices, metadata: str
+) -> None:
+    error = await failed(
+        client,
+        services,
+        400,
+        "metadata.not_object",
+        files={"file": ("a.jpg", JPEG)},
+        data={"metadata": metadata},
+    )
+    assert error["param"] == "metadata"
+
+
+@pytest.mark.parametrize("metadata", [[1, 2], "text", 42, None], ids=str)
+async def test_json_metadata_not_an_object(
+    client: httpx.AsyncClient, services: FakeServices, metadata: object
+) -> None:
+    await failed(
+        client, services, 400, "metadata.not_object", json={"image": JPEG_B64, "metadata": metadata}
+    )
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon"])
+async def test_wait_out_of_bounds(
+    client: httpx.AsyncClient, services: FakeServices, wait: str
+) -> None:
+    response = await client.post(f"{UPLOAD}?wait={wait}", files={"file": ("a.jpg", JPEG)})
+    error = assert_envelope(response, 422, "request.invalid_field")
+    assert error["param"] == "wait"
+    assert services.avatars.created == []
+
+
+async def test_form_unknown_field(client: httpx.AsyncClient, services: FakeServices) -> None:
+    error = await failed(
+        client,
+        services,
+        422,
+        "request.invalid_field",
+        files={"file": ("a.jpg", JPEG)},
+        data={"colour": "red"},
+    )
+    assert error["param"] == "colour"
+    assert "file, name, user_exclusive, metadata" in str(error["message"])
+
+
+async def test_form_user_exclusive_must_be_true_or_false(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    error = await failed(
+        client,
+        services,
+        422,
+        "request.invalid_field",
+        files={"file": ("a.jpg", JPEG)},
+        data={"user_exclusive": "maybe"},
+    )
+    assert error["param"] == "user_exclusive"
+    assert "'true' or 'false'" in str(error["message"])
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "says"),
+    [
+        ({"image": JPEG_B64, "user_exclusive": "yes"}, "user_exclusive", "valid boolean"),
+        ({"image": JPEG_B64, "name": 7}, "name", "valid string"),
+        ({"image": JPEG_B64, "name": "n" * 201}, "name", "at most 200"),
+        ({"image": 12}, "image", "valid string"),
+        ({"image": JPEG_B64, "colour": "red"}, "colour", "image, name, user_exclusive"),
+    ],
+)
+async def test_json_fields_are_validated(
+    client: httpx.AsyncClient, services: FakeServices, body: object, param: str, says: str
+) -> None:
+    error = await failed(client, services, 422, "request.invalid_field", json=body)
+    assert error["param"] == param
+    assert says in str(error["message"])
+
+
+async def test_malformed_json(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(
+        client,
+        services,
+        400,
+        "request.malformed_body",
+        content=b'{"image": ',
+        headers={"content-type": "application/json"},
+    )
+    await failed(client, services, 400, "request.malformed_body", json=[JPEG_B64])
+
+
+async def test_malformed_multipart(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(
+        client,
+        services,
+        400,
+        "request.malformed_body",
+        content=b"abc",
+        headers={"content-type": "multipart/form-data"},
+    )  # no boundary
+
+
+async def test_two_files(client: httpx.AsyncClient, services: FakeServices) -> None:
+    await failed(
+        client,
+        services,
+        400,
+        "request.malformed_body",
+        files=[("file", ("a.jpg", JPEG)), ("file", ("b.jpg", JPEG))],
+    )
+
+
+async def test_other_content_types(client: httpx.AsyncClient, services: FakeServices) -> None:
+    error = await failed(
+        client,
+        services,
+        415,
+        "request.unsupported_content_type",
+        content=JPEG,
+        headers={"content-type": "text/plain"},
+    )
+    assert "multipart/form-data" in str(error["message"])
+
+
+async def test_svg_file_is_passed_to_the_service_to_sniff(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    """The edge never trusts a declared type: the service sniffs the bytes (its
+    refusal of SVG is tested with the real service)."""
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>'
+    await client.post(UPLOAD, files={"file": ("face.jpg", svg, "image/jpeg")})
+    assert [i.data for i in services.avatars.created] == [svg]
+
+
+# --- the byte cap -----------------------------------------------------------------
+
+
+class CountingBody:
+    """A request body of `size` bytes in 64 KiB chunks, counting what the app pulled."""
+
+    def __init__(self, size: int, prefix: bytes = b"") -> None:
+        self.size = size
+        self.prefix = prefix
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunk = 65536
+        sent = 0
+        if self.prefix:
+            self.pulled += len(self.prefix)
+            sent += len(self.prefix)
+            yield self.prefix
+        while sent < self.size:
+            part = min(chunk, self.size - sent)
+            self.pulled += part
+            sent += part
+            yield b"\0" * part
+
+
+def multipart_head() -> bytes:
+    return (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+    )
+
+
+async def test_25_mb_body_with_content_length_is_refused_unread(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    body = CountingBody(25 * MB, multipart_head())
+    response = await client.post(
+        UPLOAD,
+        content=body,
+        headers={
+            "content-type": "multipart/form-data; boundary=x",
+            "content-length": str(25 * MB),
+        },
+    )
+    error = assert_envelope(response, 413, "image.too_large")
+    assert str(25 * MB) in str(error["message"])
+    assert body.pulled == 0
+    assert services.avatars.created == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size"),
+    [
+        ("multipart/form-data; boundary=x", 25 * MB),
+        # JSON carries base64: a 20 MB image is 26.7 MB of text, so its cap is higher.
+        ("application/json", 30 * MB),
+        ("text/plain", 25 * MB),
+        ("", 25 * MB),
+    ],
+)
+async def test_oversized_chunked_body_is_refused_after_the_cap(
+    client: httpx.AsyncClient,
+    services: FakeServices,
+    settings: Settings,
+    content_type: str,
+    size: int,
+) -> None:
+    body = CountingBody(size, multipart_head())
+    response = await client.post(UPLOAD, content=body, headers={"content-type": content_type})
+    assert "content-length" not in response.request.headers
+    if content_type in ("text/plain", ""):
+        # Not a form nor JSON: the first chunk shows a body exists, and that is enough.
+        assert_envelope(response, 415, "request.unsupported_content_type")
+    else:
+        assert_envelope(response, 413, "image.too_large")
+    assert body.pulled <= max(body_limits(settings.pipeline.max_bytes)) + 65536
+    assert body.pulled < size
+    assert services.avatars.created == []
+
+
+async def test_a_body_at_the_cap_is_read(
+    client: httpx.AsyncClient, services: FakeServices, settings: Settings
+) -> None:
+    """Just under the multipart cap is still an upload (the service then judges it)."""
+    data = b"\xff\xd8\xff" + b"\0" * (settings.pipeline.max_bytes - 3)
+    response = await client.post(UPLOAD, files={"file": ("big.jpg", data)})
+    assert response.status_code == 202
+    assert len(services.avatars.created[0].data or b"") == settings.pipeline.max_bytes
+
+
+async def test_json_cap_fits_a_max_size_image_as_base64(
+    client: httpx.AsyncClient, services: FakeServices, settings: Settings
+) -> None:
+    data = b"\xff" * settings.pipeline.max_bytes
+    body = json.dumps({"image": "data:image/jpeg;base64," + base64.b64encode(data).decode()})
+    response = await client.post(UPLOAD, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text[:300]
+    assert services.avatars.created[0].data == data
