@@ -66,8 +66,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One pinned core: stage times, ratios to a naive reference and a plain decode,
+# 50 MP peak memory; then batch images/s with 1 and 2 workers.
 bench: install
 	$(BIN)/avatar-prep bench
+	$(BIN)/avatar-prep bench --batch
 
 clean:
 	rm -rf $(VENV) prepared var .mypy_cache .ruff_cache .pytest_cache
