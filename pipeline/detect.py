@@ -1,8 +1,8 @@
 """Face candidates: where the BlazeFace detectors think faces are.
 
 Both detectors look at a 128 or 192 px version of the image, so they run on a
-reduced decode (`PipelineSettings.detect_side`). Each has a blind spot that the
-other passes cover: the full-range model finds small faces but misses faces
+reduced decode (`PipelineSettings.detect_side`). Each has a blind spot that
+another pass covers: the full-range model finds small faces but misses faces
 that fill the frame, the short-range one finds close-ups but not small faces,
 and a face that fills the whole frame is found once the image sits on a larger
 grey canvas. Candidates are proposals; the landmark model confirms them
@@ -52,11 +52,20 @@ class Candidate:
 
 
 def detect(
-    rgb: np.ndarray, models: FaceModels, min_score: float, quarter_turns: int = 0
+    rgb: np.ndarray,
+    models: FaceModels,
+    min_score: float,
+    quarter_turns: int = 0,
+    canvas: bool = False,
 ) -> list[Candidate]:
-    """Every candidate of the three passes (full range, short range, full range
-    on a padded canvas) scoring at least `min_score`, largest box first. Passes
-    overlap, so one face usually yields several candidates.
+    """Candidates scoring at least `min_score`, largest box first.
+
+    Without `canvas`, the full-range and short-range passes on the image (they
+    overlap, so one face usually yields two candidates); with it, the
+    full-range pass on the image centred on a grey canvas PAD_FACTOR times its
+    long side, for a face that fills the whole frame. Only such a face needs
+    the canvas, and two faces cannot both fill the frame, so callers run it
+    only when the plain passes found nothing.
 
     `rgb`: (H, W, 3) uint8 RGB. With `quarter_turns` k the detectors see
     `np.rot90(rgb, k)` (k x 90 degrees counter-clockwise), for faces that are
@@ -64,23 +73,25 @@ def detect(
     """
     height, width = rgb.shape[:2]
     turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
-    side = round(PAD_FACTOR * max(turned.shape[:2]))
-    top = (side - turned.shape[0]) // 2
-    left = (side - turned.shape[1]) // 2
-    canvas = cv2.copyMakeBorder(
-        turned,
-        top,
-        side - turned.shape[0] - top,
-        left,
-        side - turned.shape[1] - left,
-        cv2.BORDER_CONSTANT,
-        value=PAD_GREY,
-    )
-    found = [
-        *_run(models.full_range, turned, (0, 0)),
-        *_run(models.short_range, turned, (0, 0)),
-        *_run(models.full_range, canvas, (left, top)),
-    ]
+    if canvas:
+        side = round(PAD_FACTOR * max(turned.shape[:2]))
+        top = (side - turned.shape[0]) // 2
+        left = (side - turned.shape[1]) // 2
+        padded = cv2.copyMakeBorder(
+            turned,
+            top,
+            side - turned.shape[0] - top,
+            left,
+            side - turned.shape[1] - left,
+            cv2.BORDER_CONSTANT,
+            value=PAD_GREY,
+        )
+        found = _run(models.full_range, padded, (left, top))
+    else:
+        found = [
+            *_run(models.full_range, turned, (0, 0)),
+            *_run(models.short_range, turned, (0, 0)),
+        ]
     candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
     return sorted(candidates, key=lambda c: (-c.area, -c.score))
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from mediapipe.framework.formats import rect_pb2
 
@@ -37,6 +38,11 @@ LEFT_CHEEK_EDGE = 454
 # "no face", so a wider square is tried next.
 ROI_SCALES = (1.5, 2.0)
 MESH_ROI_SCALE = 1.5
+
+# Side of the face patch `orient` shows the short-range detector (its input
+# size), and how many times at most it turns a fit around.
+ORIENT_SIDE = 128
+ORIENT_ROUNDS = 2
 
 # The mesh's forehead-to-chin line leans back by about this much on a level
 # head: the median over the frontal portraits of the dev set, where it reads
@@ -142,6 +148,47 @@ def fit_faces(
         if mesh is not None:
             faces.append(Face(mesh=mesh, score=candidate.score))
     return sorted(faces, key=lambda f: -f.length)
+
+
+def orient(rgb: np.ndarray, face: Face, models: FaceModels) -> Face:
+    """`face`, refitted when its mesh is turned against the real face, else
+    unchanged.
+
+    The detectors often fire on a face lying sideways or upside down while
+    placing its eyes as if it were upright, and the landmark model then fits
+    an upright face to it. So the face's square is cut out the way the mesh
+    says is upright and shown to the short-range detector in all four quarter
+    turns; when another turn scores higher, the mesh is refitted that way up.
+    A badly turned fit can be off by any angle, so this repeats (ORIENT_ROUNDS).
+    `rgb`: the (H, W, 3) uint8 RGB image the face was found on, in its pixels.
+    """
+    for _ in range(ORIENT_ROUNDS):
+        centre, side, angle = _mesh_square(face.mesh)
+        # Rotate about the square's centre so the mesh's eye line is level,
+        # scale the square to ORIENT_SIDE and move its centre to the patch's.
+        to_patch = np.asarray(
+            cv2.getRotationMatrix2D(centre, math.degrees(angle), ORIENT_SIDE / side), np.float64
+        )
+        to_patch[:, 2] += np.array([ORIENT_SIDE / 2, ORIENT_SIDE / 2]) - np.array(centre)
+        patch = cv2.warpAffine(rgb, to_patch, (ORIENT_SIDE, ORIENT_SIDE), flags=cv2.INTER_AREA)
+        scores = [_best_score(models, np.rot90(patch, turns)) for turns in range(4)]
+        turns = int(np.argmax(scores))
+        if scores[turns] <= scores[0]:
+            return face
+        # np.rot90 turns counter-clockwise; the face in the patch was turned
+        # clockwise by as much, so its real eye line is `turns` quarters further.
+        mesh = _run_mesh(rgb, centre, side, angle + turns * math.pi / 2, models)
+        if mesh is None:
+            return face
+        refined = _run_mesh(rgb, *_mesh_square(mesh), models)
+        face = Face(mesh=refined if refined is not None else mesh, score=face.score)
+    return face
+
+
+def _best_score(models: FaceModels, rgb: np.ndarray) -> float:
+    """The short-range detector's highest score on `rgb` (0 when it finds nothing)."""
+    result = models.short_range.process(np.ascontiguousarray(rgb))
+    return max((float(d.score[0]) for d in result.detections or ()), default=0.0)
 
 
 def _mesh_for(rgb: np.ndarray, candidate: Candidate, models: FaceModels) -> np.ndarray | None:

@@ -3,10 +3,10 @@
 The stages, and why they run in this order:
 
 1. probe the header (limits before any pixel), decode at the largest JPEG DCT
-   reduction that still leaves `detect_side` pixels, area-reduce to exactly that;
-2. detect face candidates and confirm them with Face Mesh; when none is found
-   upright, try the image turned by 90, 270 and 180 degrees (phones that wrote
-   the pixels sideways without an EXIF tag);
+   reduction that still leaves `detect_side` pixels, reduce to exactly that;
+2. detect face candidates and confirm them with Face Mesh; when none is found,
+   try a padded canvas, then the image turned by 90, 270 and 180 degrees
+   (phones that wrote the pixels sideways without an EXIF tag);
 3. place the 1:1 crop from the main face's five points; decode again only when
    the crop needs more pixels than the detection decode has (a JPEG at the
    largest reduction whose pixels still cover the output: warpAffine then never
@@ -35,7 +35,7 @@ from pipeline.decode import Probe, decode, probe
 from pipeline.detect import detect
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
-from pipeline.landmarks import Face, fit_faces
+from pipeline.landmarks import Face, fit_faces, orient
 from pipeline.models import FaceModels
 from pipeline.quality import measure as measure_quality
 from pipeline.record import FaceInfo, Prepared, Rendition, SourceInfo
@@ -90,6 +90,8 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     if not faces:
         check = no_face_check()
         raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
+    with watch("mesh"):
+        faces[0] = orient(small, faces[0], models)
     # To upright source pixels: the reduced image's exact size ratio, not the
     # nominal decode scale (a DCT reduction rounds odd sizes up).
     faces = [f.scaled(info.width / small.shape[1], info.height / small.shape[0]) for f in faces]
@@ -162,14 +164,16 @@ def find_faces(
     rgb: np.ndarray, models: FaceModels, settings: PipelineSettings, watch: Stopwatch
 ) -> list[Face]:
     """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first, in its
-    pixels; the first turn (see TURNS) that shows any face wins."""
+    pixels. The first attempt that shows any face wins: per turn (see TURNS)
+    the plain detector passes, then the padded canvas (see `detect`)."""
     for turns in TURNS:
-        with watch("detect"):
-            candidates = detect(rgb, models, settings.min_detection_score, turns)
-        with watch("mesh"):
-            faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
-        if faces:
-            return faces
+        for canvas in (False, True):
+            with watch("detect"):
+                candidates = detect(rgb, models, settings.min_detection_score, turns, canvas)
+            with watch("mesh"):
+                faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
+            if faces:
+                return faces
     return []
 
 
@@ -193,14 +197,19 @@ def crop_reduction(info: Probe, upscale: float) -> int:
 
 
 def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
-    """`rgb` area-reduced so its long side is `side` (unchanged when already no
-    longer): (h, w, 3) uint8 RGB, C-contiguous, as the detectors need."""
+    """`rgb` reduced so its long side is `side` (unchanged when already no
+    longer): (h, w, 3) uint8 RGB, C-contiguous, as the detectors need.
+
+    A shrink by less than 2x (what is left after a DCT-reduced JPEG decode) is
+    bilinear, which does not alias at that ratio and costs a tenth of an area
+    average; larger shrinks (full decodes of other formats) average areas."""
     height, width = rgb.shape[:2]
     factor = side / max(height, width)
     if factor >= 1:
         return np.ascontiguousarray(rgb)
     size = (max(round(width * factor), 1), max(round(height * factor), 1))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_LINEAR if factor > 0.5 else cv2.INTER_AREA
+    return cv2.resize(rgb, size, interpolation=interpolation)
 
 
 def _warp(

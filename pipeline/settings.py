@@ -63,9 +63,9 @@ class PipelineSettings(BaseModel):
         "groups measure 0.48-1.0).",
     )
     max_drawn_share: float = Field(
-        0.3,
+        0.35,
         description="Most of the inner face that may be flat fill or hard line; above it "
-        "the image is a drawing (photos measure up to 0.2, an anime drawing 0.44).",
+        "the image is a drawing (photos measure up to 0.23, an anime drawing 0.47).",
     )
     max_upscale: float = Field(
         3.2,
