@@ -1,0 +1,322 @@
+"""prepare() end to end on real photos: the record, the renditions, every
+rejection code, determinism."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import simplejpeg
+from PIL import Image
+
+from pipeline import FaceModels, PipelineSettings, Prepared, Rejected, prepare
+from pipeline.align import invert
+from pipeline.decode import Probe
+from pipeline.prepare import STAGES, crop_reduction, detection_reduction, shrink
+
+SETTINGS = PipelineSettings()
+EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
+needs_eval_set = pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
+
+
+@pytest.fixture(scope="module")
+def portrait(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> Prepared:
+    return prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+
+
+def rejection(data: bytes, models: FaceModels, settings: PipelineSettings = SETTINGS) -> Rejected:
+    with pytest.raises(Rejected) as caught:
+        prepare(data, models, settings)
+    return caught.value
+
+
+def png(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="PNG")
+    return out.getvalue()
+
+
+def apply(
+    matrix: tuple[tuple[float, ...], ...] | np.ndarray, point: tuple[float, float]
+) -> np.ndarray:
+    m = np.asarray(matrix, dtype=np.float64)
+    return m[:, :2] @ np.asarray(point) + m[:, 2]
+
+
+def test_accepted_record(portrait: Prepared) -> None:
+    record = portrait.to_dict()
+
+    json.dumps(record)  # JSON-serialisable as it is
+    assert record["verdict"] == "accept"
+    assert record["source"]["format"] == "jpeg"
+    assert (record["source"]["width"], record["source"]["height"]) == (1200, 1200)
+    assert len(record["source"]["sha256"]) == 64
+    face = record["face"]
+    assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert set(face["pose"]) == {"yaw", "pitch", "roll"}
+    assert set(face["quality"]) == {"sharpness", "brightness"}
+    assert 0.5 <= face["score"] <= 1
+    x, y, w, h = face["box"]
+    assert min(x, y) >= 0 and x + w <= 1200 and y + h <= 1200
+    assert record["warnings"] == []
+    assert set(record["versions"]) == {"pipeline", "mediapipe", "settings"}
+    assert record["versions"]["mediapipe"] == "0.10.21"
+    assert set(portrait.timings_ms) == set(STAGES)
+    assert all(v >= 0 for v in portrait.timings_ms.values())
+
+
+def test_every_check_carries_value_limit_and_hint(portrait: Prepared) -> None:
+    for check in portrait.to_dict()["checks"]:
+        assert set(check) == {"name", "passed", "value", "limit", "hint"}
+        assert check["passed"] is True
+        assert check["value"] is not None and check["limit"] is not None and check["hint"]
+
+
+def test_renditions_are_jpegs_of_the_promised_sizes(portrait: Prepared) -> None:
+    sizes = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
+    assert set(portrait.renditions) == set(sizes)
+    for ratio, (width, height) in sizes.items():
+        rendition = portrait.renditions[ratio]
+        pixels = simplejpeg.decode_jpeg(rendition.data)
+        assert pixels.shape == (height, width, 3)
+        assert (rendition.width, rendition.height) == (width, height)
+        assert rendition.content_type == "image/jpeg"
+    # The square fits in the portrait; the wider head-and-shoulders crops do not.
+    assert portrait.renditions["1:1"].filled_ratio == 0.0
+    assert 0 < portrait.renditions["4:3"].filled_ratio < 0.5
+
+
+def test_transforms_put_the_eyes_level_and_invert_back_to_the_source(portrait: Prepared) -> None:
+    points = portrait.face.landmarks
+    for ratio, rendition in portrait.renditions.items():
+        left = apply(rendition.transform, points["left_eye"])
+        right = apply(rendition.transform, points["right_eye"])
+        # Eyes level and about symmetric about the output's centre line, left on
+        # the left (FFHQ squares the eye line with the eye-to-mouth line, so a
+        # tilted head leaves the eyes a little off level).
+        tolerance = 0.01 * rendition.width
+        assert left[1] == pytest.approx(right[1], abs=tolerance), ratio
+        assert (left[0] + right[0]) / 2 == pytest.approx(rendition.width / 2, abs=3 * tolerance)
+        assert left[0] < right[0]
+        back = apply(invert(np.asarray(rendition.transform)), tuple(left))
+        np.testing.assert_allclose(back, points["left_eye"], atol=1e-6)
+
+
+def test_the_crop_shows_the_face_where_the_transform_says(portrait: Prepared) -> None:
+    """The rendition's pixels around the mapped eye look like the source's
+    around the eye (same content), not like some other part of the photo."""
+    rendition = portrait.renditions["1:1"]
+    out = simplejpeg.decode_jpeg(rendition.data).astype(np.float32)
+    transform = np.asarray(rendition.transform)
+    source = np.asarray(
+        Image.open(Path(__file__).parents[2] / "sample_images/accept_portrait.jpg").convert("RGB")
+    )
+    mapped = cv2.warpAffine(source, transform, (512, 512), flags=cv2.INTER_AREA).astype(np.float32)
+    # Compare on the central face region, where no fill is involved.
+    diff = np.abs(out[128:384, 128:384] - mapped[128:384, 128:384]).mean()
+    assert diff < 6
+
+
+def test_same_bytes_and_settings_give_the_same_output(
+    portrait: Prepared, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    again = prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+
+    assert again.to_dict() == portrait.to_dict()
+    for ratio, rendition in portrait.renditions.items():
+        assert again.renditions[ratio].data == rendition.data
+
+
+def test_settings_change_the_settings_hash(
+    portrait: Prepared, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    other = prepare(
+        sample_bytes("accept_portrait.jpg"),
+        face_models,
+        SETTINGS.model_copy(update={"output_size": 256}),
+    )
+
+    assert other.versions["settings"] != portrait.versions["settings"]
+    assert other.renditions["1:1"].width == 256
+    assert (other.renditions["4:3"].width, other.renditions["4:3"].height) == (320, 240)
+
+
+def test_exif_rotated_photo_is_measured_upright(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    result = prepare(sample_bytes("exif_rotated_6.jpg"), face_models, SETTINGS)
+
+    assert (result.source.width, result.source.height) == (900, 1200)
+    assert abs(result.face.pose["roll"]) < 10
+    p = result.face.landmarks
+    assert p["left_eye"][0] < p["right_eye"][0] and p["left_eye"][1] < p["mouth_left"][1]
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_pixels_turned_without_exif_are_found_and_aligned(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels, turns: int
+) -> None:
+    upright = np.asarray(Image.open(io.BytesIO(sample_bytes("accept_portrait.jpg"))).convert("RGB"))
+    turned = np.ascontiguousarray(np.rot90(upright, turns))
+
+    result = prepare(png(turned), face_models, SETTINGS)
+
+    # Landmarks are reported in the coordinates of the (turned) source, and
+    # the crop is upright: the eyes land level in the output.
+    roll = result.face.pose["roll"]
+    assert abs((roll + 90 * turns + 180) % 360 - 180) < 10
+    square = result.renditions["1:1"]
+    left = apply(square.transform, result.face.landmarks["left_eye"])
+    right = apply(square.transform, result.face.landmarks["right_eye"])
+    assert left[0] < right[0] and left[1] == pytest.approx(right[1], abs=0.01 * square.width)
+
+
+def test_no_face(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_no_face.png"), face_models)
+
+    assert rejected.code == "face.none"
+    record = rejected.to_record()
+    json.dumps(record)
+    assert record["face"] is None and record["candidates"] == []
+    assert record["source"]["format"] == "png"
+    assert [c["name"] for c in record["checks"]] == ["face_count"]
+
+
+def test_multiple_faces_lists_every_candidate(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    rejected = rejection(sample_bytes("reject_multiple_faces.jpg"), face_models)
+
+    assert rejected.code == "face.multiple"
+    assert (
+        rejected.message == "The image shows 2 faces of similar size; upload a photo of one person."
+    )
+    assert len(rejected.candidates) == 2
+    (x0, _, w0, _), (x1, _, w1, _) = rejected.candidates
+    assert x0 + w0 < x1 or x1 + w1 < x0  # side by side, not overlapping
+    record = rejected.to_record()
+    assert record["face"] is not None
+    count = next(c for c in record["checks"] if c["name"] == "face_count")
+    assert (count["passed"], count["value"], count["limit"]) == (False, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("sample", "check"),
+    [
+        ("reject_face_too_small.jpg", "face_share"),  # full-body scale
+        ("reject_face_too_small_thumbnail.jpg", "face_resolution"),  # 112 px
+    ],
+)
+def test_face_too_small(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels, sample: str, check: str
+) -> None:
+    rejected = rejection(sample_bytes(sample), face_models)
+
+    assert rejected.code == "face.too_small"
+    failed = [c for c in rejected.checks if not c.passed]
+    assert failed[0].name == check
+
+
+def test_not_frontal(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_not_frontal.png"), face_models)
+
+    assert rejected.code == "face.not_frontal"
+    yaw = next(c for c in rejected.checks if c.name == "yaw")
+    assert isinstance(yaw.value, float) and yaw.value > 45
+    assert "degrees to the side" in rejected.message
+
+
+def test_cut_off(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_cut_off.jpg"), face_models)
+
+    assert rejected.code == "face.cut_off"
+    assert rejected.face is not None
+    x, _, w, _ = rejected.face.box
+    assert x < 0 < x + w  # the face box reaches past the left edge
+
+
+def test_blur_and_darkness_warn_by_default_and_reject_when_asked(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    blurry = prepare(sample_bytes("reject_too_blurry.jpg"), face_models, SETTINGS)
+    dark = prepare(sample_bytes("reject_too_dark.jpg"), face_models, SETTINGS)
+    assert [c.name for c in blurry.warnings] == ["sharpness"]
+    assert "brightness" in [c.name for c in dark.warnings]
+    assert blurry.to_dict()["warnings"] == ["sharpness"]
+
+    strict = SETTINGS.model_copy(update={"reject_blurry": True, "reject_dark": True})
+    assert rejection(sample_bytes("reject_too_blurry.jpg"), face_models, strict).code == (
+        "face.too_blurry"
+    )
+    # The dark copy is also soft (darkness crushes the contrast): blur comes first.
+    dark_codes = {
+        c.code
+        for c in rejection(sample_bytes("reject_too_dark.jpg"), face_models, strict).checks
+        if not c.passed
+    }
+    assert "face.too_dark" in dark_codes
+    assert (
+        rejection(
+            sample_bytes("reject_too_dark.jpg"),
+            face_models,
+            SETTINGS.model_copy(update={"reject_dark": True}),
+        ).code
+        == "face.too_dark"
+    )
+
+
+@needs_eval_set
+def test_not_a_photo_on_a_drawing(face_models: FaceModels) -> None:
+    rejected = rejection((EVAL_IMAGES / "d024.jpg").read_bytes(), face_models)  # anime drawing
+
+    assert rejected.code == "image.not_a_photo"
+
+
+@needs_eval_set
+def test_extreme_close_up_is_found(face_models: FaceModels) -> None:
+    result = prepare((EVAL_IMAGES / "d039.jpg").read_bytes(), face_models, SETTINGS)
+
+    assert result.face.box[3] > 0.5 * result.source.height
+
+
+def test_clip_art_is_rejected(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    # A black horse silhouette: no face (the labels allow not_a_photo or no face).
+    assert rejection(sample_bytes("not_a_photo.png"), face_models).code in {
+        "face.none",
+        "image.not_a_photo",
+    }
+
+
+def probe_of(fmt: str, width: int, height: int) -> Probe:
+    return Probe(format=fmt, width=width, height=height, orientation=1, bytes=1, icc_profile=None)
+
+
+def test_detection_reduction_keeps_at_least_detect_side() -> None:
+    assert detection_reduction(probe_of("jpeg", 4000, 3000), 640) == 4  # 1000 px
+    assert detection_reduction(probe_of("jpeg", 5120, 3840), 640) == 8  # 640 px exactly
+    assert detection_reduction(probe_of("jpeg", 1200, 900), 640) == 1
+    assert detection_reduction(probe_of("png", 4000, 3000), 640) == 1  # no DCT scaling
+
+
+def test_crop_reduction_never_enlarges_a_reduced_decode() -> None:
+    jpeg = probe_of("jpeg", 4000, 3000)
+    assert crop_reduction(jpeg, 0.19) == 4  # 0.76 output px per decoded px
+    assert crop_reduction(jpeg, 0.5) == 2
+    assert crop_reduction(jpeg, 0.51) == 1
+    assert crop_reduction(jpeg, 0.1) == 8
+    assert crop_reduction(probe_of("webp", 4000, 3000), 0.1) == 1
+
+
+def test_shrink_gives_the_detection_size() -> None:
+    rgb = np.zeros((1000, 750, 3), np.uint8)
+    assert shrink(rgb, 640).shape == (640, 480, 3)
+    assert shrink(np.zeros((2999, 4000, 3), np.uint8), 640).shape == (480, 640, 3)
+    small = np.zeros((300, 200, 3), np.uint8)
+    assert shrink(small, 640).shape == small.shape

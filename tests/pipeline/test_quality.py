@@ -1,0 +1,110 @@
+"""Sharpness, brightness and the drawn share, measured on real aligned faces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import simplejpeg
+
+from pipeline import FaceModels, PipelineSettings, Rejected, prepare
+from pipeline.quality import FaceQuality, measure
+
+SETTINGS = PipelineSettings()
+EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
+
+
+def square(data: bytes, models: FaceModels, settings: PipelineSettings = SETTINGS) -> np.ndarray:
+    """The accepted image's 1:1 rendition as (S, S, 3) uint8 RGB."""
+    jpeg = prepare(data, models, settings).renditions["1:1"].data
+    return np.asarray(simplejpeg.decode_jpeg(jpeg, colorspace="RGB"))
+
+
+@pytest.fixture(scope="module")
+def portrait(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> np.ndarray:
+    return square(sample_bytes("accept_portrait.jpg"), face_models)
+
+
+def cartoon(rgb: np.ndarray) -> np.ndarray:
+    """A cel-shaded drawing of a photo: smoothed, posterised to 6 levels per
+    channel, with dark ink lines where the photo has edges."""
+    flat = rgb
+    for _ in range(4):
+        flat = cv2.bilateralFilter(flat, 9, 75, 75)
+    flat = (flat // 43) * 43 + 21
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 60, 120)
+    ink = cv2.dilate(edges, np.ones((2, 2), np.uint8)) > 0
+    flat[ink] = 20
+    return flat
+
+
+def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> None:
+    q = measure(portrait)
+
+    assert q.sharpness > 2 * SETTINGS.min_sharpness
+    assert 100 < q.brightness < 200
+    assert q.drawn_share < SETTINGS.max_drawn_share
+    assert set(q.to_dict()) == {"sharpness", "brightness"}
+
+
+def test_blur_lowers_sharpness_below_the_limit(
+    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), face_models))
+
+    assert blurry.sharpness < SETTINGS.min_sharpness < measure(portrait).sharpness
+    # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
+    assert blurry.drawn_share < SETTINGS.max_drawn_share
+
+
+def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    dark = measure(square(sample_bytes("reject_too_dark.jpg"), face_models))
+
+    assert dark.brightness < SETTINGS.min_brightness
+    assert dark.drawn_share < SETTINGS.max_drawn_share
+
+
+def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
+    drawn = measure(cartoon(portrait))
+
+    assert drawn.drawn_share > SETTINGS.max_drawn_share > measure(portrait).drawn_share
+
+
+@pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
+def test_an_anime_drawing_looks_drawn(face_models: FaceModels) -> None:
+    with pytest.raises(Rejected) as caught:
+        prepare((EVAL_IMAGES / "d024.jpg").read_bytes(), face_models, SETTINGS)
+
+    photo = next(c for c in caught.value.checks if c.name == "photo")
+    assert isinstance(photo.value, float)
+    assert photo.value > SETTINGS.max_drawn_share
+
+
+def test_measures_do_not_depend_on_the_output_size(
+    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    big = measure(
+        square(
+            sample_bytes("accept_portrait.jpg"),
+            face_models,
+            SETTINGS.model_copy(update={"output_size": 1024}),
+        )
+    )
+    small = measure(portrait)
+
+    assert big.sharpness == pytest.approx(small.sharpness, rel=0.25)
+    assert big.brightness == pytest.approx(small.brightness, abs=2)
+    assert big.drawn_share == pytest.approx(small.drawn_share, abs=0.03)
+
+
+def test_measure_is_pure(portrait: np.ndarray) -> None:
+    before = portrait.copy()
+
+    assert measure(portrait) == measure(portrait)
+    np.testing.assert_array_equal(portrait, before)
+    assert isinstance(measure(portrait), FaceQuality)
