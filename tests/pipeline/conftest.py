@@ -1,13 +1,18 @@
-"""Paths and bytes of the files in sample_images/ (see its README.md for what each
-shows). A missing file fails the test that asks for it: regenerate with
-`.venv/bin/python sample_images/make_samples.py`."""
+"""Shared fixtures of the pipeline tests: the files in sample_images/ (see its
+README.md for what each shows; a missing file fails the test that asks for it,
+regenerate with `.venv/bin/python sample_images/make_samples.py`) and one set of
+face models for the whole session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pipeline.models import FaceModels
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
@@ -34,3 +39,13 @@ def sample_path() -> Callable[[str], Path]:
 def sample_bytes(sample_path: Callable[[str], Path]) -> Callable[[str], bytes]:
     """`sample_bytes("accept_portrait.jpg")` -> the file's bytes."""
     return lambda name: sample_path(name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def face_models() -> Iterator[FaceModels]:
+    """The MediaPipe graphs, loaded once per test session as once per process in
+    production; imported here, not at the top, so decode-only tests stay light."""
+    from pipeline.models import FaceModels
+
+    with FaceModels.load() as models:
+        yield models
