@@ -32,7 +32,13 @@ from service.runtime import Services
 router = APIRouter(prefix="/v1/avatars", tags=["avatars"])
 
 # Every authenticated route can answer these.
-COMMON_CODES = ("auth.missing_key", "auth.invalid_key", "dependency.unavailable", "api_error")
+COMMON_CODES = (
+    "auth.missing_key",
+    "auth.invalid_key",
+    "database.unavailable",
+    "storage.unavailable",
+    "api_error",
+)
 UNFINISHED = ("queued", "processing")
 # Polling interval while a client waits: starts short (a 1 MP photo is ready in well
 # under a second), grows so a 30 s wait costs a few dozen registry reads, not hundreds.
@@ -122,7 +128,9 @@ _UPLOAD_BODY = {
             "image.fetch_failed",
             "image.fetch_timeout",
             "at_capacity",
+            "database.conflict",
             "processing.crashed",
+            "storage.object_missing",
             *COMMON_CODES,
         ),
     },
@@ -194,7 +202,7 @@ async def get_avatar(
     "",
     summary="List this account's avatars, newest first",
     response_model=AvatarList,
-    responses=error_responses("request.invalid_field", "avatar.not_found", *COMMON_CODES),
+    responses=error_responses("request.invalid_field", *COMMON_CODES),
 )
 async def list_avatars(
     account: AccountDep,

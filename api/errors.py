@@ -102,8 +102,12 @@ CODES: dict[str, Code] = {
     # --- capacity and dependencies ---
     "rate_limited": Code(429, "Too many requests for this key; retry after 2 s."),
     "at_capacity": Code(503, "The work queue is full; retry after 5 s."),
-    "dependency.unavailable": Code(503, "Storage is unreachable; retry shortly."),
+    "dependency.unavailable": Code(503, "A dependency is unreachable; retry shortly."),
+    "database.unavailable": Code(503, "The database is unreachable; retry shortly."),
+    "database.conflict": Code(503, "The same image was being uploaded and deleted at once; retry."),
+    "storage.unavailable": Code(503, "Storage is unreachable; retry shortly."),
     "service.not_ready": Code(503, "Not ready: broker unreachable."),
+    "storage.object_missing": Code(500, "The stored original of this avatar is missing."),
     "processing.crashed": Code(
         500, "Processing this image stopped the worker 10 times; it was given up."
     ),

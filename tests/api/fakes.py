@@ -130,10 +130,7 @@ class FakeAvatars:
         if status is not None:
             mine = [a for a in mine if a["status"] == status]
         if starting_after is not None:
-            ids = [a["id"] for a in mine]
-            if starting_after not in ids:
-                raise NotFound(f"No avatar {starting_after}.", param="starting_after")
-            mine = mine[ids.index(starting_after) + 1 :]
+            mine = [a for a in mine if a["id"] < starting_after]  # ULIDs sort by age
         return mine[:limit], len(mine) > limit
 
     def delete(self, account_id: str, avatar_id: str) -> None:
