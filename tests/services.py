@@ -226,6 +226,8 @@ class SeaweedS3:
         self._wait_for_bucket(timeout)
 
     def _wait_for_bucket(self, timeout: float) -> None:
+        """Until the bucket exists and an object can be written and read back: the
+        S3 port answers before the volume server has joined the master."""
         deadline = time.monotonic() + timeout
         client = self.client(timeout=1.0)
         while True:
@@ -237,6 +239,9 @@ class SeaweedS3:
                     client.head_bucket(Bucket=self.bucket)
                 except ClientError:
                     client.create_bucket(Bucket=self.bucket)
+                client.put_object(Bucket=self.bucket, Key="ready-check", Body=b"ok")
+                client.get_object(Bucket=self.bucket, Key="ready-check")["Body"].read()
+                client.delete_object(Bucket=self.bucket, Key="ready-check")
                 return
             except (BotoCoreError, ClientError):
                 if time.monotonic() > deadline:

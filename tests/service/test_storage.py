@@ -78,6 +78,7 @@ def contract(storage: Storage) -> None:
     storage.delete_prefix(avatar_prefix(a))
     assert storage.get(original_key(b)) == b"other avatar"
     assert storage.check() is True
+    storage.delete_prefix(avatar_prefix(b))
 
 
 def test_local_storage_contract(local: LocalStorage) -> None:
@@ -139,6 +140,7 @@ def test_s3_objects_are_private_and_presigned_urls_work(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_s3_delete_prefix_removes_more_than_one_listing_page(s3_storage: S3Storage) -> None:
     avatar_id = new_id("avat")
     prefix = avatar_prefix(avatar_id)
