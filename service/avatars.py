@@ -20,35 +20,27 @@ or `failed` (the error object stored). The guarantees, and how each is kept:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline import FaceModels, ImageError, Prepared, Rejected, prepare
-from pipeline.decode import Probe, probe
+from pipeline import FaceModels
+from pipeline.decode import probe
 from pipeline.errors import AvatarPrepError
-from pipeline.record import ASPECT_RATIOS, FaceInfo
-from service.avatar_object import STATUSES, avatar_object, error_object
-from service.errors import (
-    Conflict,
-    InvalidRequest,
-    NotFound,
-    ObjectMissing,
-    TransientError,
-    Unavailable,
-)
-from service.fetch import check_url, fetch
+from pipeline.record import ASPECT_RATIOS
+from service.avatar_object import STATUSES, avatar_object
+from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
+from service.fetch import check_url
 from service.ids import new_id
-from service.registry import AvatarRow, Registry
+from service.processing import Processor, set_source
+from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
-from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
+from service.storage import Storage, avatar_prefix, original_key
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +89,7 @@ class AvatarService:
         self._registry = registry
         self._storage = storage
         self._enqueue = enqueue
-        self._models = models
+        self._processor = Processor(settings, registry, storage, enqueue, models)
 
     # --- create (API side: cheap work only) ---------------------------------
 
@@ -140,7 +132,7 @@ class AvatarService:
         if existing is not None:
             return avatar_object(existing), False
         self._check_capacity()
-        _set_source(row, info, sha256)
+        set_source(row, info, sha256)
         row.dedupe_sha256 = sha256
         row.original_key = original_key(row.id)
         self._storage.put(row.original_key, data, f"image/{info.format}")
@@ -183,7 +175,7 @@ class AvatarService:
             )
 
     def _insert(self, row: AvatarRow) -> None:
-        now = _now()
+        now = utcnow()
         row.created_at = row.updated_at = row.enqueued_at = now
         with self._registry.transaction() as session:
             session.add(row)
@@ -210,164 +202,23 @@ class AvatarService:
         except TransientError:
             logger.error("avatar %s: could not remove its objects after a failed create", avatar_id)
 
-    # --- process (worker side) ------------------------------------------------
+    # --- worker side (service/processing.py) -----------------------------------
 
     def process(self, avatar_id: str) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
         TransientError for failures worth a retry."""
-        if self._models is None:
-            raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
-        row = self._claim(avatar_id)
-        if row is None:
-            return
-        try:
-            data = self._original(row)
-            result = prepare(data, self._models, self._settings.pipeline)
-        except Rejected as rejected:
-            # The record of a rejection (face, candidates, checks) is kept for overlays.
-            self._store_json(record_key(avatar_id), rejected.to_record())
-            self._finish(avatar_id, "failed", error=rejected, face=rejected.face, record=True)
-            return
-        except (ImageError, ObjectMissing) as error:
-            self._finish(avatar_id, "failed", error=error)
-            return
-        images = self._store_renditions(avatar_id, result)
-        self._finish(avatar_id, "ready", images=images, face=result.face, record=True)
-
-    def _claim(self, avatar_id: str) -> AvatarRow | None:
-        """Mark the row `processing` and count the attempt; None when there is
-        nothing to do (deleted, or already finished)."""
-        with self._registry.transaction() as session:
-            row = session.get(AvatarRow, avatar_id, with_for_update=True)
-            if row is None or row.status in ("ready", "failed"):
-                gone = row is None
-                row = None
-            else:
-                gone = False
-                row.attempts += 1
-                row.updated_at = _now()
-                if row.attempts > self._settings.max_process_attempts:
-                    row.status = "failed"
-                    row.error = error_object(_crashed(row.attempts - 1))
-                    row = None
-                else:
-                    row.status = "processing"
-        if gone:
-            # Deleted: remove anything a crashed earlier run wrote after the delete.
-            self._storage.delete_prefix(avatar_prefix(avatar_id))
-        return row
-
-    def _original(self, row: AvatarRow) -> bytes:
-        """The original's bytes; a URL avatar's are fetched and stored once."""
-        if row.original_key is not None:
-            return self._storage.get(row.original_key)
-        data = fetch(row.source_url or "", self._settings)
-        info = probe(data, self._settings.pipeline)
-        sha256 = hashlib.sha256(data).hexdigest()
-        key = original_key(row.id)
-        self._storage.put(key, data, f"image/{info.format}")
-        with self._registry.transaction() as session:
-            stored = session.get(AvatarRow, row.id)
-            if stored is None:
-                raise ObjectMissing("The avatar was deleted while its URL was fetched.")
-            _set_source(stored, info, sha256)
-            stored.original_key = key
-        self._claim_hash(row.id, row.account_id, sha256)
-        return data
-
-    def _claim_hash(self, avatar_id: str, account_id: str, sha256: str) -> None:
-        """Make a fetched URL image findable by later uploads of the same bytes.
-        When the account already has those bytes under another avatar, this one
-        stays a separate avatar (its id was already given out) without the claim."""
-        try:
-            with self._registry.transaction() as session:
-                session.execute(
-                    update(AvatarRow).where(AvatarRow.id == avatar_id).values(dedupe_sha256=sha256)
-                )
-        except IntegrityError:
-            logger.info("avatar %s: same bytes as another avatar of %s", avatar_id, account_id)
-
-    def _store_renditions(self, avatar_id: str, result: Prepared) -> dict[str, Any]:
-        images: dict[str, Any] = {}
-        for ratio, rendition in result.renditions.items():
-            key = rendition_key(avatar_id, ratio)
-            self._storage.put(key, rendition.data, rendition.content_type)
-            images[ratio] = {
-                "key": key,
-                "width": rendition.width,
-                "height": rendition.height,
-                "content_type": rendition.content_type,
-            }
-        self._store_json(record_key(avatar_id), result.to_dict())
-        return images
-
-    def _store_json(self, key: str, record: dict[str, Any]) -> None:
-        self._storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
-
-    def _finish(
-        self,
-        avatar_id: str,
-        status: Literal["ready", "failed"],
-        *,
-        images: dict[str, Any] | None = None,
-        face: FaceInfo | None = None,
-        error: AvatarPrepError | None = None,
-        record: bool = False,
-    ) -> None:
-        """The final state, unless another run got there first."""
-        now = _now()
-        with self._registry.transaction() as session:
-            row = session.get(AvatarRow, avatar_id, with_for_update=True)
-            if row is not None and row.status not in ("ready", "failed"):
-                row.status = status
-                row.updated_at = now
-                row.face = face.to_dict() if face is not None else None
-                row.images = images
-                row.error = error_object(error) if error is not None else None
-                row.ready_at = now if status == "ready" else None
-                row.record_key = record_key(avatar_id) if record else None
-        if row is None:
-            # Deleted while this run worked: what it just wrote must go too.
-            self._storage.delete_prefix(avatar_prefix(avatar_id))
+        self._processor.process(avatar_id)
 
     def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
         """Mark the avatar `failed` with `error` unless it already finished; the task
         calls this after the last retry of a transient failure (or on a bug)."""
-        self._finish(avatar_id, "failed", error=error)
+        self._processor.fail(avatar_id, error)
 
     def requeue_stuck(self) -> int:
         """Send again the ids of avatars the broker refused, and of avatars queued or
-        processing for longer than `stuck_after_seconds`. Returns how many were sent;
-        stops at the first refusal (the broker is still down)."""
-        cutoff = _now() - timedelta(seconds=self._settings.stuck_after_seconds)
-        with self._registry.transaction() as session:
-            stuck = session.scalars(
-                select(AvatarRow.id)
-                .where(
-                    or_(
-                        (AvatarRow.status == "queued")
-                        & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff)),
-                        (AvatarRow.status == "processing") & (AvatarRow.updated_at < cutoff),
-                    )
-                )
-                .order_by(AvatarRow.id)
-                .limit(self._settings.max_queue_depth)
-            ).all()
-        sent: list[str] = []
-        for avatar_id in stuck:
-            try:
-                self._enqueue(avatar_id)
-            except Exception as exc:  # the broker's own errors; try again next sweep
-                logger.warning("sweeper: enqueue failed (%s); %d left", exc, len(stuck) - len(sent))
-                break
-            sent.append(avatar_id)
-        if sent:
-            with self._registry.transaction() as session:
-                session.execute(
-                    update(AvatarRow).where(AvatarRow.id.in_(sent)).values(enqueued_at=_now())
-                )
-        return len(sent)
+        processing for longer than `stuck_after_seconds`; how many were sent."""
+        return self._processor.requeue_stuck()
 
     # --- reads and delete -------------------------------------------------------
 
@@ -436,25 +287,5 @@ class AvatarService:
         return row
 
 
-def _set_source(row: AvatarRow, info: Probe, sha256: str) -> None:
-    row.sha256 = sha256
-    row.source_format = info.format
-    row.source_width = info.width
-    row.source_height = info.height
-    row.source_bytes = info.bytes
-
-
 def _not_found(avatar_id: str) -> NotFound:
     return NotFound(f"No avatar {avatar_id}.", code="avatar.not_found", param="id")
-
-
-def _crashed(attempts: int) -> AvatarPrepError:
-    return AvatarPrepError(
-        f"Processing this image was started {attempts} times without finishing "
-        "(the worker stopped each time); it was given up. Try another photo.",
-        code="processing.crashed",
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
