@@ -158,7 +158,7 @@ async def upload_face(
     if not created:
         return JSONResponse(avatar, status_code=200)
     if wait and avatar["status"] in UNFINISHED:
-        avatar = await _wait_for_verdict(request, services, account.id, avatar, wait)
+        avatar = await wait_for_verdict(request, services, account.id, avatar, wait)
     location = {"Location": f"/v1/avatars/{avatar['id']}"}
     if avatar["status"] == "ready":
         return JSONResponse(avatar, status_code=201, headers=location)
@@ -168,7 +168,7 @@ async def upload_face(
     return JSONResponse(avatar, status_code=202, headers=location)
 
 
-async def _wait_for_verdict(
+async def wait_for_verdict(
     request: Request, services: Services, account_id: str, avatar: dict[str, Any], wait: float
 ) -> dict[str, Any]:
     """Re-read the avatar until it is ready or failed, `wait` seconds pass, or the

@@ -27,19 +27,23 @@ class Check(BaseModel):
     hint: str = Field(examples=["Crop the photo to one person or use a solo portrait."])
 
 
-class ErrorBody(BaseModel):
-    """The inner object of every non-2xx response. Switch on `code`; show `message`."""
+ErrorType = Literal[
+    "invalid_request",
+    "authentication_error",
+    "permission_error",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "at_capacity",
+    "api_error",
+]
 
-    type: Literal[
-        "invalid_request",
-        "authentication_error",
-        "permission_error",
-        "not_found",
-        "conflict",
-        "rate_limited",
-        "at_capacity",
-        "api_error",
-    ] = Field(description="The family of the error; follows from the HTTP status.")
+
+class ErrorObject(BaseModel):
+    """What went wrong: the inner object of the error envelope, and the `error` of a
+    failed avatar. Switch on `code`; show `message`."""
+
+    type: ErrorType = Field(description="The family of the error; follows from the HTTP status.")
     code: str = Field(
         description="Stable, machine-readable code (see the examples of each status).",
         examples=["face.multiple"],
@@ -53,12 +57,17 @@ class ErrorBody(BaseModel):
         description="The offending input as a JSON path (`room.platform`, `wait`), if any.",
         examples=["image"],
     )
+    checks: list[Check] | None = Field(
+        None, description="Every rule measured, for face and image verdicts."
+    )
+
+
+class ErrorBody(ErrorObject):
+    """The inner object of every non-2xx response."""
+
     request_id: str = Field(
         description="The `X-Request-Id` of this response.",
         examples=["req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"],
-    )
-    checks: list[Check] | None = Field(
-        None, description="Every rule measured, for face and image verdicts."
     )
     avatar_id: str | None = Field(
         None,
@@ -133,8 +142,8 @@ class Avatar(BaseModel):
     images: dict[str, ImageInfo] | None = Field(
         None, description="Keyed by aspect ratio (1:1, 4:3, 3:4); present once `ready`."
     )
-    error: ErrorBody | dict[str, Any] | None = Field(
-        None, description="For a `failed` avatar: the error object (code, message, checks)."
+    error: ErrorObject | None = Field(
+        None, description="For a `failed` avatar: what failed (code, message, checks)."
     )
 
 

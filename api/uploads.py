@@ -9,7 +9,6 @@ cap, never buffered whole. Multipart files spool to disk past 1 MB (Starlette).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -33,7 +32,7 @@ BODY_OVERHEAD_BYTES = 64 * 1024
 FORM_FIELDS = ("file", "name", "user_exclusive", "metadata")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),", re.IGNORECASE)
-_WHITESPACE = re.compile(rb"\s+")
+_WHITESPACE = b" \t\r\n\v\f"
 
 
 @dataclass(frozen=True)
@@ -310,14 +309,16 @@ def _decode_data_uri(uri: str) -> bytes:
 
 
 def _decode_base64(text: bytes) -> bytes:
-    """Strict standard base64 (line breaks allowed, as MIME encoders wrap at 76)."""
-    compact = _WHITESPACE.sub(b"", text)
+    """Strict standard base64 (line breaks allowed, as MIME encoders wrap at 76).
+    C-speed throughout (translate, a2b_base64): a 20 MB image is 27 MB of text, and
+    this runs on the event loop."""
+    compact = text.translate(None, _WHITESPACE)
     try:
-        # b64decode tolerates a wrong amount of padding ("QUJD=" decodes); strict is exact.
+        # a2b_base64 tolerates too much padding ("QUJD=" decodes); strict is exact.
         if len(compact) % 4 or compact.endswith(b"==="):
             raise binascii.Error("length or padding")
-        data = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        data = binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error as exc:
         raise ImageError(
             "image is neither an http(s) URL, a data URI nor valid base64 (standard "
             "alphabet A-Z a-z 0-9 + /, padded with = to a multiple of 4).",

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from api.app import create_app
+from api.schemas import Avatar, AvatarList
 from pipeline import FaceModels
 from service.registry import upgrade
 from service.runtime import Services
@@ -90,6 +91,7 @@ async def test_a_portrait_is_ready_within_wait(client: httpx.AsyncClient) -> Non
     response = await upload_file(client, "accept_portrait.jpg")
     assert response.status_code == 201, response.text
     avatar = response.json()
+    Avatar.model_validate(avatar)  # the documented schema holds for a real one
     assert avatar["status"] == "ready"
     assert avatar["source"]["format"] == "jpeg"
     assert (avatar["source"]["width"], avatar["source"]["height"]) == (1200, 1200)
@@ -125,6 +127,8 @@ async def test_two_faces_are_rejected_within_wait(client: httpx.AsyncClient) -> 
     checks = error["checks"]
     assert isinstance(checks, list) and any(not c["passed"] for c in checks)
     avatar = (await client.get(f"/v1/avatars/{error['avatar_id']}")).json()
+    Avatar.model_validate(avatar)
+    AvatarList.model_validate((await client.get("/v1/avatars")).json())
     assert avatar["status"] == "failed"
     assert avatar["error"]["code"] == "face.multiple"
     assert_envelope(
