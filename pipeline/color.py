@@ -71,11 +71,13 @@ def _srgb_transform(icc_profile: bytes, mode: str) -> ImageCms.ImageCmsTransform
     None when there is nothing to do or the profile is unusable."""
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-    except (OSError, ImageCms.PyCMSError):
-        return None
-    if source.profile.xcolor_space.strip() != mode:
+        space = source.profile.xcolor_space.strip()
+        description = (source.profile.profile_description or "").lower()
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return None  # not a profile, or one with garbled fields
+    if space != mode:
         return None  # e.g. a grey profile on a grey JPEG that libjpeg expanded to RGB
-    if mode == "RGB" and "srgb" in (source.profile.profile_description or "").lower():
+    if mode == "RGB" and "srgb" in description:
         return None  # already sRGB: skip a full pass over the pixels
     try:
         # Relative colorimetric: matrix/TRC profiles such as Display P3 define only

@@ -58,17 +58,19 @@ _OPENERS: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {
     "avif": AvifImagePlugin.AvifImageFile,
 }
 
-# What Pillow, pillow-heif and libjpeg raise on malformed or truncated data.
+# What the decoders raise on malformed or truncated data: Pillow's own list of
+# header-parse failures (SyntaxError, IndexError, TypeError, struct.error, as in
+# Image.open), OSError/EOFError for pixel data, ValueError from simplejpeg and
+# pillow-heif, RuntimeError from libheif.
 _MALFORMED = (
     OSError,
-    SyntaxError,
-    ValueError,
     EOFError,
+    SyntaxError,
     IndexError,
-    KeyError,
     TypeError,
-    RuntimeError,
     struct.error,
+    ValueError,
+    RuntimeError,
 )
 
 

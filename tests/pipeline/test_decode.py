@@ -595,3 +595,26 @@ print(json.dumps({
     grown = json.loads(done.stdout)
     assert grown["probe"] < 2_000_000
     assert grown["decode"] > 30_000_000
+
+
+@pytest.mark.filterwarnings("ignore")  # Pillow warns about the damaged EXIF it skips
+@pytest.mark.parametrize("name", [*TRUNCATABLE, "gif.gif", "exif_rotated_6.jpg", "display_p3.jpg"])
+def test_damaged_headers_give_image_errors_and_nothing_else(sample_bytes, name):
+    """Seeded damage to the first 2 KB (markers, chunk headers, EXIF, ICC) and cuts:
+    every outcome is a decoded image or an ImageError, never another exception that
+    would reach a caller as a 500 or stop a batch."""
+    data = sample_bytes(name)
+    rng = np.random.default_rng(sum(name.encode()))
+    settings = SETTINGS.model_copy(update={"min_side": 1})
+    for attempt in range(20):
+        damaged = bytearray(data)
+        for position in rng.integers(0, min(len(data), 2048), size=int(rng.integers(1, 6))):
+            damaged[position] = int(rng.integers(0, 256))
+        if attempt % 3 == 0:
+            damaged = damaged[: int(rng.integers(8, len(damaged)))]
+        try:
+            out = load(bytes(damaged), int(rng.choice([1, 8])), settings)
+        except ImageError as error:
+            assert error.code in ("image.unreadable", "image.unsupported_format")
+        else:
+            assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3
