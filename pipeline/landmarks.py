@@ -76,8 +76,7 @@ class Face:
         return float(np.hypot(*(self.mesh[CHIN, :2] - self.mesh[FOREHEAD, :2])))
 
     def contains(self, point: Point) -> bool:
-        x, y, w, h = self.box
-        return x <= point[0] <= x + w and y <= point[1] <= y + h
+        return _inside(point, self.box)
 
     def scaled(self, sx: float, sy: float) -> Face:
         """The same face in an image scaled by (sx, sy); depth scales with x."""
@@ -148,6 +147,25 @@ def fit_faces(
         if mesh is not None:
             faces.append(Face(mesh=mesh, score=candidate.score))
     return sorted(faces, key=lambda f: -f.length)
+
+
+def unfitted(candidates: list[Candidate], faces: list[Face], min_score: float) -> list[Candidate]:
+    """The strong candidates (score at least `min_score`) outside every face in
+    `faces`: faces the landmark model could not fit (turned away, covered), one
+    candidate each (the largest; a candidate centred inside a kept one is the
+    same face). They still count as people in the image."""
+    kept: list[Candidate] = []
+    for candidate in candidates:  # largest first
+        if candidate.score < min_score or any(f.contains(candidate.centre) for f in faces):
+            continue
+        if not any(_inside(candidate.centre, k.box) for k in kept):
+            kept.append(candidate)
+    return kept
+
+
+def _inside(point: Point, box: Box) -> bool:
+    x, y, w, h = box
+    return x <= point[0] <= x + w and y <= point[1] <= y + h
 
 
 def orient(rgb: np.ndarray, face: Face, models: FaceModels) -> Face:

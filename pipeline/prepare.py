@@ -32,10 +32,10 @@ import numpy as np
 
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase, warp
 from pipeline.decode import Probe, decode, probe
-from pipeline.detect import detect
+from pipeline.detect import Candidate, detect
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
-from pipeline.landmarks import Face, fit_faces, orient
+from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.models import FaceModels
 from pipeline.quality import measure as measure_quality
 from pipeline.record import FaceInfo, Prepared, Rendition, SourceInfo
@@ -86,15 +86,18 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         first = decode(data, info, first_reduction)
         small = shrink(first.rgb, settings.detect_side)
 
-    faces = find_faces(small, models, settings, watch)
+    faces, candidates = find_faces(small, models, settings, watch)
     if not faces:
         check = no_face_check()
         raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
     with watch("mesh"):
         faces[0] = orient(small, faces[0], models)
+    others = unfitted(candidates, faces, settings.min_unfitted_score)
     # To upright source pixels: the reduced image's exact size ratio, not the
     # nominal decode scale (a DCT reduction rounds odd sizes up).
-    faces = [f.scaled(info.width / small.shape[1], info.height / small.shape[0]) for f in faces]
+    sx, sy = info.width / small.shape[1], info.height / small.shape[0]
+    faces = [f.scaled(sx, sy) for f in faces]
+    other_boxes = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h in (c.box for c in others)]
     main = faces[0]
     frames = framings(settings.output_size)
     with watch("align"):
@@ -111,7 +114,10 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         quality = measure_quality(crops["1:1"][0])
 
-    all_checks = checks(measure(faces, info.width, info.height, upscale, quality), settings)
+    measures = measure(
+        faces, [h for *_, h in other_boxes], info.width, info.height, upscale, quality
+    )
+    all_checks = checks(measures, settings)
     face = FaceInfo(
         box=main.box,
         score=main.score,
@@ -127,7 +133,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
             checks=all_checks,
             source=source,
             face=face,
-            candidates=tuple(f.box for f in faces),
+            candidates=(*(f.box for f in faces), *other_boxes),
         )
 
     with watch("align"):
@@ -162,10 +168,11 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
 
 def find_faces(
     rgb: np.ndarray, models: FaceModels, settings: PipelineSettings, watch: Stopwatch
-) -> list[Face]:
-    """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first, in its
-    pixels. The first attempt that shows any face wins: per turn (see TURNS)
-    the plain detector passes, then the padded canvas (see `detect`)."""
+) -> tuple[list[Face], list[Candidate]]:
+    """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first, and the
+    candidates they came from, in its pixels. The first attempt that shows any
+    face wins: per turn (see TURNS) the plain detector passes, then the padded
+    canvas (see `detect`). No face: ([], [])."""
     for turns in TURNS:
         for canvas in (False, True):
             with watch("detect"):
@@ -173,8 +180,8 @@ def find_faces(
             with watch("mesh"):
                 faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
             if faces:
-                return faces
-    return []
+                return faces, candidates
+    return [], []
 
 
 def detection_reduction(info: Probe, detect_side: int) -> int:

@@ -27,11 +27,13 @@ from pipeline.settings import PipelineSettings
 class Measures:
     """What the rules look at, for the main (largest) face.
 
-    `others`: each other confirmed face's forehead-to-chin length as a share
-    of the main face's. `upscale`: output pixels per source pixel of the 1:1
-    crop. `height_share`: the face's forehead-to-chin length over the frame's
-    extent along the face's own up-down axis (the image height for an upright
-    face). `outside_share`: the share of the face's landmarks outside the frame.
+    `others`: the size of each other face as a share of the main face's:
+    forehead-to-chin length for confirmed faces, box height for strong
+    detections the landmark model could not fit (about 0.95 of that length).
+    `upscale`: output pixels per source pixel of the 1:1 crop. `height_share`:
+    the face's forehead-to-chin length over the frame's extent along the
+    face's own up-down axis (the image height for an upright face).
+    `outside_share`: the share of the face's landmarks outside the frame.
     Angles in degrees (see `Face.pose`).
     """
 
@@ -45,10 +47,17 @@ class Measures:
 
 
 def measure(
-    faces: list[Face], width: int, height: int, upscale: float, quality: FaceQuality
+    faces: list[Face],
+    unfitted_heights: list[float],
+    width: int,
+    height: int,
+    upscale: float,
+    quality: FaceQuality,
 ) -> Measures:
     """The measures of `faces[0]` (the largest) in a `width` x `height` upright
-    source, with its 1:1 `upscale` and crop `quality`. All faces in source pixels."""
+    source, with its 1:1 `upscale` and crop `quality`. `unfitted_heights`: box
+    heights of the other people the landmark model could not fit. All in
+    source pixels."""
     main = faces[0]
     pose = main.pose()
     roll = math.radians(pose["roll"])
@@ -56,7 +65,10 @@ def measure(
     x, y = main.mesh[:, 0], main.mesh[:, 1]
     inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
     return Measures(
-        others=tuple(f.length / main.length for f in faces[1:]),
+        others=tuple(
+            [f.length / main.length for f in faces[1:]]
+            + [h / main.length for h in unfitted_heights]
+        ),
         upscale=upscale,
         height_share=main.length / extent,
         outside_share=1.0 - float(np.count_nonzero(inside)) / len(inside),

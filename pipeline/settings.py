@@ -48,6 +48,14 @@ class PipelineSettings(BaseModel):
         description="Detector score below which a candidate is not a face (the landmark "
         "model then confirms each one); 0.3 is the graphs' own floor.",
     )
+    min_unfitted_score: float = Field(
+        0.7,
+        ge=0.3,
+        le=1.0,
+        description="A detection this strong that the landmark model cannot fit (a face "
+        "turned away or covered) still counts as a person for face_count; the dev set's "
+        "false alarms score 0.6 or less.",
+    )
     max_faces_checked: int = Field(
         12,
         ge=2,

@@ -11,8 +11,8 @@ import pytest
 
 from pipeline import FaceModels, PipelineSettings
 from pipeline.decode import decode, probe
-from pipeline.detect import detect
-from pipeline.landmarks import Face, fit_faces
+from pipeline.detect import Candidate, detect
+from pipeline.landmarks import Face, fit_faces, unfitted
 from pipeline.prepare import shrink
 
 SETTINGS = PipelineSettings()
@@ -191,3 +191,19 @@ def test_rolled_face_in_a_non_square_image(
     for name, (x, y) in in_square.items():
         assert np.hypot(in_wide[name][0] - x, in_wide[name][1] - (y - top)) < 0.01 * size, name
     assert first_face(wide).pose()["roll"] == pytest.approx(-35, abs=6)
+
+
+def test_unfitted_keeps_one_strong_candidate_per_face_outside_the_fitted_ones(
+    portrait: tuple[np.ndarray, Face],
+) -> None:
+    _, face = portrait
+    x, y, w, h = face.box
+    on_face = Candidate(box=(x + 10, y + 10, w - 20, h - 20), score=0.95, keypoints=())
+    turned_away = Candidate(box=(0, 500, 120, 120), score=0.8, keypoints=())
+    same_again = Candidate(box=(20, 520, 80, 80), score=0.9, keypoints=())
+    weak = Candidate(box=(520, 0, 100, 100), score=0.6, keypoints=())
+    assert not face.contains(turned_away.centre)
+
+    kept = unfitted([on_face, turned_away, weak, same_again], [face], 0.7)
+
+    assert kept == [turned_away]
