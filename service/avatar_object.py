@@ -19,7 +19,7 @@ def avatar_object(row: AvatarRow) -> dict[str, Any]:
     if row.status == "ready" and row.images:
         images = {
             ratio: {
-                "url": f"/v1/avatars/{row.id}/image?aspect_ratio={ratio}",
+                "url": image_route(row.id, ratio),
                 "width": image["width"],
                 "height": image["height"],
                 "content_type": image["content_type"],
@@ -48,6 +48,12 @@ def avatar_object(row: AvatarRow) -> dict[str, Any]:
         "images": images,
         "error": row.error,
     }
+
+
+def image_route(avatar_id: str, aspect_ratio: str) -> str:
+    """The API route that streams a rendition (or redirects to storage), relative to
+    the API's base URL; it needs the API key of an account that may see the avatar."""
+    return f"/v1/avatars/{avatar_id}/image?aspect_ratio={aspect_ratio}"
 
 
 def error_object(error: AvatarPrepError) -> dict[str, Any]:

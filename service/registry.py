@@ -1,4 +1,4 @@
-"""The SQL registry: accounts, API keys and avatars (SQLAlchemy 2).
+"""The SQL registry: accounts, API keys, avatars and sessions (SQLAlchemy 2).
 
 PostgreSQL in production and tests, a SQLite file by default. The schema is
 owned by the Alembic migrations in `service/migrations/` (`avatar-prep db
@@ -139,6 +139,36 @@ class AvatarRow(Base):
     # handed to the broker (NULL: the broker refused it; the sweeper sends it again).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SessionRow(Base):
+    """One session (service/sessions.py). `avatar_id` is not a foreign key: a session
+    is a record of what ran, kept when its avatar is deleted later."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # sess_<ULID>
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    avatar_id: Mapped[str] = mapped_column(String(32))
+    aspect_ratio: Mapped[str] = mapped_column(String(8))  # 1:1 | 4:3 | 3:4
+    # The avatar's rendition of that ratio, in pixels (its URL is made when read).
+    image_width: Mapped[int] = mapped_column(Integer)
+    image_height: Mapped[int] = mapped_column(Integer)
+    room_platform: Mapped[str] = mapped_column(String(16))  # daily | livekit
+    room_url: Mapped[str] = mapped_column(Text)
+    room_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Write-only: kept for whatever joins the room on the session's behalf, never
+    # returned by the API nor logged. Room tokens are short-lived platform tokens.
+    room_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    # sha256 hex of the session token; the token itself is shown once, at creation.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set by a stop; a session past `expires_at` reads as ended without one.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Registry:

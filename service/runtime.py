@@ -11,6 +11,7 @@ from pipeline import FaceModels
 from service.avatars import AvatarService
 from service.keys import KeyService
 from service.registry import Registry
+from service.sessions import SessionService
 from service.settings import Settings
 from service.storage import Storage, make_storage
 
@@ -22,6 +23,7 @@ class Services:
     storage: Storage
     avatars: AvatarService
     keys: KeyService
+    sessions: SessionService
 
     @classmethod
     def create(
@@ -35,12 +37,14 @@ class Services:
         caller once per process, are needed where avatars are processed."""
         registry = Registry(settings)
         storage = make_storage(settings)
+        avatars = AvatarService(settings, registry, storage, enqueue, models)
         return cls(
             settings=settings,
             registry=registry,
             storage=storage,
-            avatars=AvatarService(settings, registry, storage, enqueue, models),
+            avatars=avatars,
             keys=KeyService(registry),
+            sessions=SessionService(settings, registry, storage, avatars),
         )
 
     def check_ready(self) -> dict[str, bool]:

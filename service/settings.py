@@ -111,3 +111,22 @@ class Settings(BaseSettings):
         description="Unfinished avatars (queued or processing) above which new uploads "
         "get 503 at_capacity instead of piling up.",
     )
+
+    # --- sessions (per plan) ---
+    session_max_seconds_free: int = Field(
+        600, gt=0, description="Longest session on the free plan: expires_at = start + this."
+    )
+    session_max_seconds_paid: int = Field(
+        3600, gt=0, description="Longest session on the paid plan: expires_at = start + this."
+    )
+    session_inline_wait_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=120,
+        description="How long POST /v1/sessions waits for an image sent inline (URL or "
+        "base64) to be prepared before answering 409 avatar.not_ready with its avatar_id.",
+    )
+
+    def session_max_seconds(self, plan: Plan) -> int:
+        """The maximum session length of `plan`, in seconds."""
+        return self.session_max_seconds_paid if plan == "paid" else self.session_max_seconds_free

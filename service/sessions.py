@@ -1,0 +1,232 @@
+"""Sessions: the session service's record of one realtime session with an avatar.
+
+A session is made for a `ready` avatar the account may use (its own, or any
+account's avatar with `user_exclusive` false) and starts at once: `started`
+until it is stopped or its plan's maximum length has passed, then `ended`. An
+expired session reads as ended from its `expires_at` on, without any sweeper.
+
+Secrets: the session token is random (256 bits), shown once in the creation
+answer and stored only as its sha256 (as API keys are, and for the same reason:
+a token this random cannot be recovered from its hash). The room's token is
+write-only: stored for whatever joins the room, never returned, never logged.
+
+An image sent instead of an avatar id (URL or base64) becomes an avatar through
+`AvatarService.create` exactly as an upload does; the HTTP edge waits for it
+and then calls `create` with its id. Free accounts may only pass ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
+
+from pipeline.record import ASPECT_RATIOS
+from service.avatar_object import image_route, rfc3339
+from service.avatars import AvatarService
+from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from service.ids import new_id
+from service.keys import Account
+from service.registry import Registry, SessionRow, utcnow
+from service.settings import Settings
+from service.storage import Storage, rendition_key
+
+Platform = Literal["daily", "livekit"]
+PLATFORMS: tuple[str, ...] = get_args(Platform)
+DEFAULT_ASPECT_RATIO = "4:3"
+SESSION_TOKEN_PREFIX = "stok_"
+# Every rendition is a JPEG (pipeline/encode.py); presigned URLs serve it as one.
+RENDITION_CONTENT_TYPE = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class Room:
+    """Where the avatar joins: the client's video room. `token` is write-only and
+    kept out of `repr` so no log line can carry it."""
+
+    platform: Platform
+    url: str
+    name: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+
+def is_avatar_reference(text: str) -> bool:
+    """Whether a session's `avatar_id` names an avatar (`avat_...`, resolved, 404 when
+    there is no such avatar) rather than carrying an image (URL or base64, whose
+    alphabets never make `avat_` followed by more: base64 has no `_`)."""
+    return text.startswith("avat_")
+
+
+def check_platform(value: Any) -> Platform:
+    """`room.platform` must be `daily` or `livekit`: 400 room.platform_invalid."""
+    if value not in PLATFORMS:
+        raise InvalidRequest(
+            f"room.platform must be one of {', '.join(PLATFORMS)}; got {_quoted(value)}.",
+            code="room.platform_invalid",
+            param="room.platform",
+        )
+    platform: Platform = value
+    return platform
+
+
+def check_aspect_ratio(value: Any) -> str:
+    """`aspect_ratio` must be `4:3`, `3:4` or `1:1`: 400 session.aspect_ratio_invalid."""
+    if value not in ASPECT_RATIOS:
+        raise InvalidRequest(
+            f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)} (default "
+            f"{DEFAULT_ASPECT_RATIO}); got {_quoted(value)}.",
+            code="session.aspect_ratio_invalid",
+            param="aspect_ratio",
+        )
+    ratio: str = value
+    return ratio
+
+
+def _quoted(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class SessionService:
+    """Made once per process with `Services.create`; every method is a few registry
+    reads or writes (no image work)."""
+
+    def __init__(
+        self, settings: Settings, registry: Registry, storage: Storage, avatars: AvatarService
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._storage = storage
+        self._avatars = avatars
+
+    def check_image_input(self, account: Account) -> None:
+        """An image instead of an avatar id runs the pipeline for the session, which
+        the free plan does not include: 403 plan.image_input_not_allowed. Called
+        before any work is done for the image."""
+        if account.plan == "free":
+            raise PermissionDenied(
+                "The free plan may only start sessions with an avatar id (avat_...); upload "
+                "the photo with POST /v1/avatars/upload-face first, or move to the paid "
+                "plan to send a URL or base64 image here.",
+                code="plan.image_input_not_allowed",
+                param="avatar_id",
+            )
+
+    def create(
+        self,
+        account: Account,
+        avatar_id: str,
+        *,
+        room: Room,
+        aspect_ratio: str,
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Start a session with the avatar `avatar_id`. Returns the session object plus
+        `session_token` (the only time it is shown). Raises NotFound
+        (avatar.not_found: unknown, or another account's user_exclusive avatar),
+        Conflict (avatar.not_ready while queued or processing, avatar.failed),
+        InvalidRequest (room.platform_invalid, session.aspect_ratio_invalid)."""
+        check_platform(room.platform)
+        check_aspect_ratio(aspect_ratio)
+        avatar = self._avatars.get(account.id, avatar_id)
+        if avatar["status"] == "failed":
+            code = (avatar["error"] or {}).get("code", "unknown")
+            raise Conflict(
+                f"The avatar {avatar_id} failed ({code}); upload another photo.",
+                code="avatar.failed",
+                param="avatar_id",
+            )
+        if avatar["status"] != "ready":
+            raise Conflict(
+                f"The avatar {avatar_id} is {avatar['status']}; a session can start once it "
+                "is ready (poll GET /v1/avatars/{id}).",
+                code="avatar.not_ready",
+                param="avatar_id",
+            )
+        image = avatar["images"][aspect_ratio]
+        token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        started = utcnow()
+        row = SessionRow(
+            id=new_id("sess"),
+            account_id=account.id,
+            avatar_id=avatar_id,
+            aspect_ratio=aspect_ratio,
+            image_width=image["width"],
+            image_height=image["height"],
+            room_platform=room.platform,
+            room_url=room.url,
+            room_name=room.name,
+            room_token=room.token,
+            meta=metadata,
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            started_at=started,
+            expires_at=started
+            + timedelta(seconds=self._settings.session_max_seconds(account.plan)),
+        )
+        with self._registry.transaction() as session:
+            session.add(row)
+        return {**self._object(row, started), "session_token": token}
+
+    def get(self, account_id: str, session_id: str) -> dict[str, Any]:
+        """The session object; NotFound(session.not_found) when unknown or another
+        account's."""
+        with self._registry.transaction() as session:
+            row = self._own(session.get(SessionRow, session_id), account_id, session_id)
+        return self._object(row, utcnow())
+
+    def stop(self, account_id: str, session_id: str) -> dict[str, Any]:
+        """End the session now. Idempotent: stopping an ended session (stopped before,
+        or expired) changes nothing and returns it as it is."""
+        now = utcnow()
+        with self._registry.transaction() as session:
+            row = self._own(
+                session.get(SessionRow, session_id, with_for_update=True), account_id, session_id
+            )
+            if row.ended_at is None:
+                # An expired session ended when it expired, not when it was stopped.
+                row.ended_at = min(now, row.expires_at)
+        return self._object(row, now)
+
+    @staticmethod
+    def _own(row: SessionRow | None, account_id: str, session_id: str) -> SessionRow:
+        if row is None or row.account_id != account_id:
+            raise NotFound(f"No session {session_id}.", code="session.not_found", param="id")
+        return row
+
+    def _object(self, row: SessionRow, now: datetime) -> dict[str, Any]:
+        """The api.md session object (without the token) as of `now`."""
+        ended_at = row.ended_at
+        if ended_at is None and now >= row.expires_at:
+            ended_at = row.expires_at
+        return {
+            "object": "session",
+            "id": row.id,
+            "status": "started" if ended_at is None else "ended",
+            "avatar_id": row.avatar_id,
+            "avatar_image": {
+                "url": self._image_url(row.avatar_id, row.aspect_ratio),
+                "width": row.image_width,
+                "height": row.image_height,
+                "aspect_ratio": row.aspect_ratio,
+            },
+            "room": {
+                "platform": row.room_platform,
+                "url": row.room_url,
+                "room_name": row.room_name,
+            },
+            "aspect_ratio": row.aspect_ratio,
+            "metadata": row.meta,
+            "started_at": rfc3339(row.started_at),
+            "expires_at": rfc3339(row.expires_at),
+            "ended_at": rfc3339(ended_at) if ended_at is not None else None,
+        }
+
+    def _image_url(self, avatar_id: str, aspect_ratio: str) -> str:
+        """A presigned, time-limited URL on S3 (made fresh on every read, so it works
+        for `s3_presign_seconds` after each read), else the API's own image route."""
+        key = rendition_key(avatar_id, aspect_ratio)
+        return self._storage.url(key, RENDITION_CONTENT_TYPE) or image_route(
+            avatar_id, aspect_ratio
+        )
