@@ -202,10 +202,10 @@ def _form_metadata(text: str | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequest(
             f'metadata must be a JSON object as text, such as {{"team": "blue"}}; it is '
-            f"not valid JSON ({exc.msg}).",
+            f"not valid JSON ({exc}).",
             code="metadata.not_object",
             param="metadata",
         ) from exc
@@ -235,7 +235,7 @@ def _parse_json(body: bytes) -> Upload:
         )
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
         raise InvalidRequest(
             f"The body is not valid JSON: {exc}.", code="request.malformed_body"
         ) from exc

@@ -323,6 +323,15 @@ async def test_malformed_json(client: httpx.AsyncClient, services: FakeServices)
         headers={"content-type": "application/json"},
     )
     await failed(client, services, 400, "request.malformed_body", json=[JPEG_B64])
+    as_json = {"content-type": "application/json"}
+    await failed(
+        client, services, 400, "request.malformed_body", content=b"\xff{}", headers=as_json
+    )
+    deep = b"[" * 100_000 + b"]" * 100_000  # too deep for the parser: refused, not a crash
+    await failed(client, services, 400, "request.malformed_body", content=deep, headers=as_json)
+    too_deep = {"metadata": "[" * 5_000}
+    form = {"files": {"file": ("a.jpg", JPEG)}, "data": too_deep}
+    await failed(client, services, 400, "metadata.not_object", **form)
 
 
 async def test_malformed_multipart(client: httpx.AsyncClient, services: FakeServices) -> None:
