@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         "get 503 at_capacity instead of piling up.",
     )
 
+    # --- per-key rate limits (per plan; service/ratelimit.py) ---
+    rate_limit_window_seconds: float = Field(
+        60.0, gt=0, description="The window of the per-key rate limits below."
+    )
+    rate_limit_requests_free: int = Field(
+        120,
+        ge=1,
+        description="Requests per window for a key of a free account: the sustained rate "
+        "and the largest burst. More get 429 rate_limited with Retry-After.",
+    )
+    rate_limit_requests_paid: int = Field(
+        3000, ge=1, description="Requests per window for a key of a paid account."
+    )
+
     # --- sessions (per plan) ---
     session_max_seconds_free: int = Field(
         600, gt=0, description="Longest session on the free plan: expires_at = start + this."
