@@ -33,7 +33,8 @@ def to_rgb(im: Image.Image, icc_profile: bytes | None) -> np.ndarray:
         rgba = np.asarray(im.convert("RGBA"))
         rgb = to_srgb(np.ascontiguousarray(rgba[..., :3]), icc_profile)
         return composite_on_background(rgb, rgba[..., 3])
-    return to_srgb(np.asarray(im.convert("RGB")), icc_profile)
+    # An RGB image converts to itself: skip that copy of the whole image.
+    return to_srgb(np.asarray(im if im.mode == "RGB" else im.convert("RGB")), icc_profile)
 
 
 def to_srgb(rgb: np.ndarray, icc_profile: bytes | None) -> np.ndarray:

@@ -93,7 +93,7 @@ class Probe:
 
 @dataclass(frozen=True)
 class Decoded:
-    """`rgb`: (H, W, 3) uint8, RGB, sRGB, upright, C-contiguous.
+    """`rgb`: (H, W, 3) uint8, RGB, sRGB, upright, C-contiguous, writable.
     `scale`: decoded pixels per upright source pixel, 1 / reduction. Each decoded pixel
     averages a reduction x reduction block of the STORED image, blocks counted from the
     stored origin; a stored side not divisible by the reduction ends in one partial
@@ -187,7 +187,10 @@ def decode(data: bytes, probe: Probe, reduction: int = 1) -> Decoded:
         rgb = _decode_pillow(data, probe.format, reduction)
     else:
         rgb = to_srgb(rgb, probe.icc_profile)
-    return Decoded(rgb=_upright(rgb, probe.orientation), scale=1.0 / reduction)
+    # Writable and owning its memory whichever decoder made it (an array from Pillow
+    # is a read-only view of a bytes object): callers may draw on it in place.
+    rgb = np.require(_upright(rgb, probe.orientation), requirements=("C", "W", "O"))
+    return Decoded(rgb=rgb, scale=1.0 / reduction)
 
 
 def _decode_jpeg(data: bytes, reduction: int) -> np.ndarray | None:
@@ -259,8 +262,8 @@ def _orientation(im: Image.Image) -> int:
 
 
 def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
-    """Stored pixels (H, W, 3) -> as the EXIF `orientation` says they are shown,
-    C-contiguous. 2-4 flip or turn in place, 5-8 swap width and height."""
+    """Stored pixels (H, W, 3) -> as the EXIF `orientation` says they are shown.
+    2-4 flip or turn in place, 5-8 swap width and height."""
     if orientation == 2:
         rgb = cv2.flip(rgb, 1)
     elif orientation == 3:
@@ -275,7 +278,7 @@ def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
         rgb = cv2.flip(cv2.transpose(rgb), -1)
     elif orientation == 8:
         rgb = cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    return np.ascontiguousarray(rgb)
+    return rgb
 
 
 def _limit_error(

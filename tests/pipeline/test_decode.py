@@ -103,7 +103,7 @@ def test_format_decodes_to_the_right_size_and_pixels(
     out = decode(data, found)
     assert out.scale == 1.0
     assert out.rgb.dtype == np.uint8
-    assert out.rgb.flags.c_contiguous
+    assert out.rgb.flags.c_contiguous and out.rgb.flags.writeable
     assert out.rgb.shape == (size[1], size[0], 3)
     assert mad(out.rgb, reference(ref, portrait, astronaut)) <= tolerance
 
