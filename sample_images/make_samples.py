@@ -234,8 +234,8 @@ def make_all(portrait: Image.Image, astronaut: Image.Image) -> dict[str, bytes]:
         "RGB",
         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
     )
-    out["display_p3.jpg"] = _save(ImageCms.applyTransform(portrait, to_p3), "JPEG", icc_profile=p3)
-    # 12 MP like a phone's: 4:3 crop, Lanczos upscale, mild sensor-like noise (seeded).
+    out["display_p3.jpg"] = _save(to_p3.apply(portrait), "JPEG", icc_profile=p3)
+    # 12 MP like a phone's: 4:3 crop, Lanczos upscale, sensor-like noise (seeded).
     large = np.asarray(
         portrait.crop((0, 0, 1200, 900)).resize((4000, 3000), Image.Resampling.LANCZOS)
     )

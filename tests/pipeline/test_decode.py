@@ -521,7 +521,7 @@ def test_decompression_bomb_refused_from_the_header(bomb):
     error = caught.value
     assert error.code == "image.too_many_pixels"
     (check,) = error.checks
-    assert check.value > 3_000_000_000
+    assert isinstance(check.value, int) and check.value > 3_000_000_000
     assert check.limit == 50_000_000
     assert "the limit is 50 megapixels" in error.message
 
