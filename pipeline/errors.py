@@ -49,8 +49,8 @@ class ImageError(AvatarPrepError):
 
 
 class Rejected(AvatarPrepError):
-    """The image decoded but breaks a face or image rule (`face.*`, `image.not_a_photo`,
-    `image.too_small`). Carries what was measured so the caller can show it."""
+    """The image decoded but breaks a face or image rule (`face.*`, `image.not_a_photo`).
+    Carries what was measured so the caller can show it."""
 
     def __init__(
         self,
