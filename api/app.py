@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, ops
+from api import avatars, ops, sessions
 from api.errors import install_error_handlers
 from api.ops import BrokerProbe
 from api.request_ids import RequestIdMiddleware
@@ -77,6 +77,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(avatars.router)
+    app.include_router(sessions.router)
     app.include_router(ops.router)
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     return app

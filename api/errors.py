@@ -62,6 +62,9 @@ CODES: dict[str, Code] = {
     ),
     "auth.invalid_key": Code(401, "The API key is unknown or revoked."),
     "plan.not_allowed": Code(403, "The free plan does not allow this operation."),
+    "plan.image_input_not_allowed": Code(
+        403, "The free plan may only start sessions with an avatar id (avat_...)."
+    ),
     # --- cheap image checks at the edge, before any avatar exists ---
     "image.missing": Code(
         400, "No image: send it in the multipart field `file`, or as `image` in a JSON body."
@@ -99,6 +102,12 @@ CODES: dict[str, Code] = {
     "avatar.not_found": Code(404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     "avatar.not_ready": Code(409, "The avatar is processing; its images exist once it is ready."),
     "avatar.failed": Code(409, "The avatar failed (face.none); it has no images."),
+    # --- sessions ---
+    "room.platform_invalid": Code(400, "room.platform must be one of daily, livekit; got 'zoom'."),
+    "session.aspect_ratio_invalid": Code(
+        400, "aspect_ratio must be one of 1:1, 4:3, 3:4 (default 4:3); got '16:9'."
+    ),
+    "session.not_found": Code(404, "No session sess_01JD3Z9B2C4D5E6F7G8H9J0K1M."),
     # --- capacity and dependencies ---
     "rate_limited": Code(429, "Too many requests for this key; retry after 2 s."),
     "at_capacity": Code(503, "The work queue is full; retry after 5 s."),

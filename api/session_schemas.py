@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.schemas import AVATAR_ID_EXAMPLE, AspectRatio
+from service.sessions import DEFAULT_ASPECT_RATIO, Platform
 
 SESSION_ID_EXAMPLE = "sess_01JD3Z9B2C4D5E6F7G8H9J0K1M"
-Platform = Literal["daily", "livekit"]
 SessionStatus = Literal["started", "ended"]
 
 
@@ -56,7 +56,7 @@ class CreateSessionRequest(BaseModel):
     )
     room: RoomRequest
     aspect_ratio: AspectRatio = Field(
-        "4:3",
+        DEFAULT_ASPECT_RATIO,
         description="Which framing of the avatar the session shows: `4:3` (default), "
         "`3:4` or `1:1`; anything else is `400 session.aspect_ratio_invalid`.",
     )

@@ -21,7 +21,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from pipeline.record import ASPECT_RATIOS
 from service.avatar_object import image_route, rfc3339
@@ -35,7 +35,7 @@ from service.storage import Storage, rendition_key
 
 Platform = Literal["daily", "livekit"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
-DEFAULT_ASPECT_RATIO = "4:3"
+DEFAULT_ASPECT_RATIO: Final = "4:3"
 SESSION_TOKEN_PREFIX = "stok_"
 # Every rendition is a JPEG (pipeline/encode.py); presigned URLs serve it as one.
 RENDITION_CONTENT_TYPE = "image/jpeg"

@@ -1,0 +1,294 @@
+"""The session endpoints of docs/api.md: create, get, stop.
+
+POST /v1/sessions reads its JSON body under the same byte cap as a JSON upload
+(it may carry a base64 image) and checks the fields that have their own codes
+(`room.platform`, `aspect_ratio`, `metadata`: 400) before the schema (422
+`request.invalid_field`) and before any image work. An image instead of an
+avatar id goes through the upload path itself (`parse_image_text`,
+`AvatarService.create`: same checks, same dedupe) and is waited for here, with
+async sleeps; the pipeline runs in a worker as for any upload.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.avatars import UNFINISHED, wait_for_verdict
+from api.deps import AccountDep, ServicesDep, SettingsDep
+from api.errors import error_response, error_responses, status_for_failed_avatar
+from api.schemas import AVATAR_ID_EXAMPLE
+from api.session_schemas import (
+    SESSION_ID_EXAMPLE,
+    CreatedSession,
+    CreateSessionRequest,
+    Session,
+)
+from api.uploads import body_limits, check_metadata, media_type_of, parse_image_text, read_capped
+from service.errors import InvalidRequest
+from service.keys import Account
+from service.runtime import Services
+from service.sessions import Room, check_aspect_ratio, check_platform, is_avatar_reference
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+COMMON_CODES = (
+    "auth.missing_key",
+    "auth.invalid_key",
+    "database.unavailable",
+    "api_error",
+)
+
+SessionIdPath = Annotated[str, Path(description="The session's id.", examples=[SESSION_ID_EXAMPLE])]
+
+_location_header = {"Location": {"description": "The session's URL.", "schema": {"type": "string"}}}
+
+
+def _request_schema() -> dict[str, Any]:
+    """The body's JSON schema with the room's inlined: pydantic puts nested models
+    under `$defs`, which an OpenAPI document cannot point into."""
+    schema = CreateSessionRequest.model_json_schema()
+    schema["properties"]["room"] = schema.pop("$defs")["RoomRequest"]
+    return schema
+
+
+_CREATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": _request_schema(),
+            "examples": {
+                "avatar_id": {
+                    "summary": "A ready avatar, by id",
+                    "value": {
+                        "avatar_id": AVATAR_ID_EXAMPLE,
+                        "room": {
+                            "platform": "livekit",
+                            "url": "wss://demo.livekit.cloud",
+                            "token": "eyJhbGciOiJIUzI1NiJ9...",
+                            "room_name": "support-42",
+                        },
+                        "aspect_ratio": "4:3",
+                        "metadata": {"customer": "c_42"},
+                    },
+                },
+                "url": {
+                    "summary": "An image URL, prepared inline (paid plan)",
+                    "value": {
+                        "avatar_id": "https://example.com/portrait.jpg",
+                        "room": {"platform": "daily", "url": "https://acme.daily.co/demo"},
+                    },
+                },
+                "data_uri": {
+                    "summary": "A data URI, prepared inline (paid plan)",
+                    "value": {
+                        "avatar_id": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
+                        "room": {"platform": "daily", "url": "https://acme.daily.co/demo"},
+                        "aspect_ratio": "1:1",
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    summary="Create and start a session with an avatar",
+    description=(
+        "`avatar_id` is an avatar id, resolved at once (`404 avatar.not_found` unknown or "
+        "not visible, `409 avatar.not_ready` while queued or processing, `409 avatar.failed`), "
+        "or, on the paid plan, an image (URL, data URI or base64) prepared inline exactly as "
+        "upload-face prepares it (same checks, same dedupe) and waited for: a rejection is "
+        "the `422` face or image error carrying `avatar_id`; an image still being prepared "
+        "after `session_inline_wait_seconds` is `409 avatar.not_ready` carrying `avatar_id` "
+        "(start the session with that id once it is ready). `expires_at` is `started_at` "
+        "plus the plan's maximum session length. `room.token` is write-only. "
+        "`session_token` is returned only here."
+    ),
+    status_code=201,
+    response_model=CreatedSession,
+    responses={
+        201: {"description": "The session, started.", "headers": _location_header},
+        **error_responses(
+            "room.platform_invalid",
+            "session.aspect_ratio_invalid",
+            "metadata.not_object",
+            "request.malformed_body",
+            "image.missing",
+            "image.base64_invalid",
+            "image.url_invalid",
+            "image.url_forbidden",
+            "image.unreadable",
+            "plan.image_input_not_allowed",
+            "avatar.not_found",
+            "avatar.not_ready",
+            "avatar.failed",
+            "image.too_large",
+            "image.too_many_pixels",
+            "image.unsupported_format",
+            "request.unsupported_content_type",
+            "request.invalid_field",
+            "face.none",
+            "face.multiple",
+            "face.too_small",
+            "face.not_frontal",
+            "face.cut_off",
+            "face.too_blurry",
+            "face.too_dark",
+            "image.too_small",
+            "image.not_a_photo",
+            "image.fetch_failed",
+            "image.fetch_timeout",
+            "at_capacity",
+            "storage.unavailable",
+            *COMMON_CODES,
+        ),
+    },
+    openapi_extra={"requestBody": _CREATE_BODY},
+)
+async def create_session(
+    request: Request, account: AccountDep, services: ServicesDep, settings: SettingsDep
+) -> JSONResponse:
+    fields = await read_create_request(request, body_limits(settings.pipeline.max_bytes)[1])
+    avatar_id = fields.avatar_id.strip()
+    if not is_avatar_reference(avatar_id):
+        services.sessions.check_image_input(account)
+        avatar = await _prepare_inline(
+            request, services, account, avatar_id, settings.session_inline_wait_seconds
+        )
+        if avatar["status"] == "failed":
+            error = {**avatar["error"], "param": "avatar_id", "avatar_id": avatar["id"]}
+            return error_response(request, status_for_failed_avatar(error["code"]), error)
+        if avatar["status"] in UNFINISHED:
+            return error_response(
+                request,
+                409,
+                {
+                    "code": "avatar.not_ready",
+                    "message": f"The image became avatar {avatar['id']}, still {avatar['status']} "
+                    f"after {settings.session_inline_wait_seconds:g} s; start the session with "
+                    "that id once it is ready.",
+                    "param": "avatar_id",
+                    "avatar_id": avatar["id"],
+                },
+            )
+        avatar_id = avatar["id"]
+    room = Room(
+        platform=fields.room.platform,
+        url=fields.room.url,
+        name=fields.room.room_name,
+        token=fields.room.token.get_secret_value() if fields.room.token is not None else None,
+    )
+    session = await run_in_threadpool(
+        lambda: services.sessions.create(
+            account,
+            avatar_id,
+            room=room,
+            aspect_ratio=fields.aspect_ratio,
+            metadata=fields.metadata,
+        )
+    )
+    return JSONResponse(
+        session, status_code=201, headers={"Location": f"/v1/sessions/{session['id']}"}
+    )
+
+
+async def _prepare_inline(
+    request: Request, services: Services, account: Account, image_text: str, wait: float
+) -> dict[str, Any]:
+    """The avatar of an image sent inline, made as upload-face makes it (an existing
+    one for the same bytes), once finished or after `wait` seconds."""
+    image = parse_image_text(image_text)
+    avatar, _ = await run_in_threadpool(
+        lambda: services.avatars.create(
+            account.id, image, name=None, user_exclusive=True, metadata={}
+        )
+    )
+    if avatar["status"] in UNFINISHED:
+        avatar = await wait_for_verdict(request, services, account.id, avatar, wait)
+    return avatar
+
+
+async def read_create_request(request: Request, limit: int) -> CreateSessionRequest:
+    """The body of POST /v1/sessions, at most `limit` bytes of JSON. The fields with
+    codes of their own are checked first, on the raw values (400), then the schema
+    (422 request.invalid_field, `param` as a JSON path)."""
+    media_type = media_type_of(request)
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise InvalidRequest(
+            f"Content-Type {media_type or '(none)'} is not accepted; send application/json.",
+            code="request.unsupported_content_type",
+        )
+    body = await read_capped(request, limit)
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
+        raise InvalidRequest(
+            f"The body is not valid JSON: {exc}.", code="request.malformed_body"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise InvalidRequest(
+            'The body must be a JSON object such as {"avatar_id": "avat_...", "room": {...}}.',
+            code="request.malformed_body",
+        )
+    room = doc.get("room")
+    if isinstance(room, dict) and "platform" in room:
+        check_platform(room["platform"])
+    if "aspect_ratio" in doc:
+        check_aspect_ratio(doc["aspect_ratio"])
+    if "metadata" in doc:
+        check_metadata(doc["metadata"])
+    try:
+        return CreateSessionRequest.model_validate(doc)
+    except ValidationError as exc:
+        raise RequestValidationError(_body_errors(exc)) from None
+
+
+def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as FastAPI's body errors (located under `body`), for the one
+    validation handler. What came in under `room` is not quoted back: it may be the
+    room's token, misspelt or mistyped."""
+    errors = []
+    for error in exc.errors(include_url=False, include_context=False):
+        loc = ("body", *error["loc"])
+        entry: dict[str, Any] = {**error, "loc": loc}
+        if error["loc"][:1] == ("room",):
+            entry.pop("input", None)
+        errors.append(entry)
+    return errors
+
+
+@router.get(
+    "/{session_id}",
+    summary="Get a session",
+    response_model=Session,
+    responses=error_responses("session.not_found", "storage.unavailable", *COMMON_CODES),
+)
+async def get_session(
+    session_id: SessionIdPath, account: AccountDep, services: ServicesDep
+) -> JSONResponse:
+    session = await run_in_threadpool(services.sessions.get, account.id, session_id)
+    return JSONResponse(session)
+
+
+@router.post(
+    "/{session_id}/stop",
+    summary="Stop a session",
+    description="`status` becomes `ended` and `ended_at` is set. Idempotent: stopping an "
+    "ended session (stopped before, or expired) answers `200` with it unchanged.",
+    response_model=Session,
+    responses=error_responses("session.not_found", "storage.unavailable", *COMMON_CODES),
+)
+async def stop_session(
+    session_id: SessionIdPath, account: AccountDep, services: ServicesDep
+) -> JSONResponse:
+    session = await run_in_threadpool(services.sessions.stop, account.id, session_id)
+    return JSONResponse(session)
