@@ -35,7 +35,8 @@ LEFT_CHEEK_EDGE = 454
 # The landmark model expects the face to fill 1/1.5 of its square input
 # (MediaPipe's own detection-to-ROI and tracking rule). A detection box that is
 # off can leave part of the face outside that square and the model then says
-# "no face", so a wider square is tried next.
+# "no face", so a wider square is tried next. (A third, 2.5, fits one more
+# hand-covered face in the dev set but also "finds" a face in a coffee cup.)
 ROI_SCALES = (1.5, 2.0)
 MESH_ROI_SCALE = 1.5
 
@@ -182,22 +183,30 @@ def orient(rgb: np.ndarray, face: Face, models: FaceModels) -> Face:
     `rgb`: the (H, W, 3) uint8 RGB image the face was found on, in its pixels.
     """
     for _ in range(ORIENT_ROUNDS):
-        centre, side, angle = _mesh_square(face.mesh)
-        # Rotate about the square's centre so the mesh's eye line is level,
-        # scale the square to ORIENT_SIDE and move its centre to the patch's.
-        to_patch = np.asarray(
-            cv2.getRotationMatrix2D(centre, math.degrees(angle), ORIENT_SIDE / side), np.float64
-        )
-        to_patch[:, 2] += np.array([ORIENT_SIDE / 2, ORIENT_SIDE / 2]) - np.array(centre)
-        patch = cv2.warpAffine(rgb, to_patch, (ORIENT_SIDE, ORIENT_SIDE), flags=cv2.INTER_AREA)
+        patch = face_patch(rgb, face, ORIENT_SIDE)
         if _best_score(models, patch[::-1, ::-1]) <= _best_score(models, patch):
             return face
+        centre, side, angle = _mesh_square(face.mesh)
         mesh = _run_mesh(rgb, centre, side, angle + math.pi, models)
         if mesh is None:
             return face
         refined = _run_mesh(rgb, *_mesh_square(mesh), models)
         face = Face(mesh=refined if refined is not None else mesh, score=face.score)
     return face
+
+
+def face_patch(rgb: np.ndarray, face: Face, side: int) -> np.ndarray:
+    """The face's square (MESH_ROI_SCALE times the mesh's extent) cut out of
+    `rgb` ((H, W, 3) uint8 RGB) and turned so its eye line is level: a (side,
+    side, 3) uint8 RGB patch, bilinear (a patch is for looking at, not keeping)."""
+    centre, square, angle = _mesh_square(face.mesh)
+    # Rotate about the square's centre by the eye line's angle, scale the
+    # square to `side` and move its centre to the patch's.
+    to_patch = np.asarray(
+        cv2.getRotationMatrix2D(centre, math.degrees(angle), side / square), np.float64
+    )
+    to_patch[:, 2] += np.array([side / 2, side / 2]) - np.array(centre)
+    return cv2.warpAffine(rgb, to_patch, (side, side), flags=cv2.INTER_LINEAR)
 
 
 def _best_score(models: FaceModels, rgb: np.ndarray) -> float:

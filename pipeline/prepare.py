@@ -38,7 +38,8 @@ from pipeline.errors import Rejected
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.models import FaceModels
 from pipeline.quality import measure as measure_quality
-from pipeline.record import FaceInfo, Prepared, Rendition, SourceInfo
+from pipeline.quality import relative_sharpness
+from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, message, no_face_check, verdict
 from pipeline.settings import PipelineSettings
 
@@ -92,12 +93,12 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
     with watch("mesh"):
         faces[0] = orient(small, faces[0], models)
-    others = unfitted(candidates, faces, settings.min_unfitted_score)
+        others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the
     # nominal decode scale (a DCT reduction rounds odd sizes up).
     sx, sy = info.width / small.shape[1], info.height / small.shape[0]
     faces = [f.scaled(sx, sy) for f in faces]
-    other_boxes = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h in (c.box for c in others)]
+    unfit_boxes = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h in unfit]
     main = faces[0]
     frames = framings(settings.output_size)
     with watch("align"):
@@ -114,9 +115,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         quality = measure_quality(crops["1:1"][0])
 
-    measures = measure(
-        faces, [h for *_, h in other_boxes], info.width, info.height, upscale, quality
-    )
+    measures = measure(main, others, info.width, info.height, upscale, quality)
     all_checks = checks(measures, settings)
     face = FaceInfo(
         box=main.box,
@@ -133,7 +132,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
             checks=all_checks,
             source=source,
             face=face,
-            candidates=(*(f.box for f in faces), *other_boxes),
+            candidates=(*(f.box for f in faces), *unfit_boxes),
         )
 
     with watch("align"):
@@ -182,6 +181,28 @@ def find_faces(
             if faces:
                 return faces, candidates
     return [], []
+
+
+def other_people(
+    rgb: np.ndarray, faces: list[Face], candidates: list[Candidate], settings: PipelineSettings
+) -> tuple[list[float], list[Box]]:
+    """Everyone besides the main face `faces[0]` who may count for face_count,
+    as sizes relative to it, and the boxes of those among them the landmark
+    model could not fit; in `rgb`'s pixels.
+
+    The other fitted faces count, except faces of comparable size blurred into
+    the background (the labels do not count heavily blurred faces; smaller
+    ones never count, so only those are compared); so do strong detections
+    outside every fitted face (a face turned away or covered)."""
+    main = faces[0]
+    sizes = [
+        f.length / main.length
+        for f in faces[1:]
+        if f.length < settings.max_faces_ratio * main.length
+        or relative_sharpness(rgb, f, main) >= settings.min_other_sharpness
+    ]
+    unfit = [c.box for c in unfitted(candidates, faces, settings.min_unfitted_score)]
+    return sizes + [h / main.length for *_, h in unfit], unfit
 
 
 def detection_reduction(info: Probe, detect_side: int) -> int:

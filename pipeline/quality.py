@@ -4,6 +4,9 @@ All three are measured on the aligned 1:1 crop (the avatar itself), reduced to
 a fixed `QUALITY_SIDE`, inside the inner-face region. A fixed framing and size
 make the numbers independent of the photo's resolution and of
 `output_size`, and they describe what the user will actually get.
+
+`relative_sharpness` compares two faces of one photo, to tell a second person
+from a heavily blurred face in the background.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from pipeline.landmarks import MESH_ROI_SCALE, Face, face_patch
 
 QUALITY_SIDE = 256
 # Inner face in the FFHQ square (fractions of its side): eyes sit near y 0.47,
@@ -29,6 +34,9 @@ LINE_GRADIENT = 150.0
 # gradients are scaled up for the drawn share: faces in normal light span
 # 100-225, a face at 12% exposure about 20.
 NORMAL_CONTRAST = 128.0
+
+# Largest patch side at which two faces' sharpness is compared.
+COMPARE_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,20 @@ def measure(square: np.ndarray) -> FaceQuality:
         brightness=float(luma[rows, cols].mean()),
         drawn_share=float(drawn.mean()),
     )
+
+
+def relative_sharpness(rgb: np.ndarray, face: Face, reference: Face) -> float:
+    """How sharp `face` is next to `reference`: the ratio of the Laplacian
+    variances of the central half of their level face patches (1 = as sharp;
+    a face blurred into the background reads a few hundredths). Both patches
+    are cut at the smaller `face`'s own resolution (at most COMPARE_SIDE), so a
+    face is not judged blurrier for being smaller. Faces in `rgb`'s pixels,
+    (H, W, 3) uint8 RGB."""
+    side = max(8, min(COMPARE_SIDE, round(MESH_ROI_SCALE * face.length)))
+    inner = slice(side // 4, side - side // 4)
+
+    def sharpness(of: Face) -> float:
+        luma = cv2.cvtColor(face_patch(rgb, of, side), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(cv2.Laplacian(luma, cv2.CV_32F)[inner, inner].var())
+
+    return sharpness(face) / max(sharpness(reference), 1e-6)

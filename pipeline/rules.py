@@ -27,8 +27,8 @@ from pipeline.settings import PipelineSettings
 class Measures:
     """What the rules look at, for the main (largest) face.
 
-    `others`: the size of each other face as a share of the main face's:
-    forehead-to-chin length for confirmed faces, box height for strong
+    `others`: the size of each other person's face as a share of the main
+    face's: forehead-to-chin length for fitted faces, box height for strong
     detections the landmark model could not fit (about 0.95 of that length).
     `upscale`: output pixels per source pixel of the 1:1 crop. `height_share`:
     the face's forehead-to-chin length over the frame's extent along the
@@ -47,28 +47,23 @@ class Measures:
 
 
 def measure(
-    faces: list[Face],
-    unfitted_heights: list[float],
+    main: Face,
+    others: list[float],
     width: int,
     height: int,
     upscale: float,
     quality: FaceQuality,
 ) -> Measures:
-    """The measures of `faces[0]` (the largest) in a `width` x `height` upright
-    source, with its 1:1 `upscale` and crop `quality`. `unfitted_heights`: box
-    heights of the other people the landmark model could not fit. All in
-    source pixels."""
-    main = faces[0]
+    """The measures of the `main` face in a `width` x `height` upright source
+    (source pixels), with the sizes of the `others` relative to it (see
+    `Measures`), its 1:1 `upscale` and its crop `quality`."""
     pose = main.pose()
     roll = math.radians(pose["roll"])
     extent = abs(math.cos(roll)) * height + abs(math.sin(roll)) * width
     x, y = main.mesh[:, 0], main.mesh[:, 1]
     inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
     return Measures(
-        others=tuple(
-            [f.length / main.length for f in faces[1:]]
-            + [h / main.length for h in unfitted_heights]
-        ),
+        others=tuple(others),
         upscale=upscale,
         height_share=main.length / extent,
         outside_share=1.0 - float(np.count_nonzero(inside)) / len(inside),

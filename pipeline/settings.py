@@ -70,6 +70,12 @@ class PipelineSettings(BaseModel):
         "the main face's is 'comparable': two people, not a bystander (couples and "
         "groups measure 0.48-1.0).",
     )
+    min_other_sharpness: float = Field(
+        0.1,
+        description="A second face less sharp than this share of the main face (compared "
+        "at the same scale) is heavily blurred background and does not count, as the "
+        "labels have it: second people measure 0.24 or more, a blurred reflection 0.02.",
+    )
     max_drawn_share: float = Field(
         0.35,
         description="Most of the inner face that may be flat fill or hard line; above it "

@@ -17,7 +17,16 @@ from PIL import Image
 from pipeline import FaceModels, PipelineSettings, Prepared, Rejected, prepare
 from pipeline.align import invert
 from pipeline.decode import Probe
-from pipeline.prepare import STAGES, crop_reduction, detection_reduction, shrink
+from pipeline.prepare import (
+    STAGES,
+    Stopwatch,
+    crop_reduction,
+    detection_reduction,
+    find_faces,
+    other_people,
+    shrink,
+)
+from pipeline.quality import relative_sharpness
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -203,6 +212,46 @@ def test_multiple_faces_lists_every_candidate(
     assert record["face"] is not None
     count = next(c for c in record["checks"] if c["name"] == "face_count")
     assert (count["passed"], count["value"], count["limit"]) == (False, 2, 1)
+
+
+def portrait_with_a_copy(sample_bytes: Callable[[str], bytes], blur_sigma: float) -> np.ndarray:
+    """The portrait with a 0.7x copy of itself beside it, Gaussian-blurred by
+    `blur_sigma` px (0: sharp): a second person, or a face far out of focus."""
+    portrait = np.asarray(
+        Image.open(io.BytesIO(sample_bytes("accept_portrait.jpg"))).convert("RGB")
+    )
+    copy = cv2.resize(portrait, (840, 840), interpolation=cv2.INTER_AREA)
+    if blur_sigma:
+        copy = cv2.GaussianBlur(copy, (0, 0), blur_sigma)
+    canvas = np.full((1200, 2100, 3), 128, np.uint8)
+    canvas[:, :1200] = portrait
+    canvas[180:1020, 1230:2070] = copy
+    return canvas
+
+
+def test_a_second_sharp_face_of_similar_size_is_another_person(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    rejected = rejection(png(portrait_with_a_copy(sample_bytes, 0)), face_models)
+
+    assert rejected.code == "face.multiple"
+    assert len(rejected.candidates) == 2
+
+
+def test_a_face_blurred_into_the_background_does_not_count(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    image = portrait_with_a_copy(sample_bytes, 8)
+    small = shrink(image, SETTINGS.detect_side)
+    faces, candidates = find_faces(small, face_models, SETTINGS, Stopwatch())
+    assert len(faces) == 2  # both found and fitted: the blur decides
+    assert relative_sharpness(small, faces[1], faces[0]) < SETTINGS.min_other_sharpness
+    assert other_people(small, faces, candidates, SETTINGS) == ([], [])
+
+    result = prepare(png(image), face_models, SETTINGS)
+
+    count = next(c for c in result.checks if c.name == "face_count")
+    assert (count.passed, count.value) == (True, 1)
 
 
 @pytest.mark.parametrize(

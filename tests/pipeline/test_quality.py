@@ -11,7 +11,11 @@ import pytest
 import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, Rejected, prepare
-from pipeline.quality import FaceQuality, measure
+from pipeline.decode import decode, probe
+from pipeline.detect import detect
+from pipeline.landmarks import fit_faces
+from pipeline.prepare import shrink
+from pipeline.quality import FaceQuality, measure, relative_sharpness
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -108,3 +112,24 @@ def test_measure_is_pure(portrait: np.ndarray) -> None:
     assert measure(portrait) == measure(portrait)
     np.testing.assert_array_equal(portrait, before)
     assert isinstance(measure(portrait), FaceQuality)
+
+
+def test_relative_sharpness_of_two_faces(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    """Two men photographed apart (two photos side by side): about as sharp as
+    each other either way round; the same face blurred reads a few hundredths."""
+    data = sample_bytes("reject_multiple_faces.jpg")
+    small = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    first, second = fit_faces(
+        small, detect(small, face_models, SETTINGS.min_detection_score), face_models, 2
+    )
+
+    assert 0.3 < relative_sharpness(small, second, first) < 3
+    assert relative_sharpness(small, first, first) == pytest.approx(1.0)
+    blurred = cv2.GaussianBlur(small, (0, 0), 4)
+    assert relative_sharpness(blurred, first, first) == pytest.approx(1.0)
+    mixed = small.copy()
+    x, y, w, h = (round(v) for v in second.box)
+    mixed[y : y + h, x : x + w] = blurred[y : y + h, x : x + w]
+    assert relative_sharpness(mixed, second, first) < 0.1

@@ -178,9 +178,9 @@ def synthetic_face(
 
 
 def test_measure_height_share_follows_the_face_axis() -> None:
-    upright = measure([synthetic_face((500, 300), 120)], [], 1000, 600, 1.0, GOOD.quality)
+    upright = measure(synthetic_face((500, 300), 120), [], 1000, 600, 1.0, GOOD.quality)
     lying = measure(
-        [synthetic_face((500, 300), 120, roll_degrees=90)], [], 1000, 600, 1.0, GOOD.quality
+        synthetic_face((500, 300), 120, roll_degrees=90), [], 1000, 600, 1.0, GOOD.quality
     )
 
     assert upright.height_share == pytest.approx(120 / 600)
@@ -188,15 +188,12 @@ def test_measure_height_share_follows_the_face_axis() -> None:
     assert lying.height_share == pytest.approx(120 / 1000)
 
 
-def test_measure_outside_share_and_other_faces() -> None:
+def test_measure_outside_share() -> None:
     # Centred on the left edge: the left half of the face's points lie outside.
-    main = synthetic_face((0, 300), 200)
-    other = synthetic_face((700, 300), 100)
-
-    m = measure([main, other], [60.0], 1000, 600, 2.5, GOOD.quality)
+    m = measure(synthetic_face((0, 300), 200), [0.5, 0.3], 1000, 600, 2.5, GOOD.quality)
 
     assert m.outside_share == pytest.approx(0.5, abs=0.01)
-    assert m.others == pytest.approx((0.5, 0.3))  # a fitted face, then an unfitted box
+    assert m.others == (0.5, 0.3)
     assert m.upscale == 2.5
 
 
@@ -204,7 +201,7 @@ def test_measure_reads_yaw_from_cheek_depth() -> None:
     # The left cheek (image right) 40 px further away than the right cheek,
     # on a face 160 px wide: the face turns towards the image's right.
     turned = measure(
-        [synthetic_face((500, 300), 200, depth_turn=20)], [], 1000, 600, 1.0, GOOD.quality
+        synthetic_face((500, 300), 200, depth_turn=20), [], 1000, 600, 1.0, GOOD.quality
     )
 
     assert turned.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
