@@ -33,7 +33,8 @@ from cli.batch import run_batch
 from cli.stage_timing import SINGLE_THREAD_ENV
 from service.settings import Settings
 
-DEFAULT_IMAGE = Path("sample_images/accept_portrait.jpg")
+# The repository's sample portrait (public domain), wherever the command runs from.
+DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "sample_images" / "accept_portrait.jpg"
 NOISE_SIGMA, NOISE_SEED, NOISE_BAND_ROWS = 5.0, 20250101, 256
 TIMING_MEGAPIXELS = (1.0, 12.0)
 MEMORY_MEGAPIXELS = 50.0

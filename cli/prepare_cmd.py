@@ -85,8 +85,8 @@ def describe(record: dict[str, Any]) -> str:
         pose = face["pose"]
         lines.append(
             f"accept: one face (score {face['score']:.2f}) in a {source['format']} "
-            f"{source['width']}x{source['height']}; yaw {pose['yaw']:+.0f}, "
-            f"pitch {pose['pitch']:+.0f}, roll {pose['roll']:+.0f} degrees"
+            f"{source['width']}x{source['height']}; yaw {round(pose['yaw']):+d}, "
+            f"pitch {round(pose['pitch']):+d}, roll {round(pose['roll']):+d} degrees"
         )
         images = record["images"].items()
         sizes = ", ".join(f"{ar} {im['width']}x{im['height']}" for ar, im in images)
