@@ -1,9 +1,10 @@
 """The FastAPI application: `create_app(settings, services=None)`.
 
 The lifespan makes the heavy things once per process: the Celery app (only to
-send work; `tasks.enqueue`) and `Services` (registry, storage, AvatarService,
-KeyService). Tests pass their own `Services` (made with a fake enqueue) and the
-app then owns neither them nor a broker.
+send work; `tasks.enqueue`), `Services` (registry, storage, AvatarService,
+KeyService) and the rate limiter (its Redis client). Tests pass their own
+`Services` (made with a fake enqueue) and the app then owns neither them nor a
+broker.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, ops, sessions
-from api.errors import install_error_handlers
+from api import avatars, metrics, ops, sessions
+from api.errors import error_responses, install_error_handlers
+from api.metrics import ApiMetrics
+from api.observe import ObserveMiddleware
 from api.ops import BrokerProbe
 from api.request_ids import RequestIdMiddleware
+from service.ratelimit import make_limiter
 from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
@@ -53,19 +57,23 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = app_settings
-        if services is not None:
-            app.state.services = services
-            app.state.broker_ready = broker_probe
-            yield
-            return
-        celery = make_celery(app_settings)
-        made = await run_in_threadpool(Services.create, app_settings, make_enqueue(celery))
-        app.state.services = made
-        app.state.broker_ready = lambda: broker_reachable(celery)
+        limiter = app.state.limiter = make_limiter(app_settings)
         try:
-            yield
+            if services is not None:
+                app.state.services = services
+                app.state.broker_ready = broker_probe
+                yield
+                return
+            celery = make_celery(app_settings)
+            made = await run_in_threadpool(Services.create, app_settings, make_enqueue(celery))
+            app.state.services = made
+            app.state.broker_ready = lambda: broker_reachable(celery)
+            try:
+                yield
+            finally:
+                await run_in_threadpool(made.close)
         finally:
-            await run_in_threadpool(made.close)
+            await limiter.close()
 
     app = FastAPI(
         title="avatar-prep",
@@ -76,9 +84,14 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(avatars.router)
-    app.include_router(sessions.router)
+    # Added last, so it wraps the request-id middleware: it times the whole request.
+    app.state.metrics = ApiMetrics.from_environment()
+    app.add_middleware(ObserveMiddleware, metrics=app.state.metrics.http)
+    # Every route of these routers takes the key, so each can answer its rate limit.
+    app.include_router(avatars.router, responses=error_responses("rate_limited"))
+    app.include_router(sessions.router, responses=error_responses("rate_limited"))
     app.include_router(ops.router)
+    app.include_router(metrics.router)
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     return app
 

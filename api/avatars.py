@@ -155,6 +155,7 @@ async def upload_face(
             metadata=upload.metadata,
         )
     )
+    request.state.avatar_id = avatar["id"]  # for the request's log line (api/observe.py)
     if not created:
         return JSONResponse(avatar, status_code=200)
     if wait and avatar["status"] in UNFINISHED:

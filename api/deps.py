@@ -5,6 +5,8 @@ The account comes from the API key in `X-API-Key` or `Authorization: Bearer`.
 Both headers are declared as OpenAPI security schemes so /docs offers to fill
 them in. The key is checked by `KeyService.authenticate` (a database read, so
 in a worker thread); a missing or unknown key is 401 `authentication_error`.
+Then the key's rate limit (its plan's, service/ratelimit.py) is counted: over
+it, 429 `rate_limited` with `Retry-After`, before the route reads any body.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.errors import AuthenticationFailed
 from service.keys import Account
+from service.ratelimit import RateLimiter, limit_for, subject_for_key
 from service.runtime import Services
 from service.settings import Settings
 
@@ -57,6 +60,10 @@ async def current_account(
             code="auth.missing_key",
         )
     account: Account = await run_in_threadpool(get_services(request).keys.authenticate, key)
+    # For the request's log line (api/observe.py).
+    request.state.account_id = account.id
+    limiter: RateLimiter = request.app.state.limiter
+    await limiter.acquire(subject_for_key(key), limit_for(get_settings(request), account.plan))
     return account
 
 

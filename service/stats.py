@@ -1,0 +1,71 @@
+"""What the registry says about the work in the system, for metrics and task logs.
+
+Counts are read at scrape time rather than kept by the processes: the registry
+is the one place every API and worker process (on every machine) writes to, so
+a count read there is the same whichever API process is scraped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from service.registry import AvatarRow, Registry
+
+
+@dataclass(frozen=True)
+class AvatarCounts:
+    """Avatars now in the registry: by status, and the failed ones by error code."""
+
+    by_status: dict[str, int]
+    failed_by_code: dict[str, int]
+
+    @property
+    def queue_depth(self) -> int:
+        """Unfinished avatars: `queued` + `processing` (what backpressure compares
+        with `max_queue_depth`)."""
+        return self.by_status.get("queued", 0) + self.by_status.get("processing", 0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one avatar stands after a task ran: its status, error code (failed
+    only) and how many processing starts it has had."""
+
+    status: str
+    code: str | None
+    attempts: int
+
+
+def avatar_counts(registry: Registry) -> AvatarCounts:
+    """Two grouped counts: by status (the status index answers it), and failed rows
+    by `error.code` (reads only the failed rows). Raises TransientError when the
+    database is down."""
+    code = AvatarRow.error["code"].as_string()
+    with registry.transaction() as session:
+        by_status = session.execute(
+            select(AvatarRow.status, func.count()).group_by(AvatarRow.status)
+        ).all()
+        by_code = session.execute(
+            select(code, func.count()).where(AvatarRow.status == "failed").group_by(code)
+        ).all()
+    return AvatarCounts(
+        by_status={status: n for status, n in by_status},
+        failed_by_code={(c or "unknown"): n for c, n in by_code},
+    )
+
+
+def avatar_outcome(registry: Registry, avatar_id: str) -> Outcome | None:
+    """The avatar's status, error code and attempts; None when it no longer exists."""
+    with registry.transaction() as session:
+        row = session.execute(
+            select(AvatarRow.status, AvatarRow.error, AvatarRow.attempts).where(
+                AvatarRow.id == avatar_id
+            )
+        ).first()
+    if row is None:
+        return None
+    status, error, attempts = row
+    code = (error or {}).get("code") if status == "failed" else None
+    return Outcome(status=status, code=code, attempts=attempts)
