@@ -159,28 +159,16 @@ async def create_session(
 ) -> JSONResponse:
     fields = await read_create_request(request, body_limits(settings.pipeline.max_bytes)[1])
     avatar_id = fields.avatar_id.strip()
+    inline: dict[str, Any] | None = None
     if not is_avatar_reference(avatar_id):
         services.sessions.check_image_input(account)
-        avatar = await _prepare_inline(
+        inline = await _prepare_inline(
             request, services, account, avatar_id, settings.session_inline_wait_seconds
         )
-        if avatar["status"] == "failed":
-            error = {**avatar["error"], "param": "avatar_id", "avatar_id": avatar["id"]}
-            return error_response(request, status_for_failed_avatar(error["code"]), error)
-        if avatar["status"] in UNFINISHED:
-            return error_response(
-                request,
-                409,
-                {
-                    "code": "avatar.not_ready",
-                    "message": f"The image became avatar {avatar['id']}, still {avatar['status']} "
-                    f"after {settings.session_inline_wait_seconds:g} s; start the session with "
-                    "that id once it is ready.",
-                    "param": "avatar_id",
-                    "avatar_id": avatar["id"],
-                },
-            )
-        avatar_id = avatar["id"]
+        avatar_id = inline["id"]
+    request.state.avatar_id = avatar_id  # for the request's log line (api/observe.py)
+    if inline is not None and inline["status"] != "ready":
+        return _unusable_inline(request, inline, settings.session_inline_wait_seconds)
     room = Room(
         platform=fields.room.platform,
         url=fields.room.url,
@@ -196,8 +184,29 @@ async def create_session(
             metadata=fields.metadata,
         )
     )
+    request.state.session_id = session["id"]
     return JSONResponse(
         session, status_code=201, headers={"Location": f"/v1/sessions/{session['id']}"}
+    )
+
+
+def _unusable_inline(request: Request, avatar: dict[str, Any], waited: float) -> JSONResponse:
+    """An inline image's avatar that cannot back the session: its verdict (the 422
+    face or image error, as upload-face answers it), or 409 avatar.not_ready when
+    it is still being prepared; both carry `avatar_id`."""
+    if avatar["status"] == "failed":
+        error = {**avatar["error"], "param": "avatar_id", "avatar_id": avatar["id"]}
+        return error_response(request, status_for_failed_avatar(error["code"]), error)
+    return error_response(
+        request,
+        409,
+        {
+            "code": "avatar.not_ready",
+            "message": f"The image became avatar {avatar['id']}, still {avatar['status']} "
+            f"after {waited:g} s; start the session with that id once it is ready.",
+            "param": "avatar_id",
+            "avatar_id": avatar["id"],
+        },
     )
 
 
