@@ -92,7 +92,6 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         check = no_face_check()
         raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
     with watch("mesh"):
-        faces[0] = orient(small, faces[0], models)
         others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the
     # nominal decode scale (a DCT reduction rounds odd sizes up).
@@ -168,19 +167,45 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
 def find_faces(
     rgb: np.ndarray, models: FaceModels, settings: PipelineSettings, watch: Stopwatch
 ) -> tuple[list[Face], list[Candidate]]:
-    """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first, and the
-    candidates they came from, in its pixels. The first attempt that shows any
-    face wins: per turn (see TURNS) the plain detector passes, then the padded
-    canvas (see `detect`). No face: ([], [])."""
+    """Confirmed faces in `rgb` ((H, W, 3) uint8 RGB), largest first (the
+    first one oriented, see `orient`), and the candidates they came from, in
+    its pixels. No face: ([], []).
+
+    The first attempt that shows any face wins: per turn (see TURNS) the
+    plain detector passes, then the padded canvas (see `detect`). When the
+    main face then lies sideways or upside down in the pixels, so does the
+    whole photo, and the detectors missed whoever else is in it: they run
+    again on the photo turned upright."""
     for turns in TURNS:
         for canvas in (False, True):
-            with watch("detect"):
-                candidates = detect(rgb, models, settings.min_detection_score, turns, canvas)
-            with watch("mesh"):
-                faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
-            if faces:
-                return faces, candidates
+            faces, candidates = _attempt(rgb, models, settings, watch, turns, canvas)
+            if not faces:
+                continue
+            upright = round(faces[0].pose()["roll"] / 90) % 4
+            if upright != turns:
+                again = _attempt(rgb, models, settings, watch, upright, False)
+                faces, candidates = again if again[0] else (faces, candidates)
+            return faces, candidates
     return [], []
+
+
+def _attempt(
+    rgb: np.ndarray,
+    models: FaceModels,
+    settings: PipelineSettings,
+    watch: Stopwatch,
+    turns: int,
+    canvas: bool,
+) -> tuple[list[Face], list[Candidate]]:
+    """One detection attempt (see `detect`) and the faces the landmark model
+    confirms among its candidates, the main one oriented."""
+    with watch("detect"):
+        candidates = detect(rgb, models, settings.min_detection_score, turns, canvas)
+    with watch("mesh"):
+        faces = fit_faces(rgb, candidates, models, settings.max_faces_checked)
+        if faces:
+            faces[0] = orient(rgb, faces[0], models)
+    return faces, candidates
 
 
 def other_people(

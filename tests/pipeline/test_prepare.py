@@ -254,6 +254,19 @@ def test_a_face_blurred_into_the_background_does_not_count(
     assert (count.passed, count.value) == (True, 1)
 
 
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_two_people_turned_in_the_pixels_are_still_two(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels, turns: int
+) -> None:
+    couple = np.asarray(
+        Image.open(io.BytesIO(sample_bytes("reject_multiple_faces.jpg"))).convert("RGB")
+    )
+
+    rejected = rejection(png(np.ascontiguousarray(np.rot90(couple, turns))), face_models)
+
+    assert rejected.code == "face.multiple"
+
+
 @pytest.mark.parametrize(
     ("sample", "check"),
     [
