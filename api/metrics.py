@@ -32,12 +32,11 @@ own `CollectorRegistry`.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -50,7 +49,6 @@ from service.stats import AvatarCounts, avatar_counts
 
 logger = logging.getLogger(__name__)
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Upper bounds in seconds: cheap routes answer in milliseconds, an upload with
 # `wait` may take up to 30 s.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -84,23 +82,23 @@ class HttpMetrics:
 
 class ApiMetrics:
     """One per app (`create_app`): where its counters live and how a scrape reads
-    them. `multiprocess_dir` is the folder shared with the other processes of this
-    host, or None to count in this app alone."""
+    them. `multiprocess`: in the folder shared with the other processes of this host
+    (PROMETHEUS_MULTIPROC_DIR), else in this app alone."""
 
-    def __init__(self, multiprocess_dir: str | None) -> None:
-        self.multiprocess_dir = multiprocess_dir
+    def __init__(self, multiprocess: bool) -> None:
         self._registry = CollectorRegistry()
-        if multiprocess_dir is None:
-            self.http = HttpMetrics(self._registry)
-        else:
+        if multiprocess:
             # Values go to this process's file in the folder; the scrape sums all files.
             self.http = HttpMetrics(None)
-            MultiProcessCollector(self._registry, path=multiprocess_dir)
+            MultiProcessCollector(self._registry)
+        else:
+            self.http = HttpMetrics(self._registry)
 
     @classmethod
     def from_environment(cls) -> ApiMetrics:
-        """Multiprocess mode exactly when prometheus_client itself is in it."""
-        return cls(os.environ.get(MULTIPROCESS_ENV) or None)
+        """Multiprocess mode exactly when prometheus_client itself is in it: it decides
+        once, when imported, from PROMETHEUS_MULTIPROC_DIR (set by the CLI first)."""
+        return cls(multiprocess=bool(getattr(values.ValueClass, "_multiprocess", False)))
 
     def render(self, counts: AvatarCounts | None, queue_limit: int) -> bytes:
         """The exposition text: the counters, then the registry-derived gauges

@@ -12,9 +12,15 @@ command that needs them, so `avatar-prep --help` and `keys` stay quick.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 from typing import Any, get_args
 
 from service.settings import Plan, Settings
+
+# prometheus_client's own variable for its multiprocess mode.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def register(sub: Any) -> None:
@@ -61,20 +67,49 @@ def register(sub: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _share_metrics_folder(Settings())
     import uvicorn
 
-    # The factory builds Settings() itself in each uvicorn process.
+    from service.logs import uvicorn_log_config
+
+    # The factory builds Settings() itself in each uvicorn process. The API writes
+    # its own JSON line per request (api/observe.py), so uvicorn's access log is off.
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=uvicorn_log_config(),
+        access_log=False,
     )
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
+    settings = Settings()
+    _share_metrics_folder(settings)
+    from celery.signals import setup_logging
+
+    from service.logs import configure_logging
     from tasks.worker import run_worker
 
-    run_worker(Settings(), concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
+    # A receiver of setup_logging replaces Celery's own logging set-up: every record
+    # of the worker, its pool processes and beat becomes a JSON line.
+    setup_logging.connect(lambda **_: configure_logging(args.loglevel), weak=False)
+    run_worker(settings, concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
     return 0
+
+
+def _share_metrics_folder(settings: Settings) -> None:
+    """Put this process and its children (uvicorn workers, Celery pool processes) in
+    prometheus_client's multiprocess mode, with their files in `<data_dir>/metrics`,
+    where the API's /metrics sums them (api/metrics.py). prometheus_client reads the
+    variable once, when first imported, so this runs before anything imports it. A
+    folder the operator chose in PROMETHEUS_MULTIPROC_DIR is kept."""
+    folder = Path(os.environ.setdefault(MULTIPROCESS_ENV, str(Path(settings.data_dir) / "metrics")))
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROCESS_ENV] = str(folder.resolve())
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -92,14 +127,18 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    from service.errors import NotFound
     from service.runtime import Services
 
     services = Services.create(Settings(), enqueue=_no_enqueue)
     try:
         services.keys.revoke(args.key_id)
+    except NotFound as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
     finally:
         services.close()
-    print(f"revoked {args.key_id}")
+    print(f"revoked {args.key_id}: requests with it now get 401 auth.invalid_key")
     return 0
 
 

@@ -127,7 +127,7 @@ async def test_a_registry_that_is_down_still_gives_the_request_metrics(tmp_path:
 
 
 def test_each_app_counts_in_its_own_registry_outside_multiprocess_mode() -> None:
-    first, second = ApiMetrics(None), ApiMetrics(None)
+    first, second = ApiMetrics(multiprocess=False), ApiMetrics(multiprocess=False)
     first.http.observe("GET", "/healthz", 200, 0.01)
     assert "avatar_prep_http_requests_total" in first.render(None, 10).decode()
     assert 'route="/healthz"' not in second.render(None, 10).decode()
