@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels
@@ -121,17 +121,16 @@ class AvatarService:
         if image.kind == "url":
             # The worker fetches; the URL's form and addresses are checked now.
             row.source_url = check_url(image.url or "", self._settings).url
-            self._check_capacity()
+            self._admit(account_id, None)
             self._insert(row)
             return self._send(row), True
 
         data = image.data or b""
         info = probe(data, self._settings.pipeline)
         sha256 = hashlib.sha256(data).hexdigest()
-        existing = self._find_same_bytes(account_id, sha256)
+        existing = self._admit(account_id, sha256)
         if existing is not None:
             return avatar_object(existing), False
-        self._check_capacity()
         set_source(row, info, sha256)
         row.dedupe_sha256 = sha256
         row.original_key = original_key(row.id)
@@ -153,8 +152,15 @@ class AvatarService:
             raise
         return self._send(row), True
 
-    def _check_capacity(self) -> None:
+    def _admit(self, account_id: str, sha256: str | None) -> AvatarRow | None:
+        """One registry read before any work: the account's avatar of these bytes
+        when there is one (dedupe: no new work), else check that the work queue has
+        room (Unavailable when it has not)."""
         with self._registry.transaction() as session:
+            if sha256 is not None:
+                existing = session.scalar(_same_bytes(account_id, sha256))
+                if existing is not None:
+                    return existing
             unfinished = session.scalar(
                 select(func.count())
                 .select_from(AvatarRow)
@@ -165,14 +171,11 @@ class AvatarService:
                 f"The work queue is full ({unfinished} images waiting); retry shortly.",
                 retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
             )
+        return None
 
     def _find_same_bytes(self, account_id: str, sha256: str) -> AvatarRow | None:
         with self._registry.transaction() as session:
-            return session.scalar(
-                select(AvatarRow).where(
-                    AvatarRow.account_id == account_id, AvatarRow.dedupe_sha256 == sha256
-                )
-            )
+            return session.scalar(_same_bytes(account_id, sha256))
 
     def _insert(self, row: AvatarRow) -> None:
         now = utcnow()
@@ -285,6 +288,12 @@ class AvatarService:
         if row is None or (row.user_exclusive and row.account_id != account_id):
             raise _not_found(avatar_id)
         return row
+
+
+def _same_bytes(account_id: str, sha256: str) -> Select[AvatarRow]:
+    return select(AvatarRow).where(
+        AvatarRow.account_id == account_id, AvatarRow.dedupe_sha256 == sha256
+    )
 
 
 def _not_found(avatar_id: str) -> NotFound:
