@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # Segments of letters, digits, `_`, `-`, `.`; none starts with `.` (no `..`, no hidden files).
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_DELETE_ROUNDS = 3
 
 
 def avatar_prefix(avatar_id: str) -> str:
@@ -207,17 +208,33 @@ class S3Storage:
 
     def delete_prefix(self, prefix: str) -> None:
         try:
-            # Listing again until empty also removes objects written meanwhile.
-            while keys := self.list_keys(prefix):
+            # Listing again until empty also removes objects written meanwhile. A
+            # few rounds suffice (a worker writes five objects at most); a store
+            # that keeps listing what it deleted must not keep us here.
+            for _ in range(_DELETE_ROUNDS):
+                keys = self.list_keys(prefix)
+                if not keys:
+                    return
                 for start in range(0, len(keys), 1000):  # delete_objects takes 1000 at most
                     batch: list[ObjectIdentifierTypeDef] = [
                         {"Key": k} for k in keys[start : start + 1000]
                     ]
-                    self.client.delete_objects(
+                    response = self.client.delete_objects(
                         Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                     )
+                    if errors := response.get("Errors"):
+                        raise TransientError(
+                            f"Storage refused to delete {len(errors)} objects under {prefix} "
+                            f"({errors[0].get('Code')}); the operation can be retried.",
+                            code="storage.unavailable",
+                        )
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable(exc) from exc
+        if self.list_keys(prefix):
+            raise TransientError(
+                f"Objects under {prefix} remain after deleting them; retry.",
+                code="storage.unavailable",
+            )
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -6,8 +6,10 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from service.errors import ObjectMissing, TransientError
 from service.ids import new_id
@@ -174,3 +176,40 @@ def test_s3_missing_bucket_is_not_ready(service_settings: Settings) -> None:
     storage = S3Storage(service_settings.model_copy(update={"s3_bucket": "no-such-bucket"}))
     assert storage.check() is False
     storage.close()
+
+
+def stubbed_s3() -> tuple[S3Storage, Stubber]:
+    """S3Storage whose client answers from a script (botocore's Stubber at the
+    HTTP seam) for behaviour SeaweedFS cannot be made to show."""
+    storage = S3Storage(Settings(storage_backend="s3", s3_endpoint_url="http://127.0.0.1:9"))
+    return storage, Stubber(storage.client)
+
+
+def listing(*keys: str) -> dict[str, Any]:
+    return {"Contents": [{"Key": k} for k in keys], "KeyCount": len(keys), "IsTruncated": False}
+
+
+def test_s3_objects_the_store_refuses_to_delete_are_an_error() -> None:
+    storage, stub = stubbed_s3()
+    key = original_key(new_id("avat"))
+    stub.add_response("list_objects_v2", listing(key))
+    stub.add_response(
+        "delete_objects",
+        {"Errors": [{"Key": key, "Code": "AccessDenied", "Message": "Access Denied"}]},
+    )
+    with stub, pytest.raises(TransientError) as info:
+        storage.delete_prefix(key.rsplit("/", 1)[0] + "/")
+    assert "AccessDenied" in info.value.message
+
+
+def test_s3_objects_that_keep_being_listed_end_the_delete_with_an_error() -> None:
+    storage, stub = stubbed_s3()
+    key = original_key(new_id("avat"))
+    for _ in range(3):
+        stub.add_response("list_objects_v2", listing(key))
+        stub.add_response("delete_objects", {})
+    stub.add_response("list_objects_v2", listing(key))
+    with stub, pytest.raises(TransientError) as info:
+        storage.delete_prefix(key.rsplit("/", 1)[0] + "/")
+    assert "remain" in info.value.message
+    stub.assert_no_pending_responses()
