@@ -110,6 +110,7 @@ _UPLOAD_BODY = {
             "image.url_forbidden",
             "image.unreadable",
             "metadata.not_object",
+            "metadata.too_large",
             "request.malformed_body",
             "image.too_large",
             "image.too_many_pixels",

@@ -53,6 +53,7 @@ CODES: dict[str, Code] = {
     "request.invalid_field": Code(422, "wait: Input should be less than or equal to 30 (got 31)."),
     "request.route_not_found": Code(404, "No route GET /v1/avatar; see /docs for the API."),
     "request.method_not_allowed": Code(405, "PUT is not allowed on /v1/avatars; allowed: GET."),
+    "metadata.too_large": Code(400, "metadata is 20480 bytes as JSON; the limit is 16384."),
     "metadata.not_object": Code(
         400, 'metadata must be a JSON object such as {"team": "blue"}; got an array.'
     ),

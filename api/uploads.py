@@ -29,6 +29,7 @@ from service.errors import InvalidRequest
 # Room for everything in a body besides the image: multipart headers and boundaries,
 # the other fields, a data URI prefix, metadata.
 BODY_OVERHEAD_BYTES = 64 * 1024
+MAX_METADATA_BYTES = 16 * 1024
 FORM_FIELDS = ("file", "name", "user_exclusive", "metadata")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),", re.IGNORECASE)
@@ -213,7 +214,9 @@ def _form_metadata(text: str | None) -> dict[str, Any]:
 
 
 def check_metadata(value: Any) -> dict[str, Any]:
-    """`metadata` must be a JSON object: 400 metadata.not_object otherwise."""
+    """`metadata` must be a JSON object (400 metadata.not_object) of at most
+    MAX_METADATA_BYTES as compact JSON (400 metadata.too_large): it is stored in the
+    registry row and returned with every read."""
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
             type(value), "a number"
@@ -221,6 +224,13 @@ def check_metadata(value: Any) -> dict[str, Any]:
         raise InvalidRequest(
             f'metadata must be a JSON object such as {{"team": "blue"}}; got {kind}.',
             code="metadata.not_object",
+            param="metadata",
+        )
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}.",
+            code="metadata.too_large",
             param="metadata",
         )
     return value

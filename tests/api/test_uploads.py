@@ -12,7 +12,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from api.uploads import BODY_OVERHEAD_BYTES, body_limits, check_metadata, parse_image_text
+from api.uploads import (
+    BODY_OVERHEAD_BYTES,
+    MAX_METADATA_BYTES,
+    body_limits,
+    check_metadata,
+    parse_image_text,
+)
 from pipeline.errors import AvatarPrepError, ImageError
 from service.settings import Settings
 from tests.api.fakes import FakeServices
@@ -103,6 +109,14 @@ def test_metadata_must_be_an_object(value: object, kind: str) -> None:
     assert caught.value.code == "metadata.not_object"
     assert caught.value.message.endswith(f"got {kind}.")
     assert check_metadata({"a": [1]}) == {"a": [1]}
+
+
+def test_metadata_has_a_size_limit() -> None:
+    at_limit = {"k": "v" * (MAX_METADATA_BYTES - len('{"k":""}'))}
+    assert check_metadata(at_limit) == at_limit
+    with pytest.raises(AvatarPrepError) as caught:
+        check_metadata({"k": "v" * MAX_METADATA_BYTES})
+    assert (caught.value.code, caught.value.param) == ("metadata.too_large", "metadata")
 
 
 def test_body_limits_leave_room_for_the_image_in_each_form() -> None:
@@ -255,6 +269,17 @@ async def test_json_metadata_not_an_object(
     await failed(
         client, services, 400, "metadata.not_object", json={"image": JPEG_B64, "metadata": metadata}
     )
+
+
+async def test_oversized_metadata_in_either_form(
+    client: httpx.AsyncClient, services: FakeServices
+) -> None:
+    big = {"notes": "x" * (MAX_METADATA_BYTES + 1)}
+    await failed(
+        client, services, 400, "metadata.too_large", json={"image": JPEG_B64, "metadata": big}
+    )
+    form = {"files": {"file": ("a.jpg", JPEG)}, "data": {"metadata": json.dumps(big)}}
+    await failed(client, services, 400, "metadata.too_large", **form)
 
 
 @pytest.mark.parametrize("wait", ["-1", "31", "soon"])
