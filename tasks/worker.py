@@ -18,6 +18,7 @@ idempotently.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ class WorkerRuntime:
     def open(self, **_signal: Any) -> None:
         self._models = FaceModels.load()
         self._services = Services.create(self._settings, make_enqueue(self._app), self._models)
+        logger.info(
+            "worker process %d ready: face models loaded, registry and storage open", os.getpid()
+        )
 
     def close(self, **_signal: Any) -> None:
         if self._services is not None:

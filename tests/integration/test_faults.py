@@ -1,0 +1,162 @@
+"""Nothing accepted is lost: faults injected into the real processes, each test
+ending with every accepted upload `ready` or `failed`, no avatar left queued or
+processing, and no stored object without its row.
+
+- the worker's pool process killed (SIGKILL) in the middle of a task;
+- SeaweedFS stopped while work is queued, and started again;
+- the broker unreachable from the API when an upload arrives.
+
+One worker process (concurrency 1) with the sweeper every second, so the test
+knows which process holds the task and the swept uploads move quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.local_stack import free_port, start_api
+from service.settings import Settings
+from tests.integration.harness import (
+    ImageServer,
+    Stack,
+    assert_nothing_orphaned,
+    sample,
+)
+from tests.services import SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+UPLOAD = "/v1/avatars/upload-face"
+OUTAGE_SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def settings(base_settings: Settings) -> Settings:
+    return base_settings.model_copy(
+        update={
+            "allow_loopback_urls": True,  # the held URL of the kill test is local
+            "sweep_interval_seconds": 1.0,
+            "stuck_after_seconds": 20.0,
+            # Enough retries (backoff 2, 4, 8, ... s with full jitter) to outlast
+            # the storage outage below.
+            "task_max_retries": 8,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, module_dir: Path) -> Iterator[Stack]:
+    with Stack.running(settings, module_dir, concurrency=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(stack.new_key("faults")) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def nothing_lost(stack: Stack, s3: SeaweedS3) -> Iterator[None]:
+    yield
+    assert_nothing_orphaned(stack.settings, s3)
+
+
+def pool_pid(stack: Stack) -> int:
+    """The pid of the worker's one live pool process, once it has logged that its
+    models and services are open (the beat process, also a child, never does)."""
+    assert stack.worker is not None
+    deadline = time.monotonic() + 60
+    while True:
+        logged = {int(p) for p in re.findall(r"worker process (\d+) ready", stack.worker.log())}
+        live = sorted(logged & set(stack.worker.children()))
+        if live:
+            [pid] = live
+            return pid
+        assert time.monotonic() < deadline, stack.worker.log()[-4000:]
+        time.sleep(0.1)
+
+
+def test_pool_process_killed_mid_task_is_redelivered_and_finishes(
+    stack: Stack, client: httpx.Client
+) -> None:
+    assert stack.worker is not None
+    victim = pool_pid(stack)
+    with ImageServer() as images:
+        # The worker claims the avatar, then blocks fetching this URL: mid-task.
+        response = client.post(UPLOAD, json={"image": f"{images.base_url}/held/gif.gif"})
+        assert response.status_code == 202, response.text
+        avatar_id = response.json()["id"]
+        assert images.requested.wait(timeout=60), stack.logs()[-4000:]
+        assert client.get(f"/v1/avatars/{avatar_id}").json()["status"] == "processing"
+        os.kill(victim, signal.SIGKILL)
+        images.release()  # the redelivered run fetches at once
+        finished = stack.finished(client, avatar_id)
+    assert finished["status"] == "ready", finished["error"]
+    log = stack.worker.log()
+    assert re.search(rf"pid:{victim} exited with 'signal 9", log), log[-4000:]
+    # A new pool process took the victim's place.
+    assert pool_pid(stack) != victim
+
+
+def test_storage_down_while_work_is_queued(
+    stack: Stack, client: httpx.Client, s3: SeaweedS3
+) -> None:
+    assert stack.worker is not None
+    names = ["accept_portrait.jpg", "progressive.jpg", "display_p3.jpg", "palette.png"]
+    # Freeze the worker so the uploads wait in the queue, their originals stored.
+    os.killpg(stack.worker.pid, signal.SIGSTOP)
+    try:
+        ids = []
+        for name in names:
+            response = client.post(UPLOAD, files={"file": (name, sample(name))})
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+        s3.stop()
+    finally:
+        os.killpg(stack.worker.pid, signal.SIGCONT)
+    try:
+        time.sleep(OUTAGE_SECONDS)  # the worker meets the outage and retries
+    finally:
+        s3.start()
+    finished = [stack.finished(client, i) for i in ids]
+    # The outage was met (and outlasted) by retries, not missed by luck.
+    assert re.search(r"storage\.unavailable .*; retry \d+ of 8", stack.worker.log())
+    for avatar in finished:
+        assert avatar["status"] == "ready", avatar["error"]
+
+
+def test_broker_unreachable_at_upload_is_sent_later_by_the_sweeper(
+    stack: Stack, client: httpx.Client, module_dir: Path
+) -> None:
+    assert stack.worker is not None
+    # A second API process whose broker address has nothing listening: the same
+    # registry and storage, so the worker (on the real broker) sees its rows.
+    dead_broker = stack.settings.model_copy(
+        update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    api, base_url = start_api(dead_broker, module_dir / "api-dead-broker.log")
+    try:
+        with httpx.Client(base_url=base_url, headers=client.headers, timeout=60) as cut_off:
+            ready = cut_off.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            response = cut_off.post(
+                UPLOAD, files={"file": ("astro.png", sample("accept_astronaut.png"))}
+            )
+    finally:
+        api.stop()
+    assert response.status_code == 202, response.text
+    avatar = response.json()
+    assert avatar["status"] == "queued"
+    assert "enqueue failed" in api.log()
+    finished = stack.finished(client, avatar["id"])
+    assert finished["status"] == "ready", finished["error"]
+    assert "sweeper re-enqueued" in stack.worker.log()

@@ -1,0 +1,239 @@
+"""The avatar flow through real HTTP, a real worker process, Redis, PostgreSQL and
+SeaweedFS: every way to send an image, polling to ready, the image redirect,
+dedupe, a face rejection, delete, and URL fetches that must fail (a redirect to
+a private address, a server that never answers). Loopback URLs are allowed
+here, so the worker can fetch from the local test server."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from service.settings import Settings
+from tests.integration.harness import (
+    ImageServer,
+    Stack,
+    assert_nothing_orphaned,
+    avatar_statuses,
+    sample,
+)
+from tests.services import SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def images() -> Iterator[ImageServer]:
+    with ImageServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
+    settings = base_settings.model_copy(
+        update={
+            "allow_loopback_urls": True,
+            # The silent server must cost seconds, not the production 10 s.
+            "fetch_connect_timeout_seconds": 1.0,
+            "fetch_total_timeout_seconds": 2.0,
+        }
+    )
+    with Stack.running(settings, module_dir, concurrency=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(stack.cli_key("flow")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_orphaned_at_the_end(stack: Stack, s3: SeaweedS3) -> Iterator[None]:
+    yield
+    assert_nothing_orphaned(stack.settings, s3)
+
+
+def upload_file(client: httpx.Client, name: str, **params: Any) -> httpx.Response:
+    return client.post(
+        "/v1/avatars/upload-face", params=params, files={"file": (name, sample(name))}
+    )
+
+
+def upload_json(client: httpx.Client, image: str, **params: Any) -> httpx.Response:
+    return client.post("/v1/avatars/upload-face", params=params, json={"image": image})
+
+
+def accepted(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 202, response.text
+    avatar: dict[str, Any] = response.json()
+    assert avatar["status"] in ("queued", "processing")
+    assert response.headers["location"] == f"/v1/avatars/{avatar['id']}"
+    assert response.headers["x-request-id"].startswith("req_")
+    return avatar
+
+
+def assert_ready(avatar: dict[str, Any], kind: str, fmt: str) -> None:
+    assert avatar["status"] == "ready", avatar["error"]
+    assert avatar["source"]["kind"] == kind
+    assert avatar["source"]["format"] == fmt
+    sizes = {ratio: (i["width"], i["height"]) for ratio, i in avatar["images"].items()}
+    assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
+    assert set(avatar["face"]["landmarks"]) == {
+        "left_eye",
+        "right_eye",
+        "nose",
+        "mouth_left",
+        "mouth_right",
+    }
+    assert avatar["ready_at"] is not None and avatar["error"] is None
+
+
+def test_file_upload_is_accepted_then_ready(stack: Stack, client: httpx.Client) -> None:
+    avatar = accepted(upload_file(client, "accept_portrait.jpg"))
+    assert_ready(stack.finished(client, avatar["id"]), "file", "jpeg")
+
+
+def test_base64_upload_is_ready(stack: Stack, client: httpx.Client) -> None:
+    encoded = base64.b64encode(sample("progressive.jpg")).decode()
+    avatar = accepted(upload_json(client, encoded))
+    assert_ready(stack.finished(client, avatar["id"]), "base64", "jpeg")
+
+
+def test_data_uri_upload_is_ready(stack: Stack, client: httpx.Client) -> None:
+    encoded = base64.b64encode(sample("webp.webp")).decode()
+    avatar = accepted(upload_json(client, f"data:image/webp;base64,{encoded}"))
+    assert_ready(stack.finished(client, avatar["id"]), "base64", "webp")
+
+
+def test_url_upload_is_fetched_by_the_worker(
+    stack: Stack, client: httpx.Client, images: ImageServer
+) -> None:
+    avatar = accepted(upload_json(client, f"{images.base_url}/accept_astronaut.png"))
+    finished = stack.finished(client, avatar["id"])
+    assert_ready(finished, "url", "png")
+    assert (finished["source"]["width"], finished["source"]["height"]) == (512, 512)
+
+
+def test_wait_answers_201_when_ready_in_time(client: httpx.Client) -> None:
+    response = upload_file(client, "exif_rotated_6.jpg", wait=30)
+    assert response.status_code == 201, response.text
+    avatar = response.json()
+    assert avatar["status"] == "ready"
+    # The face is reported in the upright image (EXIF orientation 6 applied).
+    assert (avatar["source"]["width"], avatar["source"]["height"]) == (900, 1200)
+
+
+def test_image_redirects_to_a_presigned_url_that_works(stack: Stack, client: httpx.Client) -> None:
+    avatar = accepted(upload_file(client, "gray.jpg"))
+    assert stack.finished(client, avatar["id"])["status"] == "ready"
+    for ratio, size in {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}.items():
+        response = client.get(f"/v1/avatars/{avatar['id']}/image", params={"aspect_ratio": ratio})
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        assert location.startswith(stack.settings.s3_endpoint_url or "")
+        # The presigned URL works without the API key or any other credential.
+        fetched = httpx.get(location, timeout=10)
+        assert fetched.status_code == 200
+        image = Image.open(io.BytesIO(fetched.content))
+        assert (image.format, image.size) == ("JPEG", size)
+
+
+def test_same_bytes_again_answer_200_with_the_same_avatar(
+    stack: Stack, client: httpx.Client
+) -> None:
+    first = accepted(upload_file(client, "tiff.tiff"))
+    again = upload_file(client, "tiff.tiff")
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first["id"]
+    # The same bytes as base64 are the same image too.
+    as_base64 = upload_json(client, base64.b64encode(sample("tiff.tiff")).decode())
+    assert as_base64.status_code == 200 and as_base64.json()["id"] == first["id"]
+    # Another account uploading them gets an avatar of its own.
+    with stack.client(stack.new_key("flow-other")) as other:
+        assert accepted(upload_file(other, "tiff.tiff"))["id"] != first["id"]
+    assert stack.finished(client, first["id"])["status"] == "ready"
+
+
+def test_face_rejection_ends_failed_with_its_code_and_checks(
+    stack: Stack, client: httpx.Client
+) -> None:
+    avatar = accepted(upload_file(client, "reject_multiple_faces.jpg"))
+    failed = stack.finished(client, avatar["id"])
+    assert failed["status"] == "failed"
+    assert failed["images"] is None
+    error = failed["error"]
+    assert error["type"] == "invalid_request"
+    assert error["code"] == "face.multiple"
+    [count] = [c for c in error["checks"] if c["name"] == "face_count"]
+    assert count["passed"] is False and count["value"] >= 2
+    image = client.get(f"/v1/avatars/{avatar['id']}/image")
+    assert image.status_code == 409
+    assert image.json()["error"]["code"] == "avatar.failed"
+
+
+def test_wait_answers_422_with_the_avatar_id_when_rejected_in_time(
+    stack: Stack, client: httpx.Client
+) -> None:
+    response = upload_file(client, "reject_no_face.png", wait=30)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "face.none"
+    assert error["checks"]
+    assert stack.finished(client, error["avatar_id"])["error"]["code"] == "face.none"
+
+
+def test_delete_removes_every_object_and_the_row(
+    stack: Stack, client: httpx.Client, s3: SeaweedS3
+) -> None:
+    avatar = accepted(upload_file(client, "cmyk.jpg"))
+    assert stack.finished(client, avatar["id"])["status"] == "ready"
+    prefix = f"avatars/{avatar['id']}/"
+    assert s3.keys(prefix) == sorted(
+        prefix + name for name in ("1x1.jpg", "3x4.jpg", "4x3.jpg", "original", "record.json")
+    )
+    response = client.delete(f"/v1/avatars/{avatar['id']}")
+    assert response.status_code == 204
+    assert s3.keys(prefix) == []
+    assert client.get(f"/v1/avatars/{avatar['id']}").status_code == 404
+    assert avatar["id"] not in avatar_statuses(stack.settings)
+    # Deleted bytes are no longer a duplicate: uploading them again makes a new avatar.
+    again = accepted(upload_file(client, "cmyk.jpg"))
+    assert again["id"] != avatar["id"]
+    assert stack.finished(client, again["id"])["status"] == "ready"
+
+
+def test_redirect_to_a_private_address_fails_url_forbidden(
+    stack: Stack, client: httpx.Client, images: ImageServer
+) -> None:
+    url = f"{images.base_url}/redirect?to=http://10.0.0.1/portrait.jpg"
+    avatar = accepted(upload_json(client, url))
+    failed = stack.finished(client, avatar["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "image.url_forbidden"
+    assert "10.0.0.1" in failed["error"]["message"]
+
+
+def test_url_that_never_answers_fails_fetch_timeout(
+    stack: Stack, client: httpx.Client, images: ImageServer
+) -> None:
+    avatar = accepted(upload_json(client, images.silent_url))
+    failed = stack.finished(client, avatar["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "image.fetch_timeout"
+
+
+def test_list_shows_this_accounts_avatars_newest_first(stack: Stack, client: httpx.Client) -> None:
+    listed = client.get("/v1/avatars", params={"limit": 100}).json()
+    assert listed["object"] == "list"
+    ids = [a["id"] for a in listed["data"]]
+    assert ids and ids == sorted(ids, reverse=True)
+    with stack.client(stack.new_key("flow-empty")) as other:
+        assert other.get("/v1/avatars").json()["data"] == []
