@@ -38,6 +38,12 @@ Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <key>`. Every
 response carries `X-Request-Id`. Every non-2xx response is the error envelope
 `{"error": {"type", "code", "message", "param", "request_id", ...}}`; switch on
 `code`.
+
+Each key has a rate limit set by its account's plan: a sustained number of
+requests per window (a minute by default), in bursts up to that number. Over it, requests get
+`429 rate_limited` with `Retry-After` (seconds). When the queue of images
+waiting for a worker is full, new uploads get `503 at_capacity` with
+`Retry-After`, before anything is stored.
 """
 
 
@@ -129,6 +135,8 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
                     del responses["422"]
                 for response in responses.values():
                     response.setdefault("headers", {})["X-Request-Id"] = header
+                # In status order in /docs (router-wide entries such as 429 come first).
+                operation["responses"] = dict(sorted(responses.items()))
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = schema

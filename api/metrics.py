@@ -170,7 +170,7 @@ def _registry_families(counts: AvatarCounts | None, queue_limit: int) -> Iterato
                     "avatar_prep_queue_depth 3.0\n",
                 }
             },
-        }
+        },
     },
 )
 async def metrics(
