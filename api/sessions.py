@@ -121,6 +121,7 @@ _CREATE_BODY = {
             "room.platform_invalid",
             "session.aspect_ratio_invalid",
             "metadata.not_object",
+            "metadata.too_large",
             "request.malformed_body",
             "image.missing",
             "image.base64_invalid",

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.session_schemas import CreatedSession, Session
+from api.uploads import MAX_METADATA_BYTES
 from pipeline import FaceModels
 from service.registry import SessionRow, upgrade
 from service.runtime import Services
@@ -409,6 +410,16 @@ async def test_metadata_that_is_not_an_object_is_400(world: World, metadata: Any
         await start(world.paid, "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX", metadata=metadata),
         400,
         "metadata.not_object",
+    )
+    assert error["param"] == "metadata"
+
+
+async def test_metadata_over_the_limit_is_400_too_large(world: World) -> None:
+    big = {"notes": "x" * (MAX_METADATA_BYTES + 1)}
+    error = error_of(
+        await start(world.paid, "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX", metadata=big),
+        400,
+        "metadata.too_large",
     )
     assert error["param"] == "metadata"
 
