@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 AVATAR_ID_EXAMPLE = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
+MAX_NAME_LENGTH = 200  # the registry's column
 AvatarStatus = Literal["queued", "processing", "ready", "failed"]
 AspectRatio = Literal["1:1", "4:3", "3:4"]
 
@@ -165,7 +166,7 @@ class UploadFaceJson(BaseModel):
         "(`data:image/jpeg;base64,...`) or bare standard base64.",
         examples=["https://example.com/portrait.jpg"],
     )
-    name: str | None = Field(None, max_length=200, examples=["Ada on stage"])
+    name: str | None = Field(None, max_length=MAX_NAME_LENGTH, examples=["Ada on stage"])
     user_exclusive: StrictBool = Field(
         True, description="Usable only by this account (default true)."
     )
@@ -180,7 +181,7 @@ class UploadFaceForm(BaseModel):
     """The multipart form of an upload (documentation of the form fields)."""
 
     file: bytes = Field(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF).")
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=MAX_NAME_LENGTH)
     user_exclusive: Literal["true", "false"] = Field("true")
     metadata: str | None = Field(
         None, description="A JSON object as text.", examples=['{"team": "blue"}']

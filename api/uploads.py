@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.schemas import UploadFaceJson
+from api.schemas import MAX_NAME_LENGTH, UploadFaceJson
 from pipeline.errors import ImageError
 from service.avatars import ImageInput
 from service.errors import InvalidRequest
@@ -93,9 +93,9 @@ def media_type_of(request: Request) -> str:
 
 async def read_upload(request: Request, max_image_bytes: int) -> Upload:
     """Parse an upload-face body. Raises ImageError (image.missing, image.too_large,
-    image.base64_invalid, image.unsupported_format), InvalidRequest
-    (request.malformed_body, request.unsupported_content_type, metadata.not_object)
-    (request.invalid_field); never creates anything."""
+    image.base64_invalid, image.unsupported_format) or InvalidRequest
+    (request.malformed_body, request.unsupported_content_type, request.invalid_field,
+    metadata.not_object, metadata.too_large); never creates anything."""
     form_cap, json_cap = body_limits(max_image_bytes)
     media_type = media_type_of(request)
     if media_type == "multipart/form-data":
@@ -159,8 +159,10 @@ async def _read_multipart(request: Request, limit: int) -> Upload:
         metadata_text = _form_text(form.get("metadata"), "metadata")
     finally:
         await form.close()
-    if name is not None and len(name) > 200:
-        raise _invalid_field(f"name: at most 200 characters (got {len(name)}).", param="name")
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise _invalid_field(
+            f"name: at most {MAX_NAME_LENGTH} characters (got {len(name)}).", param="name"
+        )
     return Upload(
         image=ImageInput(kind="file", data=data, filename=file.filename),
         name=name,

@@ -305,6 +305,13 @@ async def test_form_unknown_field(client: httpx.AsyncClient, services: FakeServi
     assert "file, name, user_exclusive, metadata" in str(error["message"])
 
 
+async def test_form_name_too_long(client: httpx.AsyncClient, services: FakeServices) -> None:
+    form = {"files": {"file": ("a.jpg", JPEG)}, "data": {"name": "n" * 201}}
+    error = await failed(client, services, 422, "request.invalid_field", **form)
+    assert error["param"] == "name"
+    assert "at most 200" in str(error["message"])
+
+
 async def test_form_user_exclusive_must_be_true_or_false(
     client: httpx.AsyncClient, services: FakeServices
 ) -> None:
