@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AccountDep, ServicesDep, SettingsDep
-from api.errors import error_response, error_responses, status_for_failed_avatar
+from api.errors import IMAGE_CODES, error_response, error_responses, status_for_failed_avatar
 from api.schemas import (
     AVATAR_ID_EXAMPLE,
     AspectRatio,
@@ -104,30 +104,12 @@ _UPLOAD_BODY = {
             "headers": _location_header,
         },
         **error_responses(
-            "image.missing",
-            "image.base64_invalid",
-            "image.url_invalid",
-            "image.url_forbidden",
-            "image.unreadable",
+            *IMAGE_CODES,
             "metadata.not_object",
             "metadata.too_large",
             "request.malformed_body",
-            "image.too_large",
-            "image.too_many_pixels",
-            "image.unsupported_format",
             "request.unsupported_content_type",
             "request.invalid_field",
-            "face.none",
-            "face.multiple",
-            "face.too_small",
-            "face.not_frontal",
-            "face.cut_off",
-            "face.too_blurry",
-            "face.too_dark",
-            "image.too_small",
-            "image.not_a_photo",
-            "image.fetch_failed",
-            "image.fetch_timeout",
             "at_capacity",
             "database.conflict",
             "processing.crashed",

@@ -124,6 +124,10 @@ CODES: dict[str, Code] = {
     "api_error": Code(500, "Internal error; quote the request id when reporting it."),
 }
 
+# Every code an image can get, as a cheap check or a verdict: what a route that takes
+# an image declares.
+IMAGE_CODES = tuple(code for code in CODES if code.startswith(("image.", "face.")))
+
 # Status for a code missing from CODES, by the class that raised it (most specific first).
 CLASS_STATUS: tuple[tuple[type[AvatarPrepError], int], ...] = (
     (Rejected, 422),

@@ -238,13 +238,9 @@ def check_metadata(value: Any) -> dict[str, Any]:
     return value
 
 
-def _parse_json(body: bytes) -> Upload:
-    if not body.strip():
-        raise ImageError(
-            'No image: the JSON body is empty; send {"image": "<https URL | data URI | base64>"}.',
-            code="image.missing",
-            param="image",
-        )
+def json_object(body: bytes, example: str) -> dict[str, Any]:
+    """The body as a JSON object; 400 request.malformed_body when it is not JSON (not
+    UTF-8, broken, nested too deep for the parser) or not an object like `example`."""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
@@ -253,9 +249,19 @@ def _parse_json(body: bytes) -> Upload:
         ) from exc
     if not isinstance(doc, dict):
         raise InvalidRequest(
-            'The body must be a JSON object such as {"image": "https://..."}.',
-            code="request.malformed_body",
+            f"The body must be a JSON object such as {example}.", code="request.malformed_body"
         )
+    return doc
+
+
+def _parse_json(body: bytes) -> Upload:
+    if not body.strip():
+        raise ImageError(
+            'No image: the JSON body is empty; send {"image": "<https URL | data URI | base64>"}.',
+            code="image.missing",
+            param="image",
+        )
+    doc = json_object(body, '{"image": "https://..."}')
     if doc.get("image") in (None, ""):
         fields = ", ".join(sorted(doc)) or "none"
         raise ImageError(
