@@ -32,6 +32,7 @@ from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
 from tasks.enqueue import make_enqueue
+from tasks.observe import TaskObserver
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     # Connected here, not in register_tasks: only a worker opens the runtime.
     worker_process_init.connect(runtime.open, weak=False)
     worker_process_shutdown.connect(runtime.close, weak=False)
+    # One log line and the metrics of every avatars.process run (tasks/observe.py).
+    TaskObserver(lambda: runtime.services.registry).connect()
     argv = [
         "worker",
         "--pool=prefork",
