@@ -1,4 +1,4 @@
-"""`avatar-prep serve | worker | keys | db`: the service's processes and chores.
+"""`avatar-prep serve | worker | keys | db | bench-api`: the service's processes and chores.
 
 Each command builds the one `Settings()` from the environment (AVATAR_PREP_*)
 here, at the edge, and passes it in. With no environment at all they run on the
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from cli import bench_api
 from service.settings import Plan, Settings
 
 # prometheus_client's own variable for its multiprocess mode.
@@ -64,6 +65,8 @@ def register(sub: Any) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations (idempotent)")
     upgrade.set_defaults(run=_db_upgrade)
+
+    bench_api.register(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:

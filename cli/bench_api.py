@@ -1,0 +1,341 @@
+"""`avatar-prep bench-api`: load on the running service, through its HTTP API.
+
+    avatar-prep bench-api --url http://127.0.0.1:8000 --key ak_live_... -n 40 -c 4
+    avatar-prep bench-api --start --workers 1,2 -n 40 -c 4
+
+For each photo (a 1.4 MP and a 12 MP JPEG from sample_images/):
+
+1. the pipeline alone: `prepare()` in this process, the reference time;
+2. one upload at a time (`--sequential`): accept latency and upload-to-ready
+   with nothing queued, so upload-to-ready minus the pipeline's time is what
+   the service adds (HTTP, storage, registry, broker, worker hand-off);
+3. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
+   accept latency, upload-to-ready (queueing included) and throughput.
+
+Every upload carries different bytes (a JPEG comment with a random token), so
+none is answered by dedupe. Upload-to-ready is the avatar's `ready_at` (server
+clock) minus the moment the request started (this machine's clock): run on
+the service's host, or with synced clocks. The avatars made are deleted at the
+end. `--start` runs the API and a worker per `--workers` count itself, on the
+settings of the environment (AVATAR_PREP_*; with none, the embedded defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import secrets
+import statistics
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
+IMAGES = {"1mp": "accept_portrait.jpg", "12mp": "large_12mp.jpg"}
+PIPELINE_RUNS = 5
+POLL_SECONDS = 0.25
+FINISH_TIMEOUT_SECONDS = 600.0
+
+
+def register(sub: Any) -> None:
+    bench = sub.add_parser("bench-api", help="load benchmark of the service through its HTTP API")
+    target = bench.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
+    target.add_argument(
+        "--start",
+        action="store_true",
+        help="start the API and a worker here (settings from AVATAR_PREP_*)",
+    )
+    bench.add_argument("--key", help="API key (with --url; --start makes its own)")
+    bench.add_argument("-n", type=int, default=40, help="uploads per photo (default %(default)s)")
+    bench.add_argument("-c", type=int, default=4, help="concurrent clients (default %(default)s)")
+    bench.add_argument(
+        "--sequential",
+        type=int,
+        default=10,
+        help="one-at-a-time uploads per photo for the overhead figure (default %(default)s)",
+    )
+    bench.add_argument(
+        "--workers",
+        default="1,2",
+        help="with --start: worker process counts to measure (default %(default)s)",
+    )
+    bench.add_argument(
+        "--images",
+        default="1mp,12mp",
+        help=f"photos to send, from {', '.join(IMAGES)} (default %(default)s)",
+    )
+    bench.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kinds = [k.strip() for k in args.images.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in IMAGES]
+    if unknown or args.n < 1 or args.c < 1 or args.sequential < 1:
+        print(
+            f"bad arguments: images must be among {', '.join(IMAGES)}; -n, -c, "
+            "--sequential at least 1"
+        )
+        return 2
+    if args.url and not args.key:
+        print("--url needs --key")
+        return 2
+    photos = {kind: (SAMPLES / IMAGES[kind]).read_bytes() for kind in kinds}
+    settings = Settings()
+    pipeline_ms = pipeline_times(photos, settings)
+    print_pipeline(pipeline_ms)
+    if args.url:
+        results = [measure(args.url, args.key, photos, args, workers=None)]
+    else:
+        counts = [int(w) for w in args.workers.split(",")]
+        results = list(measure_started(settings, photos, args, counts))
+    print_results(results, pipeline_ms)
+    return 0
+
+
+# --- what is measured --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    started: float  # wall clock, seconds since the epoch
+    accept_ms: float
+    status: int
+    avatar_id: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One photo at one concurrency: accept latencies, upload-to-ready times."""
+
+    workers: int | None
+    kind: str
+    clients: int
+    accept_ms: list[float]
+    ready_ms: list[float]
+    failed: int
+    refused: int
+    seconds: float  # first request start to last avatar ready
+
+    @property
+    def throughput(self) -> float:
+        return len(self.ready_ms) / self.seconds if self.seconds > 0 else 0.0
+
+
+def unique_jpeg(data: bytes) -> bytes:
+    """The same picture with different bytes: a comment segment (COM) after SOI
+    holding a random token, so every upload is a new avatar, not a dedupe hit."""
+    assert data[:2] == b"\xff\xd8", "the benchmark photos are JPEGs"
+    token = b"bench-api " + secrets.token_hex(16).encode()
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(token) + 2) + token + data[2:]
+
+
+def pipeline_times(photos: dict[str, bytes], settings: Settings) -> dict[str, float]:
+    """p50 of `prepare()` per photo in this process, after one warm-up run (ms)."""
+    from pipeline import FaceModels, prepare
+
+    times: dict[str, float] = {}
+    with FaceModels.load() as models:
+        for kind, data in photos.items():
+            prepare(data, models, settings.pipeline)
+            runs = []
+            for _ in range(PIPELINE_RUNS):
+                start = time.perf_counter()
+                prepare(data, models, settings.pipeline)
+                runs.append((time.perf_counter() - start) * 1000)
+            times[kind] = statistics.median(runs)
+    return times
+
+
+def upload(client: httpx.Client, data: bytes) -> Upload:
+    started = time.time()
+    t0 = time.perf_counter()
+    response = client.post(
+        "/v1/avatars/upload-face", files={"file": ("bench.jpg", unique_jpeg(data), "image/jpeg")}
+    )
+    accept_ms = (time.perf_counter() - t0) * 1000
+    avatar_id = response.json().get("id") if response.status_code == 202 else None
+    return Upload(started, accept_ms, response.status_code, avatar_id)
+
+
+def finished_avatars(
+    client: httpx.Client, ids: set[str], *, poll_seconds: float
+) -> dict[str, dict[str, Any]]:
+    """The avatars of `ids` once every one is ready or failed, polling the list
+    endpoint (one request per 100 avatars: light enough not to compete with the
+    workers it measures). The times come from the avatars, not from polling."""
+    done: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + FINISH_TIMEOUT_SECONDS
+    while len(done) < len(ids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(ids) - len(done)} uploads unfinished after the time-out")
+        time.sleep(poll_seconds)
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if cursor:
+                params["starting_after"] = cursor
+            page = client.get("/v1/avatars", params=params).json()
+            for avatar in page["data"]:
+                if avatar["id"] in ids and avatar["status"] in ("ready", "failed"):
+                    done[avatar["id"]] = avatar
+            if not page["has_more"] or not page["data"]:
+                break
+            cursor = page["data"][-1]["id"]
+    return done
+
+
+def one_at_a_time(
+    client: httpx.Client, data: bytes, count: int, kind: str, workers: int | None
+) -> Run:
+    """`count` uploads, each sent once the previous one is finished."""
+    uploads, avatars = [], {}
+    for _ in range(count):
+        sent = upload(client, data)
+        uploads.append(sent)
+        if sent.avatar_id:
+            avatars.update(finished_avatars(client, {sent.avatar_id}, poll_seconds=0.02))
+    return summarise(client, uploads, avatars, 1, kind, workers)
+
+
+def concurrent(
+    client: httpx.Client, data: bytes, count: int, clients: int, kind: str, workers: int | None
+) -> Run:
+    """`count` uploads from `clients` concurrent clients, then wait for them all."""
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        uploads = list(pool.map(lambda _: upload(client, data), range(count)))
+    ids = {u.avatar_id for u in uploads if u.avatar_id}
+    avatars = finished_avatars(client, ids, poll_seconds=POLL_SECONDS)
+    return summarise(client, uploads, avatars, clients, kind, workers)
+
+
+def summarise(
+    client: httpx.Client,
+    uploads: list[Upload],
+    avatars: dict[str, dict[str, Any]],
+    clients: int,
+    kind: str,
+    workers: int | None,
+) -> Run:
+    """The figures of one run; deletes its avatars."""
+    accepted = {u.avatar_id: u for u in uploads if u.avatar_id}
+    ready = [
+        (_epoch(a["ready_at"]) - accepted[i].started) * 1000
+        for i, a in avatars.items()
+        if a["status"] == "ready"
+    ]
+    last = max((_epoch(a["updated_at"]) for a in avatars.values()), default=0.0)
+    first = min((u.started for u in uploads), default=0.0)
+    for avatar_id in accepted:
+        client.delete(f"/v1/avatars/{avatar_id}")
+    return Run(
+        workers=workers,
+        kind=kind,
+        clients=clients,
+        accept_ms=[u.accept_ms for u in uploads if u.avatar_id],
+        ready_ms=ready,
+        failed=sum(1 for a in avatars.values() if a["status"] == "failed"),
+        refused=sum(1 for u in uploads if not u.avatar_id),
+        seconds=max(0.0, last - first),
+    )
+
+
+def measure(
+    url: str, key: str, photos: dict[str, bytes], args: argparse.Namespace, workers: int | None
+) -> list[Run]:
+    runs = []
+    limits = httpx.Limits(max_connections=args.c + 2)
+    with httpx.Client(
+        base_url=url, headers={"X-API-Key": key}, timeout=60.0, limits=limits
+    ) as client:
+        for kind, data in photos.items():
+            one_at_a_time(client, data, 1, kind, workers)  # warm-up, not reported
+            runs.append(one_at_a_time(client, data, args.sequential, kind, workers))
+            runs.append(concurrent(client, data, args.n, args.c, kind, workers))
+    return runs
+
+
+def measure_started(
+    settings: Settings, photos: dict[str, bytes], args: argparse.Namespace, counts: list[int]
+) -> Iterator[list[Run]]:
+    from cli import local_stack
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as logs:
+        log_dir = Path(logs)
+        local_stack.run(settings, "db", "upgrade")
+        key = local_stack.create_key(settings, f"bench-{secrets.token_hex(4)}", "paid")
+        api, url = local_stack.start_api(settings, log_dir / "api.log")
+        try:
+            for count in counts:
+                with _worker(settings, log_dir, count, local_stack.start_worker):
+                    yield measure(url, key, photos, args, workers=count)
+        finally:
+            api.stop()
+
+
+@contextmanager
+def _worker(
+    settings: Settings, log_dir: Path, count: int, start: Callable[..., Any]
+) -> Iterator[None]:
+    worker = start(settings, log_dir / f"worker-{count}.log", concurrency=count, beat=True)
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+# --- report --------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by nearest rank (with 40 values, p99 is the largest)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def print_pipeline(pipeline_ms: dict[str, float]) -> None:
+    figures = ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in pipeline_ms.items())
+    print(f"pipeline alone (prepare() here, p50 of {PIPELINE_RUNS} runs): {figures}")
+
+
+def print_results(results: list[list[Run]], pipeline_ms: dict[str, float]) -> None:
+    print()
+    print(
+        "workers photo  clients    n  accept p50/p99 ms  ready p50/p99 ms  "
+        "images/s  added p50 ms  failed  refused"
+    )
+    for runs in results:
+        for r in runs:
+            one_by_one = r.clients == 1
+            ready_p50 = percentile(r.ready_ms, 50)
+            print(
+                f"{'-' if r.workers is None else r.workers:>7} {r.kind:>5} "
+                f"{'1 by 1' if one_by_one else r.clients:>8} {len(r.accept_ms):>4} "
+                f"{percentile(r.accept_ms, 50):9.0f} /{percentile(r.accept_ms, 99):5.0f} "
+                f"{ready_p50:9.0f} /{percentile(r.ready_ms, 99):6.0f} "
+                f"{'' if one_by_one else f'{r.throughput:.2f}':>9} "
+                f"{f'{ready_p50 - pipeline_ms[r.kind]:.0f}' if one_by_one else '':>13} "
+                f"{r.failed:>7} {r.refused:>8}"
+            )
+    print()
+    print(
+        "ready = upload-to-ready. added = ready p50 of one upload at a time minus the "
+        "pipeline alone:\nwhat the service adds (HTTP, storage, registry, broker, hand-off)."
+    )
