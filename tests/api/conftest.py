@@ -7,7 +7,7 @@ envelope, as a client would see it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,8 +16,19 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from pipeline import FaceModels
 from service.settings import Settings
 from tests.api.fakes import PAID_KEY, FakeServices
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+
+
+@pytest.fixture(scope="session")
+def models() -> Iterator[FaceModels]:
+    """The face models, loaded once for every API test that runs the real pipeline."""
+    loaded = FaceModels.load()
+    yield loaded
+    loaded.close()
 
 
 @pytest.fixture

@@ -26,20 +26,12 @@ from pipeline import FaceModels
 from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Settings
-from tests.api.conftest import open_client
+from tests.api.conftest import SAMPLES, open_client
 from tests.api.test_errors import assert_envelope
 
 pytestmark = pytest.mark.anyio
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 UPLOAD = "/v1/avatars/upload-face"
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[FaceModels]:
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
 
 
 class ThreadWorker:
