@@ -62,14 +62,14 @@ _UPLOAD_BODY = {
                     "value": {"image": "https://example.com/portrait.jpg", "name": "Ada"},
                 },
                 "data_uri": {
-                    "summary": "A data URI",
+                    "summary": "A data URI (data shortened here)",
                     "value": {
                         "image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
                         "metadata": {"team": "blue"},
                     },
                 },
                 "base64": {
-                    "summary": "Bare base64",
+                    "summary": "Bare base64 (shortened here)",
                     "value": {"image": "/9j/4AAQSkZJRgABAQ...", "user_exclusive": False},
                 },
             },
