@@ -6,7 +6,8 @@ The stages, and why they run in this order:
    reduction that still leaves `detect_side` pixels, reduce to exactly that;
 2. detect face candidates and confirm them with Face Mesh; when none is found,
    try a padded canvas, then the image turned by 90, 270 and 180 degrees
-   (phones that wrote the pixels sideways without an EXIF tag);
+   (phones that wrote the pixels sideways without an EXIF tag); make sure the
+   main face's mesh is the right way up; count the other people;
 3. place the 1:1 crop from the main face's five points; decode again only when
    the crop needs more pixels than the detection decode has (a JPEG at the
    largest reduction whose pixels still cover the output: warpAffine then never
@@ -70,8 +71,8 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
 
     Raises `ImageError` for bytes that are no usable image (from the probe or
     the decoder) and `Rejected` when a face or image rule fails; a Rejected
-    carries the source, the main face when there is one, every confirmed face
-    box (`candidates`) and the checks.
+    carries the source, the main face when there is one, the box of every
+    face found (`candidates`, the main one first) and the checks.
     """
     watch = Stopwatch()
     with watch("decode"):
@@ -137,23 +138,13 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("align"):
         for frame in frames[1:]:
             crops[frame.aspect_ratio] = _warp(pixels.rgb, transforms, frame, pixel_scale)
-    renditions = {}
     with watch("encode"):
-        for frame in frames:
-            rgb, filled = crops[frame.aspect_ratio]
-            matrix = transforms[frame.aspect_ratio]
-            renditions[frame.aspect_ratio] = Rendition(
-                aspect_ratio=frame.aspect_ratio,
-                width=frame.width,
-                height=frame.height,
-                transform=(
-                    (float(matrix[0, 0]), float(matrix[0, 1]), float(matrix[0, 2])),
-                    (float(matrix[1, 0]), float(matrix[1, 1]), float(matrix[1, 2])),
-                ),
-                filled_ratio=filled,
-                content_type="image/jpeg",
-                data=encode_jpeg(rgb, settings.jpeg_quality),
+        renditions = {
+            f.aspect_ratio: rendition(
+                f, transforms[f.aspect_ratio], *crops[f.aspect_ratio], settings
             )
+            for f in frames
+        }
     return Prepared(
         source=source,
         face=face,
@@ -161,6 +152,25 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         renditions=renditions,
         versions=versions(settings),
         timings_ms={k: round(v, 2) for k, v in watch.ms.items()},
+    )
+
+
+def rendition(
+    frame: Framing, matrix: np.ndarray, rgb: np.ndarray, filled: float, settings: PipelineSettings
+) -> Rendition:
+    """The encoded crop `rgb` of `frame`, cut through `matrix` (2x3, upright
+    source -> output), `filled` its share of filled pixels."""
+    return Rendition(
+        aspect_ratio=frame.aspect_ratio,
+        width=frame.width,
+        height=frame.height,
+        transform=(
+            (float(matrix[0, 0]), float(matrix[0, 1]), float(matrix[0, 2])),
+            (float(matrix[1, 0]), float(matrix[1, 1]), float(matrix[1, 2])),
+        ),
+        filled_ratio=filled,
+        content_type="image/jpeg",
+        data=encode_jpeg(rgb, settings.jpeg_quality),
     )
 
 
