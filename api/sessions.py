@@ -11,7 +11,6 @@ async sleeps; the pipeline runs in a worker as for any upload.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -22,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.avatars import UNFINISHED, wait_for_verdict
 from api.deps import AccountDep, ServicesDep, SettingsDep
-from api.errors import error_response, error_responses, status_for_failed_avatar
+from api.errors import IMAGE_CODES, error_response, error_responses, status_for_failed_avatar
 from api.schemas import AVATAR_ID_EXAMPLE
 from api.session_schemas import (
     SESSION_ID_EXAMPLE,
@@ -30,7 +29,14 @@ from api.session_schemas import (
     CreateSessionRequest,
     Session,
 )
-from api.uploads import body_limits, check_metadata, media_type_of, parse_image_text, read_capped
+from api.uploads import (
+    body_limits,
+    check_metadata,
+    json_object,
+    media_type_of,
+    parse_image_text,
+    read_capped,
+)
 from service.errors import InvalidRequest
 from service.keys import Account
 from service.runtime import Services
@@ -123,31 +129,13 @@ _CREATE_BODY = {
             "metadata.not_object",
             "metadata.too_large",
             "request.malformed_body",
-            "image.missing",
-            "image.base64_invalid",
-            "image.url_invalid",
-            "image.url_forbidden",
-            "image.unreadable",
+            "request.unsupported_content_type",
+            "request.invalid_field",
             "plan.image_input_not_allowed",
             "avatar.not_found",
             "avatar.not_ready",
             "avatar.failed",
-            "image.too_large",
-            "image.too_many_pixels",
-            "image.unsupported_format",
-            "request.unsupported_content_type",
-            "request.invalid_field",
-            "face.none",
-            "face.multiple",
-            "face.too_small",
-            "face.not_frontal",
-            "face.cut_off",
-            "face.too_blurry",
-            "face.too_dark",
-            "image.too_small",
-            "image.not_a_photo",
-            "image.fetch_failed",
-            "image.fetch_timeout",
+            *IMAGE_CODES,
             "at_capacity",
             "storage.unavailable",
             *COMMON_CODES,
@@ -238,17 +226,7 @@ async def read_create_request(request: Request, limit: int) -> CreateSessionRequ
             code="request.unsupported_content_type",
         )
     body = await read_capped(request, limit)
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
-        raise InvalidRequest(
-            f"The body is not valid JSON: {exc}.", code="request.malformed_body"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise InvalidRequest(
-            'The body must be a JSON object such as {"avatar_id": "avat_...", "room": {...}}.',
-            code="request.malformed_body",
-        )
+    doc = json_object(body, '{"avatar_id": "avat_...", "room": {...}}')
     room = doc.get("room")
     if isinstance(room, dict) and "platform" in room:
         check_platform(room["platform"])

@@ -25,9 +25,9 @@ from pipeline import FaceModels
 from service.registry import SessionRow, upgrade
 from service.runtime import Services
 from service.settings import Settings
-from tests.api.conftest import open_client
+from tests.api.conftest import SAMPLES, open_client
 from tests.api.test_errors import assert_envelope
-from tests.api.test_with_service import SAMPLES, ThreadWorker
+from tests.api.test_with_service import ThreadWorker
 from tests.service.conftest import ImageServer
 
 pytestmark = pytest.mark.anyio
@@ -49,13 +49,6 @@ def sample(name: str) -> bytes:
 
 def b64(name: str) -> str:
     return base64.b64encode(sample(name)).decode()
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[FaceModels]:
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture(scope="module")
