@@ -5,11 +5,13 @@
 
 For each photo (a 1.4 MP and a 12 MP JPEG from sample_images/):
 
-1. the pipeline alone: `prepare()` in this process, the reference time;
-2. one upload at a time (`--sequential`): accept latency and upload-to-ready
-   with nothing queued, so upload-to-ready minus the pipeline's time is what
-   the service adds (HTTP, storage, registry, broker, worker hand-off);
-3. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
+1. one upload at a time (`--sequential`), each right after a `prepare()` of the
+   same photo in this process (the pipeline alone): accept latency and
+   upload-to-ready with nothing queued; upload-to-ready minus the pipeline's
+   time of the same round is what the service adds (HTTP, storage, registry,
+   broker, worker hand-off). Pairing the rounds keeps a busy machine from
+   skewing the difference;
+2. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
    accept latency, upload-to-ready (queueing included) and throughput.
 
 Every upload carries different bytes (a JPEG comment with a random token), so
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import secrets
-import statistics
 import struct
 import tempfile
 import time
@@ -39,11 +40,11 @@ from typing import Any
 
 import httpx
 
+from pipeline import FaceModels, PipelineSettings, prepare
 from service.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 IMAGES = {"1mp": "accept_portrait.jpg", "12mp": "large_12mp.jpg"}
-PIPELINE_RUNS = 5
 POLL_SECONDS = 0.25
 FINISH_TIMEOUT_SECONDS = 600.0
 
@@ -93,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     photos = {kind: (SAMPLES / IMAGES[kind]).read_bytes() for kind in kinds}
     settings = Settings()
-    pipeline_ms = pipeline_times(photos, settings)
-    print_pipeline(pipeline_ms)
-    if args.url:
-        results = [measure(args.url, args.key, photos, args, workers=None)]
-    else:
-        counts = [int(w) for w in args.workers.split(",")]
-        results = list(measure_started(settings, photos, args, counts))
-    print_results(results, pipeline_ms)
+    with FaceModels.load() as models:
+        reference = Reference(models, settings.pipeline)
+        if args.url:
+            results = [measure(args.url, args.key, photos, reference, args, workers=None)]
+        else:
+            counts = [int(w) for w in args.workers.split(",")]
+            results = list(measure_started(settings, photos, reference, args, counts))
+    print_results(results)
     return 0
 
 
@@ -124,6 +125,7 @@ class Run:
     clients: int
     accept_ms: list[float]
     ready_ms: list[float]
+    pipeline_ms: list[float]  # one upload at a time: the pipeline alone, same rounds
     failed: int
     refused: int
     seconds: float  # first request start to last avatar ready
@@ -132,6 +134,27 @@ class Run:
     def throughput(self) -> float:
         return len(self.ready_ms) / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def added_ms(self) -> list[float]:
+        """Upload-to-ready minus the pipeline alone, round by round."""
+        return [r - p for r, p in zip(self.ready_ms, self.pipeline_ms, strict=True)]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The pipeline alone, in this process, on the same photo as each round."""
+
+    models: FaceModels
+    settings: PipelineSettings
+
+    def warm_up(self, data: bytes) -> None:
+        prepare(data, self.models, self.settings)
+
+    def time_ms(self, data: bytes) -> float:
+        start = time.perf_counter()
+        prepare(data, self.models, self.settings)
+        return (time.perf_counter() - start) * 1000
+
 
 def unique_jpeg(data: bytes) -> bytes:
     """The same picture with different bytes: a comment segment (COM) after SOI
@@ -139,23 +162,6 @@ def unique_jpeg(data: bytes) -> bytes:
     assert data[:2] == b"\xff\xd8", "the benchmark photos are JPEGs"
     token = b"bench-api " + secrets.token_hex(16).encode()
     return data[:2] + b"\xff\xfe" + struct.pack(">H", len(token) + 2) + token + data[2:]
-
-
-def pipeline_times(photos: dict[str, bytes], settings: Settings) -> dict[str, float]:
-    """p50 of `prepare()` per photo in this process, after one warm-up run (ms)."""
-    from pipeline import FaceModels, prepare
-
-    times: dict[str, float] = {}
-    with FaceModels.load() as models:
-        for kind, data in photos.items():
-            prepare(data, models, settings.pipeline)
-            runs = []
-            for _ in range(PIPELINE_RUNS):
-                start = time.perf_counter()
-                prepare(data, models, settings.pipeline)
-                runs.append((time.perf_counter() - start) * 1000)
-            times[kind] = statistics.median(runs)
-    return times
 
 
 def upload(client: httpx.Client, data: bytes) -> Upload:
@@ -197,16 +203,24 @@ def finished_avatars(
 
 
 def one_at_a_time(
-    client: httpx.Client, data: bytes, count: int, kind: str, workers: int | None
+    client: httpx.Client,
+    reference: Reference,
+    data: bytes,
+    count: int,
+    kind: str,
+    workers: int | None,
 ) -> Run:
-    """`count` uploads, each sent once the previous one is finished."""
-    uploads, avatars = [], {}
+    """`count` rounds of: the pipeline alone here, then one upload, finished
+    before the next round starts (the worker is idle while this process runs
+    the pipeline, so neither slows the other)."""
+    uploads, avatars, pipeline_ms = [], {}, []
     for _ in range(count):
+        pipeline_ms.append(reference.time_ms(data))
         sent = upload(client, data)
         uploads.append(sent)
         if sent.avatar_id:
-            avatars.update(finished_avatars(client, {sent.avatar_id}, poll_seconds=0.02))
-    return summarise(client, uploads, avatars, 1, kind, workers)
+            avatars.update(finished_avatars(client, {sent.avatar_id}, poll_seconds=0.05))
+    return summarise(client, uploads, avatars, 1, kind, workers, pipeline_ms)
 
 
 def concurrent(
@@ -217,7 +231,7 @@ def concurrent(
         uploads = list(pool.map(lambda _: upload(client, data), range(count)))
     ids = {u.avatar_id for u in uploads if u.avatar_id}
     avatars = finished_avatars(client, ids, poll_seconds=POLL_SECONDS)
-    return summarise(client, uploads, avatars, clients, kind, workers)
+    return summarise(client, uploads, avatars, clients, kind, workers, [])
 
 
 def summarise(
@@ -227,13 +241,14 @@ def summarise(
     clients: int,
     kind: str,
     workers: int | None,
+    pipeline_ms: list[float],
 ) -> Run:
-    """The figures of one run; deletes its avatars."""
+    """The figures of one run, in upload order; deletes its avatars."""
     accepted = {u.avatar_id: u for u in uploads if u.avatar_id}
     ready = [
-        (_epoch(a["ready_at"]) - accepted[i].started) * 1000
-        for i, a in avatars.items()
-        if a["status"] == "ready"
+        (_epoch(avatars[u.avatar_id]["ready_at"]) - u.started) * 1000
+        for u in uploads
+        if u.avatar_id and avatars[u.avatar_id]["status"] == "ready"
     ]
     last = max((_epoch(a["updated_at"]) for a in avatars.values()), default=0.0)
     first = min((u.started for u in uploads), default=0.0)
@@ -245,6 +260,8 @@ def summarise(
         clients=clients,
         accept_ms=[u.accept_ms for u in uploads if u.avatar_id],
         ready_ms=ready,
+        # Paired with `ready` only when every round ended ready.
+        pipeline_ms=pipeline_ms if len(ready) == len(pipeline_ms) else [],
         failed=sum(1 for a in avatars.values() if a["status"] == "failed"),
         refused=sum(1 for u in uploads if not u.avatar_id),
         seconds=max(0.0, last - first),
@@ -252,7 +269,12 @@ def summarise(
 
 
 def measure(
-    url: str, key: str, photos: dict[str, bytes], args: argparse.Namespace, workers: int | None
+    url: str,
+    key: str,
+    photos: dict[str, bytes],
+    reference: Reference,
+    args: argparse.Namespace,
+    workers: int | None,
 ) -> list[Run]:
     runs = []
     limits = httpx.Limits(max_connections=args.c + 2)
@@ -260,14 +282,19 @@ def measure(
         base_url=url, headers={"X-API-Key": key}, timeout=60.0, limits=limits
     ) as client:
         for kind, data in photos.items():
-            one_at_a_time(client, data, 1, kind, workers)  # warm-up, not reported
-            runs.append(one_at_a_time(client, data, args.sequential, kind, workers))
+            reference.warm_up(data)
+            one_at_a_time(client, reference, data, 1, kind, workers)  # warm-up, not reported
+            runs.append(one_at_a_time(client, reference, data, args.sequential, kind, workers))
             runs.append(concurrent(client, data, args.n, args.c, kind, workers))
     return runs
 
 
 def measure_started(
-    settings: Settings, photos: dict[str, bytes], args: argparse.Namespace, counts: list[int]
+    settings: Settings,
+    photos: dict[str, bytes],
+    reference: Reference,
+    args: argparse.Namespace,
+    counts: list[int],
 ) -> Iterator[list[Run]]:
     from cli import local_stack
 
@@ -279,7 +306,7 @@ def measure_started(
         try:
             for count in counts:
                 with _worker(settings, log_dir, count, local_stack.start_worker):
-                    yield measure(url, key, photos, args, workers=count)
+                    yield measure(url, key, photos, reference, args, workers=count)
         finally:
             api.stop()
 
@@ -310,32 +337,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def print_pipeline(pipeline_ms: dict[str, float]) -> None:
-    figures = ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in pipeline_ms.items())
-    print(f"pipeline alone (prepare() here, p50 of {PIPELINE_RUNS} runs): {figures}")
-
-
-def print_results(results: list[list[Run]], pipeline_ms: dict[str, float]) -> None:
+def print_results(results: list[list[Run]]) -> None:
     print()
     print(
-        "workers photo  clients    n  accept p50/p99 ms  ready p50/p99 ms  "
-        "images/s  added p50 ms  failed  refused"
+        "workers photo  clients    n  accept p50/p99 ms  ready p50/p99 ms  images/s  "
+        "pipeline p50 ms  added p50 ms  failed  refused"
     )
     for runs in results:
         for r in runs:
             one_by_one = r.clients == 1
-            ready_p50 = percentile(r.ready_ms, 50)
+            paired = one_by_one and bool(r.pipeline_ms)
             print(
                 f"{'-' if r.workers is None else r.workers:>7} {r.kind:>5} "
                 f"{'1 by 1' if one_by_one else r.clients:>8} {len(r.accept_ms):>4} "
                 f"{percentile(r.accept_ms, 50):9.0f} /{percentile(r.accept_ms, 99):5.0f} "
-                f"{ready_p50:9.0f} /{percentile(r.ready_ms, 99):6.0f} "
+                f"{percentile(r.ready_ms, 50):9.0f} /{percentile(r.ready_ms, 99):6.0f} "
                 f"{'' if one_by_one else f'{r.throughput:.2f}':>9} "
-                f"{f'{ready_p50 - pipeline_ms[r.kind]:.0f}' if one_by_one else '':>13} "
+                f"{f'{percentile(r.pipeline_ms, 50):.0f}' if paired else '':>16} "
+                f"{f'{percentile(r.added_ms, 50):.0f}' if paired else '':>13} "
                 f"{r.failed:>7} {r.refused:>8}"
             )
     print()
     print(
-        "ready = upload-to-ready. added = ready p50 of one upload at a time minus the "
-        "pipeline alone:\nwhat the service adds (HTTP, storage, registry, broker, hand-off)."
+        "ready = upload-to-ready. pipeline = prepare() alone in this process. added = "
+        "ready minus pipeline,\nround by round (one upload at a time): what the service "
+        "adds (HTTP, storage, registry, broker, hand-off)."
     )
