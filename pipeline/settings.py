@@ -89,12 +89,12 @@ class PipelineSettings(BaseModel):
     min_face_height_ratio: float = Field(
         0.12,
         description="Forehead-to-chin over the frame height (along the face's axis): "
-        "full-body shots measure 0.10 or less, half-body accepts 0.14 or more.",
+        "full-body shots measure 0.10 or less, half-body accepts 0.136 or more.",
     )
     max_yaw_degrees: float = Field(
         45.0,
         description="A head turned further cannot talk to the camera convincingly "
-        "(frontal accepts read up to 37, profiles 50+).",
+        "(accepts read up to 30, the two profiles 49 and 51).",
     )
     max_pitch_degrees: float = Field(
         40.0, description="Looking far up or down hides the mouth or eyes."
