@@ -12,7 +12,10 @@ For each photo (a 1.4 MP and a 12 MP JPEG from sample_images/):
    broker, worker hand-off). Pairing the rounds keeps a busy machine from
    skewing the difference;
 2. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
-   accept latency, upload-to-ready (queueing included) and throughput.
+   accept latency, upload-to-ready (queueing included) and throughput;
+3. session creation (POST /v1/sessions) by avatar id and inline by image URL,
+   p50/p99: `cli/bench_sessions.py` says how (inline URLs need loopback URLs
+   allowed: `--start` allows them, a `--url` service must).
 
 Every upload carries different bytes (a JPEG comment with a random token), so
 none is answered by dedupe. Upload-to-ready is the avatar's `ready_at` (server
@@ -36,12 +39,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from pipeline import FaceModels, PipelineSettings, prepare
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from cli.bench_sessions import SessionRun
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 IMAGES = {"1mp": "accept_portrait.jpg", "12mp": "large_12mp.jpg"}
@@ -93,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         print("--url needs --key")
         return 2
     photos = {kind: (SAMPLES / IMAGES[kind]).read_bytes() for kind in kinds}
-    settings = Settings()
+    # The session runs serve their inline images from this process on 127.0.0.1:
+    # the stack `--start` runs must fetch them (a `--url` service decides for itself).
+    settings = Settings().model_copy(update={"allow_loopback_urls": True})
     with FaceModels.load() as models:
         reference = Reference(models, settings.pipeline)
         if args.url:
@@ -101,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             counts = [int(w) for w in args.workers.split(",")]
             results = list(measure_started(settings, photos, reference, args, counts))
-    print_results(results)
+    print_results([runs for runs, _ in results])
+    from cli.bench_sessions import print_session_results
+
+    print_session_results([s for _, sessions in results for s in sessions])
     return 0
 
 
@@ -275,18 +286,34 @@ def measure(
     reference: Reference,
     args: argparse.Namespace,
     workers: int | None,
-) -> list[Run]:
-    runs = []
+) -> tuple[list[Run], list[SessionRun]]:
+    from cli import bench_sessions
+
+    runs, sessions = [], []
     limits = httpx.Limits(max_connections=args.c + 2)
-    with httpx.Client(
-        base_url=url, headers={"X-API-Key": key}, timeout=60.0, limits=limits
-    ) as client:
+    with (
+        httpx.Client(
+            base_url=url, headers={"X-API-Key": key}, timeout=60.0, limits=limits
+        ) as client,
+        bench_sessions.PhotoServer.running(photos) as server,
+    ):
         for kind, data in photos.items():
             reference.warm_up(data)
             one_at_a_time(client, reference, data, 1, kind, workers)  # warm-up, not reported
             runs.append(one_at_a_time(client, reference, data, args.sequential, kind, workers))
             runs.append(concurrent(client, data, args.n, args.c, kind, workers))
-    return runs
+            sessions += bench_sessions.measure(
+                client,
+                server,
+                reference,
+                kind,
+                data,
+                count=args.n,
+                clients=args.c,
+                sequential=args.sequential,
+                workers=workers,
+            )
+    return runs, sessions
 
 
 def measure_started(
@@ -295,7 +322,7 @@ def measure_started(
     reference: Reference,
     args: argparse.Namespace,
     counts: list[int],
-) -> Iterator[list[Run]]:
+) -> Iterator[tuple[list[Run], list[SessionRun]]]:
     from cli import local_stack
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as logs:
