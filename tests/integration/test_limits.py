@@ -5,8 +5,9 @@
   and a paid account), with 429 `rate_limited` and `Retry-After`.
 - Key revocation by `avatar-prep keys revoke`, seen at once by every process.
 - Backpressure from the real registry: over `max_queue_depth` unfinished
-  avatars, uploads get 503 `at_capacity` on every API process, with nothing
-  stored; accepted again once the worker has drained the queue.
+  avatars, uploads of either plan and inline session images get 503
+  `at_capacity` on every API process, with nothing stored; accepted again once
+  the worker has drained the queue.
 - /metrics of one API process sums both API processes and the worker (task
   durations, verdicts by code) and reads the queue from the registry.
 - /readyz checks database, broker and storage; a dead broker makes it 503
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -254,7 +256,7 @@ def test_readyz_checks_database_broker_and_storage(ops: Apis) -> None:
         assert response.json()["checks"] == {"database": True, "storage": True, "broker": True}
 
 
-def test_a_full_queue_gets_503_on_every_api_process_and_stores_nothing(
+def test_a_full_queue_gets_503_for_every_upload_and_stores_nothing(
     ops: Apis, s3: SeaweedS3, request: pytest.FixtureRequest
 ) -> None:
     _, key = ops.key(unique("queue"), "paid")
@@ -264,8 +266,23 @@ def test_a_full_queue_gets_503_on_every_api_process_and_stores_nothing(
     ids = [a.json()["id"] for a in accepted]
     stored = s3.keys("avatars/")
     rows = avatar_statuses(ops.settings)
-    for url in ops.urls:
-        refused = upload(url, key, "webp.webp")
+    _, free_key = ops.key(unique("queue-free"), "free")
+    encoded = base64.b64encode(sample("bmp.bmp")).decode()
+    refusals = [
+        upload(ops.urls[0], key, "webp.webp"),
+        upload(ops.urls[1], free_key, "webp.webp"),
+        # An inline session image is an upload too.
+        httpx.post(
+            ops.urls[1] + "/v1/sessions",
+            headers={"X-API-Key": key},
+            json={
+                "avatar_id": encoded,
+                "room": {"platform": "daily", "url": "https://a.daily.co/r"},
+            },
+            timeout=30,
+        ),
+    ]
+    for refused in refusals:
         error = error_of(refused, 503, "at_capacity")
         assert error["type"] == "at_capacity"
         assert int(refused.headers["retry-after"]) > 0
