@@ -33,7 +33,7 @@ from tests.services import SeaweedS3
 pytestmark = pytest.mark.integration
 
 FREE_SECONDS, PAID_SECONDS = 300, 2700
-INLINE_WAIT_SECONDS = 10.0
+INLINE_WAIT_SECONDS = 5.0
 ROOM = {
     "platform": "daily",
     "url": "https://acme.daily.co/support",
@@ -57,6 +57,9 @@ def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
             "session_max_seconds_free": FREE_SECONDS,
             "session_max_seconds_paid": PAID_SECONDS,
             "session_inline_wait_seconds": INLINE_WAIT_SECONDS,
+            # A held URL answers only after the inline wait has run out: its download
+            # must outlast the wait, or the avatar fails image.fetch_timeout instead.
+            "fetch_total_timeout_seconds": 3 * INLINE_WAIT_SECONDS,
             # Polling for results costs requests; limits are tests/integration/test_limits'.
             "rate_limit_requests_free": 100_000,
         }
@@ -271,7 +274,8 @@ def test_an_inline_image_not_ready_in_time_is_409_with_its_avatar(
         error = error_of(start(paid, f"{held.base_url}/held/ycck.jpg"), 409, "avatar.not_ready")
         assert error["param"] == "avatar_id" and error["avatar_id"] in error["message"]
         held.release()
-        assert stack.finished(paid, error["avatar_id"])["status"] == "ready"
+        finished = stack.finished(paid, error["avatar_id"])
+        assert finished["status"] == "ready", finished["error"]
     created(start(paid, error["avatar_id"]))
 
 
