@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.align import (
+    FILL_FEATHER,
     Framing,
     face_transform,
     framings,
@@ -19,6 +20,7 @@ from pipeline.align import (
     output_scale,
     rebase,
     warp,
+    warp_together,
 )
 
 # An upright face: eyes 100 px apart on y = 500, mouth corners 110 px below.
@@ -60,6 +62,16 @@ def gradient_image(width: int, height: int) -> np.ndarray:
     rgb[..., 1] = np.rint((np.arange(height) + 0.5) / height * 255)[:, None]
     rgb[..., 2] = 128
     return rgb
+
+
+def outside_distance(matrix: np.ndarray, shape: tuple[int, ...], framing: Framing) -> np.ndarray:
+    """(height, width): how far (output px) each output pixel centre lies outside
+    the source image of `shape`, brute force; 0 inside."""
+    vs, us = np.mgrid[0 : framing.height, 0 : framing.width] + 0.5
+    src = apply(invert(matrix), np.stack([us.ravel(), vs.ravel()], axis=1))
+    dx = np.maximum(np.maximum(-src[:, 0], src[:, 0] - shape[1]), 0)
+    dy = np.maximum(np.maximum(-src[:, 1], src[:, 1] - shape[0]), 0)
+    return (np.hypot(dx, dy) * output_scale(matrix)).reshape(vs.shape)
 
 
 # The five points of sample_images/accept_portrait.jpg (1200x1200), as MediaPipe places them.
@@ -313,3 +325,97 @@ def test_a_crop_beside_the_image_is_all_fill_in_the_image_tones() -> None:
     out, filled = warp(rgb, face_transform(beside, framing), framing)
     assert filled == 1.0
     assert np.all(np.abs(out.astype(int) - (200, 120, 40)) <= 1)
+
+
+def test_filled_ratio_counts_the_pixel_centres_outside() -> None:
+    rgb = gradient_image(700, 500)
+    rolled = rotate_points(UPRIGHT, 17.0, about=(450.0, 500.0))
+    points = {k: (x - 300.0, y - 300.0) for k, (x, y) in rolled.items()}
+    for framing in framings(256):
+        matrix = face_transform(points, framing)
+        _, filled = warp(rgb, matrix, framing)
+        outside = outside_distance(matrix, rgb.shape, framing) > 0
+        assert 0.1 < filled < 0.9
+        assert filled == pytest.approx(np.count_nonzero(outside) / outside.size, abs=1e-12)
+
+
+def test_the_fill_past_the_feather_is_smooth(load_photo: Callable[[str], np.ndarray]) -> None:
+    # Past the feather the fill is all blur: no step where the faded reflection
+    # ends and the blurred background begins, shrinking (bilinear) or enlarging
+    # (bicubic). A blurred photo changes by at most a level or two per pixel.
+    cut = load_photo("reject_cut_off.jpg")
+    portrait = Image.fromarray(load_photo("accept_portrait.jpg"))
+    small = np.asarray(portrait.resize((400, 400), Image.Resampling.LANCZOS))
+    cases = [
+        (cut, {k: (x - 600.0, y) for k, (x, y) in PORTRAIT.items()}),
+        (small, {k: (x / 3 - 120.0, y / 3) for k, (x, y) in PORTRAIT.items()}),
+        (small, {k: (x / 3 + 80.0, y / 3 + 120.0) for k, (x, y) in PORTRAIT.items()}),
+    ]
+    scales = []
+    for rgb, points in cases:
+        for framing in framings(512):
+            matrix = face_transform(points, framing)
+            out, filled = warp(rgb, matrix, framing)
+            scales.append(output_scale(matrix))
+            far = outside_distance(matrix, rgb.shape, framing)
+            far = far > FILL_FEATHER * min(framing.width, framing.height) + 3
+            assert filled > 0.1 and far.mean() > 0.05
+            steps = np.abs(np.diff(out.astype(int), axis=1)).max(axis=2)
+            assert steps[far[:, 1:] & far[:, :-1]].max() <= 3
+            steps = np.abs(np.diff(out.astype(int), axis=0)).max(axis=2)
+            assert steps[far[1:] & far[:-1]].max() <= 3
+    assert min(scales) < 1 < max(scales)
+
+
+# --- several framings at once ---------------------------------------------------------------
+
+
+def test_framings_warped_together_match_each_warped_alone(
+    load_photo: Callable[[str], np.ndarray],
+) -> None:
+    # The portrait's face at half size and low in the photo: the 4:3 lies inside
+    # it and the 3:4 runs off its bottom, so together both take the fill path.
+    rgb = load_photo("accept_portrait.jpg")
+    points = {k: (655 + (x - 655) / 2, 600 + (y - 600) / 2 + 250) for k, (x, y) in PORTRAIT.items()}
+    frames = [by_ratio()["4:3"], by_ratio()["3:4"]]
+    matrices = [face_transform(points, f) for f in frames]
+    alone = [warp(rgb, m, f) for m, f in zip(matrices, frames, strict=True)]
+    together = warp_together(rgb, matrices, frames)
+    assert alone[0][1] == 0.0 and alone[1][1] > 0.05
+    for (out, filled), (ref, ref_filled), framing in zip(together, alone, frames, strict=True):
+        assert out.shape == (framing.height, framing.width, 3) and out.dtype == np.uint8
+        assert filled == ref_filled
+        diff = np.abs(out.astype(int) - ref)
+        assert diff.mean() < 0.2 and np.percentile(diff, 99) <= 2
+    # The inside crop's pixels are the same through the fill path as through the
+    # fast path that skips it.
+    assert np.abs(together[0][0].astype(int) - alone[0][0]).max() <= 1
+    again = warp_together(rgb.copy(), [m.copy() for m in matrices], frames)
+    assert all(a.tobytes() == b.tobytes() for (a, _), (b, _) in zip(together, again, strict=True))
+
+
+@pytest.mark.parametrize("size", [300, 512])
+def test_framings_warped_together_are_cut_where_each_matrix_says(size: int) -> None:
+    # At 512 the 4:3 and 3:4 are windows of one canvas, at 300 (shifts of
+    # fractional pixels) they are warped one by one: both sample where they should.
+    rgb = gradient_image(3000, 3000)
+    rolled = rotate_points(UPRIGHT, -8.0, about=(450.0, 500.0))
+    points = {k: (x * 2 + 600, y * 2 + 500) for k, (x, y) in rolled.items()}
+    frames = list(framings(size)[1:])
+    matrices = [face_transform(points, f) for f in frames]
+    for (out, filled), matrix, framing in zip(
+        warp_together(rgb, matrices, frames), matrices, frames, strict=True
+    ):
+        assert out.shape == (framing.height, framing.width, 3) and filled == 0.0
+        vs, us = np.mgrid[0 : framing.height : 17, 0 : framing.width : 13]
+        src = apply(invert(matrix), np.stack([us.ravel() + 0.5, vs.ravel() + 0.5], axis=1))
+        got = out[vs.ravel(), us.ravel()].astype(float)
+        np.testing.assert_allclose(got[:, 0], src[:, 0] / 3000 * 255, atol=1.5)
+        np.testing.assert_allclose(got[:, 1], src[:, 1] / 3000 * 255, atol=1.5)
+
+
+def test_framings_of_different_scales_are_not_warped_together() -> None:
+    frames = framings(512)
+    matrices = [face_transform(UPRIGHT, f) for f in frames]
+    with pytest.raises(ValueError, match="one output scale"):
+        warp_together(gradient_image(900, 1200), matrices, frames)
