@@ -31,7 +31,15 @@ from time import perf_counter
 import cv2
 import numpy as np
 
-from pipeline.align import Framing, face_transform, framings, output_scale, rebase, warp
+from pipeline.align import (
+    Framing,
+    face_transform,
+    framings,
+    output_scale,
+    rebase,
+    warp,
+    warp_together,
+)
 from pipeline.decode import Probe, decode, probe
 from pipeline.detect import Candidate, detect
 from pipeline.encode import encode_jpeg
@@ -136,8 +144,11 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         )
 
     with watch("align"):
-        for frame in frames[1:]:
-            crops[frame.aspect_ratio] = _warp(pixels.rgb, transforms, frame, pixel_scale)
+        # One source region and fill serve both head-and-shoulders framings.
+        rest = frames[1:]
+        matrices = [rebase(transforms[f.aspect_ratio], pixel_scale) for f in rest]
+        together = warp_together(pixels.rgb, matrices, rest)
+        crops.update(zip((f.aspect_ratio for f in rest), together, strict=True))
     with watch("encode"):
         renditions = {
             f.aspect_ratio: rendition(
