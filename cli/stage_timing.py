@@ -17,7 +17,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -121,26 +120,27 @@ def time_image(
     }
 
 
-def _rss_mb() -> float:
-    """Current resident set size of this process, from /proc (Linux)."""
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure_memory(path: Path, settings: PipelineSettings) -> dict[str, float]:
     """Peak RSS of a process that loads the models and prepares `path` once.
     `increase_mb` is that peak minus the RSS right after the model load, so it
-    covers the file's bytes and everything prepare() allocates."""
+    covers the file's bytes and everything prepare() allocates.
+
+    The peak is VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over
+    exec, so a child of a big parent (the bench, which has just made a 50 MP
+    image) would report the parent's peak as its own.
+    """
     models = FaceModels.load()
-    after_load = _rss_mb()
+    after_load = _status_mb("VmRSS")
     _prepared(path.read_bytes(), models, settings)
-    peak = _peak_rss_mb()
+    peak = _status_mb("VmHWM")
     models.close()
     return {
         "peak_rss_mb": round(peak, 1),
