@@ -54,7 +54,7 @@ stop:
 
 # The pipeline alone, no service: every sample image through it, a report and overlays.
 batch: install
-	$(BIN)/avatar-prep batch sample_images -o prepared --report prepared/report.csv
+	$(BIN)/avatar-prep batch sample_images -o prepared --report prepared/report.csv --overlay
 
 test: install
 	$(BIN)/ruff check .

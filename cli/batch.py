@@ -1,4 +1,4 @@
-"""`avatar-prep batch DIR -o OUT [--workers N] [--resume] [--report FILE]`:
+"""`avatar-prep batch DIR -o OUT [--workers N] [--resume] [--report FILE] [--overlay]`:
 prepare every file under DIR in a process pool, one report row per file.
 
 Every regular file under DIR counts (recursively; names starting with '.' and
@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--report", type=Path, default=None, help="CSV report (default: OUT/report.csv)"
     )
+    parser.add_argument(
+        "--overlay", action="store_true", help="also write each image's overlay.jpg"
+    )
     parser.set_defaults(run=run)
 
 
@@ -71,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         summary = run_batch(
-            args.dir, args.output, report, args.workers, Settings().pipeline, resume=args.resume
+            args.dir,
+            args.output,
+            report,
+            args.workers,
+            Settings().pipeline,
+            resume=args.resume,
+            overlay=args.overlay,
         )
     except ValueError as exc:  # --resume with a report that is not ours
         print(f"avatar-prep batch: {exc}", file=sys.stderr)
@@ -91,6 +100,7 @@ def run_batch(
     settings: PipelineSettings,
     *,
     resume: bool = False,
+    overlay: bool = False,
     worker: Worker = process_job,
     initializer: Initializer = init_worker,
 ) -> Summary:
@@ -100,7 +110,7 @@ def run_batch(
     jobs: list[Job] = []
     carried: list[Row] = []
     for path in find_files(root, exclude=(out, report)):
-        job = Job(root / path, path, out, output_name(path))
+        job = Job(root / path, path, out, output_name(path), overlay)
         if is_done(job, previous.get(path)):
             carried.append(previous[path])
         else:

@@ -25,12 +25,14 @@ from pipeline import FaceModels, PipelineSettings
 @dataclass(frozen=True)
 class Job:
     """One input file. `path` is relative to the batch root ('/'-separated), the
-    report's key; the outputs go to `out_root / output`."""
+    report's key; the outputs go to `out_root / output`, with an overlay image
+    when `overlay`."""
 
     source: Path
     path: str
     out_root: Path
     output: str
+    overlay: bool = False
 
 
 @dataclass
@@ -76,7 +78,8 @@ def process_job(job: Job) -> Row:
     except OSError as exc:
         return failed_row(job, "file.unreadable", f"cannot read the file: {exc.strerror}")
     try:
-        record = process_image(data, _worker.models, _worker.settings, job.out_root / job.output)
+        out_dir = job.out_root / job.output
+        record = process_image(data, _worker.models, _worker.settings, out_dir, overlay=job.overlay)
     except Exception as exc:  # a bug must cost this file, not the batch
         elapsed = (time.perf_counter() - start) * 1000
         sha256 = hashlib.sha256(data).hexdigest()

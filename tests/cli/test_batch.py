@@ -21,7 +21,7 @@ from cli.batch_worker import Job
 from cli.main import main
 from cli.progress import Progress
 from cli.report import COLUMNS, Row, read_report
-from cli.results import RENDITION_FILES, RESULT_FILE, output_name
+from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE, output_name
 from pipeline import PipelineSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
@@ -194,7 +194,7 @@ def test_batch_writes_one_row_per_file_and_outputs(
     photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert main(["batch", str(photo_folder), "-o", str(out), "--workers", "2"]) == 0
+    assert main(["batch", str(photo_folder), "-o", str(out), "--workers", "2", "--overlay"]) == 0
 
     rows = read_rows(out / "report.csv")
     assert {p: (r.verdict, r.code) for p, r in rows.items()} == EXPECTED
@@ -207,6 +207,8 @@ def test_batch_writes_one_row_per_file_and_outputs(
         assert (folder / RESULT_FILE).is_file()
         has_renditions = [(folder / name).is_file() for name in RENDITION_FILES.values()]
         assert has_renditions == [row.verdict == "accept"] * 3
+        no_pixels = row.code in ("image.unsupported_format", "image.unreadable")
+        assert (folder / OVERLAY_FILE).is_file() != no_pixels
         if row.verdict == "reject":
             assert row.message
     assert sorted(p.name for p in out.iterdir()) == sorted(
