@@ -12,6 +12,9 @@ import io
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +270,29 @@ def test_bad_usage_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         main(["batch", str(tmp_path)])  # no -o
     assert exc.value.code == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_interrupted_batch_exits_130_and_resume_finishes_it(tmp_path: Path) -> None:
+    root, out = tmp_path / "photos", tmp_path / "out"
+    root.mkdir()
+    for i in range(30):
+        shutil.copy(PORTRAIT, root / f"p{i:02d}.jpg")
+    command = [str(Path(sys.executable).with_name("avatar-prep")), "batch", str(root)]
+    command += ["-o", str(out), "--workers", "1"]
+    batch = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert batch.stderr is not None
+    for line in batch.stderr:  # Ctrl-C once the first files are done
+        if line.startswith("batch: 3/30"):
+            batch.send_signal(signal.SIGINT)
+            break
+    stdout, _ = batch.communicate()
+    assert batch.returncode == 130
+    assert "rerun with --resume" in stdout
+    done = read_rows(out / "report.csv")
+    assert 3 <= len(done) < 30
+    assert {r.verdict for r in done.values()} == {"accept"}
+
+    summary = run_batch(root, out, out / "report.csv", 2, PipelineSettings(), resume=True)
+    assert sorted(r.path for r in summary.skipped) == sorted(done)
+    assert len(summary.processed) == 30 - len(done)
+    assert len(read_rows(out / "report.csv")) == 30

@@ -14,7 +14,7 @@ import pytest
 import simplejpeg
 
 from cli.main import main
-from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE
+from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE, output_name
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
@@ -133,3 +133,13 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     missing = subprocess.run([*command, str(tmp_path / "nope.jpg")], capture_output=True)
     no_args = subprocess.run(command, capture_output=True)
     assert [p.returncode for p in (accepted, rejected, missing, no_args)] == [0, 1, 2, 2]
+
+
+def test_default_output_is_a_safe_folder_under_prepared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = tmp_path / "My photo (1).jpg"
+    image.write_bytes(PORTRAIT.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", str(image)]) == 0
+    assert (tmp_path / "prepared" / output_name(image.name) / RESULT_FILE).is_file()
