@@ -43,19 +43,6 @@ def output_name(relative_path: str) -> str:
     return f"{slug}-{digest}"
 
 
-def image_error_record(error: ImageError) -> dict[str, Any]:
-    """The record of bytes that are not a usable image. Same keys as
-    `Rejected.to_record()`; nothing about the source is known beyond the error."""
-    return {
-        "verdict": "reject",
-        "error": error.to_dict(),
-        "source": None,
-        "face": None,
-        "candidates": [],
-        "checks": [c.to_dict() for c in error.checks],
-    }
-
-
 def process_image(
     data: bytes,
     models: FaceModels,
@@ -73,10 +60,8 @@ def process_image(
     renditions: dict[str, bytes] = {}
     try:
         prepared = prepare(data, models, settings)
-    except Rejected as rejected:
-        record = rejected.to_record()
-    except ImageError as error:
-        record = image_error_record(error)
+    except (Rejected, ImageError) as verdict:
+        record = verdict.to_record()
     else:
         record = prepared.to_dict()
         renditions = {ar: r.data for ar, r in prepared.renditions.items()}

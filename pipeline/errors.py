@@ -47,6 +47,18 @@ class ImageError(AvatarPrepError):
     """The bytes are not a usable image (size, format, corruption): `image.*` codes.
     Raised before any face work; cheap to detect at the edge."""
 
+    def to_record(self) -> dict[str, Any]:
+        """The JSON record of a rejection, with the same keys as `Rejected.to_record`;
+        nothing about the source is known beyond the error."""
+        return {
+            "verdict": "reject",
+            "error": self.to_dict(),
+            "source": None,
+            "face": None,
+            "candidates": [],
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
 
 class Rejected(AvatarPrepError):
     """The image decoded but breaks a face or image rule (`face.*`, `image.not_a_photo`).
