@@ -30,10 +30,11 @@ import simplejpeg
 from PIL import Image, ImageOps
 
 from pipeline import FaceModels, PipelineSettings, Prepared, Rejected, prepare
-from pipeline.align import face_transform, framings, warp
+from pipeline.align import face_transform, framings
 from pipeline.detect import detect
 from pipeline.encode import encode_jpeg
 from pipeline.landmarks import fit_faces
+from pipeline.warp import warp
 from service.settings import Settings
 
 # OpenMP (OpenCV's and others' parallel loops) and OpenBLAS (numpy).

@@ -31,15 +31,7 @@ from time import perf_counter
 import cv2
 import numpy as np
 
-from pipeline.align import (
-    Framing,
-    face_transform,
-    framings,
-    output_scale,
-    rebase,
-    warp,
-    warp_together,
-)
+from pipeline.align import Framing, face_transform, framings, output_scale, rebase
 from pipeline.decode import Probe, decode, probe
 from pipeline.detect import Candidate, detect
 from pipeline.encode import encode_jpeg
@@ -51,6 +43,7 @@ from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, message, no_face_check, verdict
 from pipeline.settings import PipelineSettings
+from pipeline.warp import warp, warp_together
 
 STAGES = ("decode", "detect", "mesh", "align", "encode")
 REDUCTIONS = (8, 4, 2, 1)  # JPEG DCT scaling factors, largest first
