@@ -16,7 +16,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AccountDep, ServicesDep, SettingsDep
-from api.errors import IMAGE_CODES, error_response, error_responses, status_for_failed_avatar
+from api.errors import (
+    IMAGE_CODES,
+    KEYED_ROUTE_CODES,
+    error_response,
+    error_responses,
+    status_for_failed_avatar,
+)
 from api.schemas import (
     AVATAR_ID_EXAMPLE,
     AspectRatio,
@@ -31,14 +37,8 @@ from service.runtime import Services
 
 router = APIRouter(prefix="/v1/avatars", tags=["avatars"])
 
-# Every authenticated route can answer these.
-COMMON_CODES = (
-    "auth.missing_key",
-    "auth.invalid_key",
-    "database.unavailable",
-    "storage.unavailable",
-    "api_error",
-)
+# Every avatar route also touches storage.
+COMMON_CODES = (*KEYED_ROUTE_CODES, "storage.unavailable")
 UNFINISHED = ("queued", "processing")
 # Polling while a client waits. A verdict usually takes 0.1-0.5 s, so poll often at
 # first (one indexed read each) so `wait` adds little to it, then back off: a 30 s

@@ -344,6 +344,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, handle_unexpected)
 
 
+# Every route behind an API key can answer these.
+KEYED_ROUTE_CODES = ("auth.missing_key", "auth.invalid_key", "database.unavailable", "api_error")
+
+
 def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the error codes a route can answer: one entry per
     status, the envelope schema, and one example per code (from `CODES`)."""

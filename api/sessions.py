@@ -21,7 +21,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.avatars import UNFINISHED, wait_for_verdict
 from api.deps import AccountDep, ServicesDep, SettingsDep
-from api.errors import IMAGE_CODES, error_response, error_responses, status_for_failed_avatar
+from api.errors import (
+    IMAGE_CODES,
+    KEYED_ROUTE_CODES,
+    error_response,
+    error_responses,
+    status_for_failed_avatar,
+)
 from api.schemas import AVATAR_ID_EXAMPLE
 from api.session_schemas import (
     SESSION_ID_EXAMPLE,
@@ -44,12 +50,6 @@ from service.sessions import Room, check_aspect_ratio, check_platform, is_avatar
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-COMMON_CODES = (
-    "auth.missing_key",
-    "auth.invalid_key",
-    "database.unavailable",
-    "api_error",
-)
 
 SessionIdPath = Annotated[str, Path(description="The session's id.", examples=[SESSION_ID_EXAMPLE])]
 
@@ -138,7 +138,7 @@ _CREATE_BODY = {
             *IMAGE_CODES,
             "at_capacity",
             "storage.unavailable",
-            *COMMON_CODES,
+            *KEYED_ROUTE_CODES,
         ),
     },
     openapi_extra={"requestBody": _CREATE_BODY},
@@ -258,7 +258,7 @@ def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     "/{session_id}",
     summary="Get a session",
     response_model=Session,
-    responses=error_responses("session.not_found", "storage.unavailable", *COMMON_CODES),
+    responses=error_responses("session.not_found", "storage.unavailable", *KEYED_ROUTE_CODES),
 )
 async def get_session(
     session_id: SessionIdPath, account: AccountDep, services: ServicesDep
@@ -273,7 +273,7 @@ async def get_session(
     description="`status` becomes `ended` and `ended_at` is set. Idempotent: stopping an "
     "ended session (stopped before, or expired) answers `200` with it unchanged.",
     response_model=Session,
-    responses=error_responses("session.not_found", "storage.unavailable", *COMMON_CODES),
+    responses=error_responses("session.not_found", "storage.unavailable", *KEYED_ROUTE_CODES),
 )
 async def stop_session(
     session_id: SessionIdPath, account: AccountDep, services: ServicesDep
