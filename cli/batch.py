@@ -9,6 +9,11 @@ OUT/<safe name>/ (see `cli.results.output_name`). A bad file never stops the
 batch. With --resume, files whose previous row is a verdict with the same
 sha256 and whose result.json is still there are not run again.
 
+With --upload --key KEY, each accepted file is also registered as an avatar of
+that key's account through the configured service (AVATAR_PREP_* settings: the
+same registry, storage and dedupe as an API upload), processed in the batch's
+own worker processes, and its `avat_` id is written in the report.
+
 Exit codes: 0 the batch ran (whatever the verdicts), 2 bad usage.
 """
 
@@ -24,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from cli.batch_pool import Initializer, Worker, run_jobs
-from cli.batch_worker import Job, init_worker, process_job
+from cli.batch_worker import Job, Upload, init_worker, no_broker, process_job
 from cli.progress import Progress
 from cli.report import ReportWriter, Row, Summary, read_report
 from cli.results import RESULT_FILE, output_name
 from pipeline import PipelineSettings
+from pipeline.errors import AvatarPrepError
+from service.runtime import Services
 from service.settings import Settings
 
 EXIT_OK, EXIT_INTERRUPTED, EXIT_USAGE = 0, 130, 2
@@ -58,6 +65,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--overlay", action="store_true", help="also write each image's overlay.jpg"
     )
+    parser.add_argument(
+        "--upload",
+        action="store_true",
+        help="register every accepted file as an avatar (needs --key)",
+    )
+    parser.add_argument("--key", help="the API key whose account the avatars belong to")
     parser.set_defaults(run=run)
 
 
@@ -67,6 +80,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.workers < 1:
         print("avatar-prep batch: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.upload != bool(args.key):
+        print("avatar-prep batch: --upload and --key go together", file=sys.stderr)
+        return EXIT_USAGE
+    settings = Settings()
+    try:
+        upload = Upload(settings, account_of(settings, args.key)) if args.upload else None
+    except AvatarPrepError as exc:
+        print(f"avatar-prep batch: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     report: Path = args.report or args.output / "report.csv"
     if report.is_dir():
@@ -78,9 +100,10 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             report,
             args.workers,
-            Settings().pipeline,
+            settings.pipeline,
             resume=args.resume,
             overlay=args.overlay,
+            upload=upload,
         )
     except ValueError as exc:  # --resume with a report that is not ours
         print(f"avatar-prep batch: {exc}", file=sys.stderr)
@@ -101,6 +124,7 @@ def run_batch(
     *,
     resume: bool = False,
     overlay: bool = False,
+    upload: Upload | None = None,
     worker: Worker = process_job,
     initializer: Initializer = init_worker,
 ) -> Summary:
@@ -110,7 +134,7 @@ def run_batch(
     jobs: list[Job] = []
     carried: list[Row] = []
     for path in find_files(root, exclude=(out, report)):
-        job = Job(root / path, path, out, output_name(path), overlay)
+        job = Job(root / path, path, out, output_name(path), overlay, upload)
         if is_done(job, previous.get(path)):
             carried.append(previous[path])
         else:
@@ -136,6 +160,15 @@ def run_batch(
         progress.close()
         writer.close([*carried, *processed])
     return Summary(tuple(processed), tuple(carried), wall_s, workers, report)
+
+
+def account_of(settings: Settings, key: str) -> str:
+    """The account id of API key `key` (AuthenticationFailed when unknown or revoked)."""
+    services = Services.create(settings, no_broker)
+    try:
+        return services.keys.authenticate(key).id
+    finally:
+        services.close()
 
 
 def is_done(job: Job, previous: Row | None) -> bool:

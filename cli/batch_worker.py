@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,20 @@ import cv2
 from cli.report import Row
 from cli.results import process_image
 from pipeline import FaceModels, PipelineSettings
+from pipeline.errors import AvatarPrepError
+from service.avatars import ImageInput
+from service.runtime import Services
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Register each accepted file as an avatar of `account_id` through the
+    service `settings` point at: the same store, registry and dedupe as an API
+    upload."""
+
+    settings: Settings
+    account_id: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Job:
     out_root: Path
     output: str
     overlay: bool = False
+    upload: Upload | None = None
 
 
 @dataclass
@@ -40,6 +55,7 @@ class _Worker:
     settings: PipelineSettings
     models: FaceModels | None
     init_error: str
+    services: Services | None = None  # made on the first upload, once per process
 
 
 _worker: _Worker | None = None  # this process's models, set by init_worker
@@ -84,7 +100,52 @@ def process_job(job: Job) -> Row:
         elapsed = (time.perf_counter() - start) * 1000
         sha256 = hashlib.sha256(data).hexdigest()
         return failed_row(job, "worker.exception", f"{type(exc).__name__}: {exc}", elapsed, sha256)
-    return row_from_record(job, record, data, (time.perf_counter() - start) * 1000)
+    row = row_from_record(job, record, data, (time.perf_counter() - start) * 1000)
+    if job.upload is None or row.verdict != "accept":
+        return row
+    try:
+        avatar = upload(_worker, job.upload, job.path, data)
+    except AvatarPrepError as exc:  # storage or registry down: this file's error row
+        elapsed = (time.perf_counter() - start) * 1000
+        return failed_row(job, exc.code, f"upload failed: {exc.message}", elapsed, row.sha256)
+    elapsed = round((time.perf_counter() - start) * 1000, 1)
+    if avatar["status"] == "failed":
+        error = avatar["error"]
+        return replace(
+            row,
+            verdict="error",
+            code=error["code"],
+            message=error["message"],
+            time_ms=elapsed,
+            avatar_id=avatar["id"],
+        )
+    return replace(row, time_ms=elapsed, avatar_id=avatar["id"])
+
+
+def upload(worker: _Worker, target: Upload, path: str, data: bytes) -> dict[str, Any]:
+    """Create the avatar of `data` the way the API does and process it here, in
+    this process, with `worker`'s models (no broker involved). Returns the avatar
+    object: `ready`, or the existing one for bytes this account already sent."""
+    if worker.services is None:
+        # No broker: the avatar is processed right below, in this process.
+        worker.services = Services.create(target.settings, no_broker, worker.models)
+    avatars = worker.services.avatars
+    avatar, _created = avatars.create(
+        target.account_id,
+        ImageInput("file", data=data, filename=path),
+        name=Path(path).name,
+        user_exclusive=True,
+        metadata={},
+    )
+    if avatar["status"] in ("queued", "processing"):
+        avatars.process(avatar["id"])
+        avatar = avatars.get(target.account_id, avatar["id"])
+    return avatar
+
+
+def no_broker(avatar_id: str) -> None:
+    """The enqueue seam of batch uploads: nothing is sent; `upload` processes the
+    avatar itself."""
 
 
 def row_from_record(job: Job, record: dict[str, Any], data: bytes, time_ms: float) -> Row:

@@ -24,7 +24,8 @@ class Row:
     """The outcome of one file. `path` is relative to the batch root ('/'-separated);
     `output` is the file's folder relative to the output root; `code` is empty
     for an accept; `warnings` names the checks an accepted image failed without
-    being rejected, ';'-separated."""
+    being rejected, ';'-separated; `avatar_id` is the `avat_` id an accepted file
+    was registered under (`batch --upload`), else empty."""
 
     path: str
     verdict: str
@@ -34,6 +35,7 @@ class Row:
     time_ms: float
     sha256: str
     output: str
+    avatar_id: str = ""
 
 
 COLUMNS = tuple(f.name for f in fields(Row))
@@ -66,6 +68,7 @@ def _row(values: dict[str, str]) -> Row:
         time_ms=float(values["time_ms"]),
         sha256=values["sha256"],
         output=values["output"],
+        avatar_id=values["avatar_id"],
     )
 
 
