@@ -35,7 +35,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 @pytest.mark.slow
-def test_start_mode_measures_every_upload_ready(tmp_path: Path) -> None:
+def test_start_mode_measures_every_upload_and_session(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     command = [str(Path(sys.executable).parent / "avatar-prep"), "bench-api", "--start"]
     args = ["-n", "3", "-c", "2", "--sequential", "2", "--workers", "1", "--images", "1mp"]
@@ -48,5 +48,12 @@ def test_start_mode_measures_every_upload_ready(tmp_path: Path) -> None:
     # neither with a failed or refused upload (the last two columns).
     assert re.search(r"^\s*1\s+1mp\s+1 by 1\s+2\s.*\s0\s+0$", out, re.MULTILINE), out
     assert re.search(r"^\s*1\s+1mp\s+2\s+3\s.*\s0\s+0$", out, re.MULTILINE), out
+    # Sessions, from the same run: by id from 2 clients (3 sessions), by URL one at
+    # a time (2, with the paired pipeline figures) and from 2 clients (3): every one
+    # started, none refused.
+    assert re.search(r"^\s*1\s+1mp\s+id\s+2\s+3\s.*\s0$", out, re.MULTILINE), out
+    by_url = r"^\s*1\s+1mp\s+url\s+1 by 1\s+2\s+\d+ /\s*\d+\s+\d+\s+-?\d+\s+0$"
+    assert re.search(by_url, out, re.MULTILINE), out
+    assert re.search(r"^\s*1\s+1mp\s+url\s+2\s+3\s.*\s0$", out, re.MULTILINE), out
     # The embedded defaults kept everything under the working directory.
     assert (tmp_path / "var" / "avatar-prep.db").is_file()

@@ -1,16 +1,11 @@
-"""The session part of `avatar-prep bench-api`: the photo server, the figures, and
-the whole command's session rows when it starts its own API and worker on the
-embedded defaults (no server needed)."""
+"""The session part of `avatar-prep bench-api`: the photo server and the figures.
+The whole command's session rows are checked in test_bench_api.py, from the same
+run as its upload rows."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,7 +14,6 @@ from PIL import Image
 
 from cli.bench_api import IMAGES, SAMPLES
 from cli.bench_sessions import Answer, PhotoServer, session_run
-from cli.local_stack import ENV_PREFIX
 
 
 def test_the_photo_server_sends_the_same_picture_with_new_bytes_each_time() -> None:
@@ -46,21 +40,3 @@ def test_a_run_counts_refusals_and_pairs_the_pipeline_only_when_every_round_star
         1, "1mp", "url", 1, [*answers, Answer(5.0, None, None)], 0.3, [1.0, 1.0, 1.0]
     )
     assert (refused.refused, refused.pipeline_ms, refused.added_ms) == (1, [], [])
-
-
-@pytest.mark.slow
-def test_start_mode_measures_sessions_by_id_and_by_url(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    command = [str(Path(sys.executable).parent / "avatar-prep"), "bench-api", "--start"]
-    args = ["-n", "3", "-c", "2", "--sequential", "2", "--workers", "1", "--images", "1mp"]
-    done = subprocess.run(
-        command + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
-    # By id from 2 clients (3 sessions), by URL one at a time (2, with the paired
-    # pipeline figures) and from 2 clients (3): every one started, none refused.
-    assert re.search(r"^\s*1\s+1mp\s+id\s+2\s+3\s.*\s0$", out, re.MULTILINE), out
-    by_url = r"^\s*1\s+1mp\s+url\s+1 by 1\s+2\s+\d+ /\s*\d+\s+\d+\s+-?\d+\s+0$"
-    assert re.search(by_url, out, re.MULTILINE), out
-    assert re.search(r"^\s*1\s+1mp\s+url\s+2\s+3\s.*\s0$", out, re.MULTILINE), out
