@@ -10,8 +10,6 @@ Point = tuple[float, float]
 Box = tuple[float, float, float, float]  # x, y, width, height
 Matrix = tuple[tuple[float, float, float], tuple[float, float, float]]  # 2x3 affine
 
-ASPECT_RATIOS = ("1:1", "4:3", "3:4")
-
 
 @dataclass(frozen=True)
 class Check:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline import FaceModels
 from pipeline.decode import probe
 from pipeline.errors import AvatarPrepError
-from pipeline.record import ASPECT_RATIOS
+from pipeline.framing import ASPECT_RATIOS
 from service.avatar_object import STATUSES, avatar_object
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.fetch import check_url

@@ -21,9 +21,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, get_args
+from typing import Any, Literal, get_args
 
-from pipeline.record import ASPECT_RATIOS
+from pipeline.framing import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO
 from service.avatar_object import image_route, rfc3339
 from service.avatars import AvatarService
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -35,7 +35,6 @@ from service.storage import Storage, rendition_key
 
 Platform = Literal["daily", "livekit"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
-DEFAULT_ASPECT_RATIO: Final = "4:3"
 SESSION_TOKEN_PREFIX = "stok_"
 # Every rendition is a JPEG (pipeline/encode.py); presigned URLs serve it as one.
 RENDITION_CONTENT_TYPE = "image/jpeg"
