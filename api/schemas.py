@@ -25,6 +25,23 @@ class Check(BaseModel):
     passed: bool = Field(examples=[False])
     value: float | int | str | None = Field(examples=[2])
     limit: float | int | str | None = Field(examples=[1])
+    bound: Literal["min", "max"] | None = Field(
+        default=None,
+        description="Which side of the limit is allowed: min (value at least limit) or max "
+        "(at most).",
+        examples=["max"],
+    )
+    code: str | None = Field(
+        default=None,
+        description="The code the check reports when it fails.",
+        examples=["face.multiple"],
+    )
+    severity: Literal["reject", "warn"] | None = Field(
+        default=None,
+        description="reject: the image is refused with the code; warn: accepted with a "
+        "warning of the code; null: passed.",
+        examples=["reject"],
+    )
     hint: str = Field(examples=["Crop the photo to one person or use a solo portrait."])
 
 

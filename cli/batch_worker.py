@@ -152,7 +152,8 @@ def row_from_record(job: Job, record: dict[str, Any], data: bytes, time_ms: floa
     source = record["source"]
     sha256 = source["sha256"] if source else hashlib.sha256(data).hexdigest()
     if record["verdict"] == "accept":
-        code, message, warnings = "", "", ";".join(record["warnings"])
+        code, message = "", ""
+        warnings = ";".join(w["name"] for w in record["warnings"])
     else:
         code, message, warnings = record["error"]["code"], record["error"]["message"], ""
     return Row(

@@ -20,6 +20,7 @@ CODE_REASONS = {
     "face.multiple": "multiple_faces",
     "face.too_small": "face_too_small",
     "face.not_frontal": "not_frontal",
+    "face.not_human": "non_human",
     "image.not_a_photo": "not_a_photo",
 }
 FLAGS = ("AMBIGUOUS", "BORDERLINE")

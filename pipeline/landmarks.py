@@ -45,6 +45,17 @@ MESH_ROI_SCALE = 1.5
 ORIENT_SIDE = 128
 ORIENT_ROUNDS = 2
 
+# Eye lids (upper, lower) and the inner lips (upper, lower), for openness.
+RIGHT_EYE_LIDS = (159, 145)
+LEFT_EYE_LIDS = (386, 374)
+INNER_LIPS = (13, 14)
+
+# How far the nose tip stands in front of the eyes, in eye distances (about
+# 30 mm in front of eyes about 63 mm apart). A head turned by yaw moves the
+# nose tip sideways off the eyes' midpoint by this times tan(yaw) eye
+# distances in the image, with no saturation as the head turns further.
+NOSE_DEPTH = 0.5
+
 # The mesh's forehead-to-chin line leans back by about this much on a level
 # head: the median over the 20 frontal portraits of the dev set, which read
 # -2 to +13 degrees. Subtracted so that a level head reads a pitch near 0.
@@ -57,11 +68,13 @@ class Face:
 
     `mesh`: (468, 3) float64, x and y in pixels, z the depth in the same scale
     (smaller is nearer the camera). `score`: the best detector score among the
-    candidates that fell on this face.
+    candidates that fell on this face, `keypoints` that candidate's six points
+    (see `Candidate`), when there was one.
     """
 
     mesh: np.ndarray
     score: float
+    keypoints: tuple[Point, ...] = ()
 
     @property
     def box(self) -> Box:
@@ -81,7 +94,31 @@ class Face:
 
     def scaled(self, sx: float, sy: float) -> Face:
         """The same face in an image scaled by (sx, sy); depth scales with x."""
-        return Face(mesh=self.mesh * np.array([sx, sy, sx]), score=self.score)
+        return Face(
+            mesh=self.mesh * np.array([sx, sy, sx]),
+            score=self.score,
+            keypoints=tuple((x * sx, y * sy) for x, y in self.keypoints),
+        )
+
+    def refitted(self, mesh: np.ndarray) -> Face:
+        """The same detection with a new mesh."""
+        return Face(mesh=mesh, score=self.score, keypoints=self.keypoints)
+
+    def openness(self) -> dict[str, float]:
+        """How open each eye and the mouth are: lid gap over eye width (open eyes
+        0.2-0.5, closed under 0.1) and inner-lip gap over mouth width (closed 0,
+        a wide-open mouth 0.4 and more), from the mesh, so any scale or roll."""
+
+        def gap(pair: tuple[int, int], corners: tuple[int, int]) -> float:
+            across = float(np.linalg.norm(self.mesh[corners[0], :2] - self.mesh[corners[1], :2]))
+            apart = float(np.linalg.norm(self.mesh[pair[0], :2] - self.mesh[pair[1], :2]))
+            return apart / max(across, 1e-6)
+
+        return {
+            "right_eye": gap(RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS),
+            "left_eye": gap(LEFT_EYE_LIDS, LEFT_EYE_CORNERS),
+            "mouth": gap(INNER_LIPS, (MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER)),
+        }
 
     def five_points(self) -> dict[str, Point]:
         """The InsightFace 5 points. `left_eye` is the subject's right eye, on
@@ -109,7 +146,9 @@ class Face:
         yaw > 0: the face turns towards the image's right (from cheek depth);
         pitch > 0: the chin goes down (from forehead/chin depth, less the
         neutral lean); roll > 0: the face turns clockwise in the image.
-        Face Mesh flattens profiles: a head turned ~60 degrees reads ~50.
+        Face Mesh fits a whole, symmetric face even to a profile, so its yaw
+        stops growing near 50 degrees and can read 33 on a head turned 60; see
+        `nose_yaw` for a reading that does not flatten.
         """
         across = self.mesh[LEFT_CHEEK_EDGE] - self.mesh[RIGHT_CHEEK_EDGE]
         across = across / np.linalg.norm(across)
@@ -122,6 +161,24 @@ class Face:
             - PITCH_NEUTRAL_DEGREES,
             "roll": math.degrees(math.atan2(float(across[1]), float(across[0]))),
         }
+
+    def nose_yaw(self) -> tuple[float, float]:
+        """Yaw in degrees (sign as in `pose`) from the detector's eyes and nose
+        tip, and the eye distance it was read over, in pixels; (0, 0) without
+        keypoints.
+
+        The keypoints are not fitted to a face model: the nose tip's offset
+        from the eyes' midpoint along the eye line, in eye distances, is
+        NOSE_DEPTH * tan(yaw), and keeps growing as the head turns to profile."""
+        if len(self.keypoints) < 3:
+            return 0.0, 0.0
+        right_eye, left_eye, nose = (np.asarray(p, dtype=np.float64) for p in self.keypoints[:3])
+        eye_line = left_eye - right_eye
+        distance = float(np.linalg.norm(eye_line))
+        if distance == 0.0:
+            return 0.0, 0.0
+        offset = float(np.dot(nose - (right_eye + left_eye) / 2, eye_line)) / distance**2
+        return math.degrees(math.atan2(offset, NOSE_DEPTH)), distance
 
 
 def fit_faces(
@@ -140,13 +197,13 @@ def fit_faces(
         same = next((i for i, f in enumerate(faces) if f.contains(candidate.centre)), None)
         if same is not None:
             if candidate.score > faces[same].score:
-                faces[same] = Face(mesh=faces[same].mesh, score=candidate.score)
+                faces[same] = Face(faces[same].mesh, candidate.score, candidate.keypoints)
             continue
         if len(faces) >= max_faces:
             break
         mesh = _mesh_for(rgb, candidate, models)
         if mesh is not None:
-            faces.append(Face(mesh=mesh, score=candidate.score))
+            faces.append(Face(mesh=mesh, score=candidate.score, keypoints=candidate.keypoints))
     return sorted(faces, key=lambda f: -f.length)
 
 
@@ -193,7 +250,7 @@ def orient(rgb: np.ndarray, face: Face, models: FaceModels) -> Face:
         # The misfit's square can be well off the face: refit on the new
         # mesh's own square (MediaPipe's tracking step; rare, so affordable).
         refined = _run_mesh(rgb, *_mesh_square(mesh), models)
-        face = Face(mesh=refined if refined is not None else mesh, score=face.score)
+        face = face.refitted(refined if refined is not None else mesh)
     return face
 
 

@@ -133,7 +133,8 @@ def _banner_text(
     50 characters across `width` px."""
     if accepted:
         warnings = record.get("warnings") or []
-        lines = ["ACCEPT" + (f"  warnings: {', '.join(warnings)}" if warnings else "")]
+        names = ", ".join(w["name"] for w in warnings)
+        lines = ["ACCEPT" + (f"  warnings: {names}" if warnings else "")]
     else:
         error = record.get("error") or {}
         lines = [f"REJECT  {error.get('code', '')}"]

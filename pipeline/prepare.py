@@ -37,11 +37,12 @@ from pipeline.detect import Candidate, detect
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
+from pipeline.likeness import human_score
 from pipeline.models import FaceModels
 from pipeline.quality import measure as measure_quality
 from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
-from pipeline.rules import checks, measure, message, no_face_check, verdict
+from pipeline.rules import checks, measure, no_face_check, verdict
 from pipeline.settings import PipelineSettings
 from pipeline.warp import warp, warp_together
 
@@ -92,7 +93,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     faces, candidates = find_faces(small, models, settings, watch)
     if not faces:
         check = no_face_check()
-        raise Rejected(message(check, settings), code=check.code, checks=(check,), source=source)
+        raise Rejected(check.message, code=check.code, checks=(check,), source=source)
     with watch("mesh"):
         others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the
@@ -115,8 +116,10 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         quality = measure_quality(crops["1:1"][0])
+    with watch("detect"):
+        human = human_score(crops["1:1"][0], models)
 
-    measures = measure(main, others, info.width, info.height, upscale, quality)
+    measures = measure(main, others, info.width, info.height, upscale, quality, human)
     all_checks = checks(measures, settings)
     face = FaceInfo(
         box=main.box,
@@ -128,7 +131,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     failed = verdict(all_checks)
     if failed is not None:
         raise Rejected(
-            message(failed, settings),
+            failed.message,
             code=failed.code,
             checks=all_checks,
             source=source,

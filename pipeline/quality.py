@@ -35,6 +35,9 @@ LINE_GRADIENT = 150.0
 # 100-225, a face at 12% exposure about 20.
 NORMAL_CONTRAST = 128.0
 
+# Luma (0-255) at which a pixel counts as blown out to white.
+BLOWN_LUMA = 250
+
 # Largest patch side at which two faces' sharpness is compared.
 COMPARE_SIDE = 128
 
@@ -44,15 +47,21 @@ class FaceQuality:
     """`sharpness`: variance of the Laplacian of the inner face (higher is
     sharper; a motion-blurred face reads ~15, a studio portrait 500+).
     `brightness`: its mean luma, 0-255. `drawn_share`: the share of its pixels
-    that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+)."""
+    that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
+    `blown_share`: the share clipped to white (luma BLOWN_LUMA or more)."""
 
     sharpness: float
     brightness: float
     drawn_share: float
+    blown_share: float
 
     def to_dict(self) -> dict[str, float]:
         """The `face.quality` of the record (the drawn share is reported by its check)."""
-        return {"sharpness": self.sharpness, "brightness": self.brightness}
+        return {
+            "sharpness": self.sharpness,
+            "brightness": self.brightness,
+            "blown_share": self.blown_share,
+        }
 
 
 def measure(square: np.ndarray) -> FaceQuality:
@@ -77,6 +86,7 @@ def measure(square: np.ndarray) -> FaceQuality:
         sharpness=float(laplacian.var()),
         brightness=float(luma[rows, cols].mean()),
         drawn_share=float(drawn.mean()),
+        blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
     )
 
 

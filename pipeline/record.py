@@ -13,14 +13,24 @@ Matrix = tuple[tuple[float, float, float], tuple[float, float, float]]  # 2x3 af
 
 @dataclass(frozen=True)
 class Check:
-    """One measured rule: `value` against `limit`, and what a person can do if it failed."""
+    """One measured rule: `value` against `limit`, and what a person can do if it failed.
+
+    `code` is the stable code the check reports when it fails; `severity` is
+    "reject" (the image is refused with that code), "warn" (accepted, with a
+    warning of that code) or "" (passed). `bound` says which side of the limit
+    is allowed: "min" (value at least limit), "max" (at most), "" (a count or
+    a measure without direction). `message` is the sentence for people when
+    it failed, else ""."""
 
     name: str
     passed: bool
     value: float | int | str | None
     limit: float | int | str | None
     hint: str
-    code: str = ""  # the error code this check raises when it fails and rejects
+    code: str = ""
+    severity: str = ""
+    bound: str = ""
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -28,7 +38,20 @@ class Check:
             "passed": self.passed,
             "value": self.value,
             "limit": self.limit,
+            "bound": self.bound or None,
+            "code": self.code or None,
+            "severity": self.severity or None,
             "hint": self.hint,
+        }
+
+    def to_warning(self) -> dict[str, Any]:
+        """The record of a check that failed without rejecting."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "message": self.message,
+            "value": self.value,
+            "limit": self.limit,
         }
 
 
@@ -99,6 +122,7 @@ class Prepared:
 
     @property
     def warnings(self) -> tuple[Check, ...]:
+        """The checks that failed without rejecting (severity "warn")."""
         return tuple(c for c in self.checks if not c.passed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +132,7 @@ class Prepared:
             "source": asdict(self.source),
             "face": self.face.to_dict(),
             "checks": [c.to_dict() for c in self.checks],
-            "warnings": [c.name for c in self.warnings],
+            "warnings": [c.to_warning() for c in self.warnings],
             "images": {k: r.to_dict() for k, r in self.renditions.items()},
             "versions": self.versions,
         }

@@ -92,9 +92,11 @@ class PipelineSettings(BaseModel):
         "full-body shots measure 0.10 or less, half-body accepts 0.136 or more.",
     )
     max_yaw_degrees: float = Field(
-        45.0,
-        description="A head turned further cannot talk to the camera convincingly "
-        "(accepts read up to 30, the two profiles 49 and 51).",
+        40.0,
+        description="A head turned further cannot talk to the camera convincingly. Read as "
+        "the larger of the mesh's turn and the detector's nose offset (see Face.pose), which "
+        "keeps growing on profiles: accepted turns judged 30-40 degrees by eye read 31-37, "
+        "heads judged 55-65 read 44 and more, full profiles 48 and more.",
     )
     max_pitch_degrees: float = Field(
         40.0, description="Looking far up or down hides the mouth or eyes."
@@ -104,23 +106,57 @@ class PipelineSettings(BaseModel):
         description="Largest share of the face's landmarks allowed outside the frame; "
         "beyond it the fill would have to invent a quarter of the face.",
     )
+    min_human_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="The full-range detector, shown the aligned face alone (see "
+        "pipeline.likeness), scores the human faces of both dev sets 0.75 or more (hands, "
+        "masks and grayscale included) and finds no face at all (0) in the animals the "
+        "first pass let through; 0.5 is the detection floor used everywhere else.",
+    )
     min_sharpness: float = Field(
+        8.0,
+        description="Laplacian variance of the inner face at 256 px below which the face is "
+        "too blurred to animate (the blurred sample reads 4; the softest accepted photos, a "
+        "night selfie and a soft-focus video frame, 15-16).",
+    )
+    warn_sharpness: float = Field(
         40.0,
-        description="Laplacian variance of the inner face at 256 px; below it the face is "
-        "motion-blurred (the night selfie reads 15, accepted photos 95 and up).",
+        description="Below it the face is soft enough to say so (sharp photos read 95 and up).",
     )
     min_brightness: float = Field(
+        35.0,
+        description="Mean luma (0-255) of the inner face below which it is too dark to show "
+        "(the near-black sample reads 18; the darkest accepted faces, dark skin in dim "
+        "light, 66-73).",
+    )
+    warn_brightness: float = Field(
         60.0,
-        description="Mean luma (0-255) of the inner face; below it the face is underexposed "
-        "(the darkest accepted face, a night selfie, reads 73).",
+        description="Below it the face is dim enough to say so; luma alone cannot tell a "
+        "dark room from dark skin, so this only warns.",
     )
-    reject_blurry: bool = Field(
-        False,
-        description="face.too_blurry only warns: the dev set labels its one motion-blurred "
-        "face accept and rejects nothing for blur.",
+    max_blown_share: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of the inner face clipped to white (luma 250+) above which the "
+        "face has no detail left to animate.",
     )
-    reject_dark: bool = Field(
-        False,
-        description="face.too_dark only warns: no label rejects for darkness, and luma alone "
-        "cannot tell a dark room from dark skin.",
+    warn_blown_share: float = Field(
+        0.08,
+        ge=0.0,
+        le=1.0,
+        description="Above it glare or flash is visible on the face; accepted photos read "
+        "under 0.03.",
+    )
+    min_eye_openness: float = Field(
+        0.12,
+        description="Lid gap over eye width of the more open eye below which the eyes look "
+        "closed or hidden (a warning: open eyes read 0.2-0.5, a downcast look 0.26).",
+    )
+    max_mouth_openness: float = Field(
+        0.35,
+        description="Lips' gap over mouth width above which the mouth is wide open "
+        "(a warning: accepted smiles and speech read up to 0.26).",
     )

@@ -143,7 +143,17 @@ async def test_each_error_class_gets_its_status_and_envelope(
 async def test_rejection_carries_its_checks(
     client: httpx.AsyncClient, services: FakeServices
 ) -> None:
-    check = Check("face_count", False, 2, 1, "Crop the photo to one person.", code="face.multiple")
+    check = Check(
+        "face_count",
+        False,
+        2,
+        1,
+        "Crop the photo to one person.",
+        code="face.multiple",
+        severity="reject",
+        bound="max",
+        message="2 faces",
+    )
     services.avatars.fail_with = Rejected("2 faces", code="face.multiple", checks=(check,))
     response = await client.post("/v1/avatars/upload-face", files={"file": ("a.jpg", JPEG)})
     error = assert_envelope(response, 422, "face.multiple")
@@ -154,6 +164,9 @@ async def test_rejection_carries_its_checks(
             "passed": False,
             "value": 2,
             "limit": 1,
+            "bound": "max",
+            "code": "face.multiple",
+            "severity": "reject",
             "hint": "Crop the photo to one person.",
         }
     ]

@@ -68,7 +68,7 @@ def test_accepted_record(portrait: Prepared) -> None:
     face = record["face"]
     assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
     assert set(face["pose"]) == {"yaw", "pitch", "roll"}
-    assert set(face["quality"]) == {"sharpness", "brightness"}
+    assert set(face["quality"]) == {"sharpness", "brightness", "blown_share"}
     assert 0.5 <= face["score"] <= 1
     x, y, w, h = face["box"]
     assert min(x, y) >= 0 and x + w <= 1200 and y + h <= 1200
@@ -81,7 +81,16 @@ def test_accepted_record(portrait: Prepared) -> None:
 
 def test_every_check_carries_value_limit_and_hint(portrait: Prepared) -> None:
     for check in portrait.to_dict()["checks"]:
-        assert set(check) == {"name", "passed", "value", "limit", "hint"}
+        assert set(check) == {
+            "name",
+            "passed",
+            "value",
+            "limit",
+            "bound",
+            "code",
+            "severity",
+            "hint",
+        }
         assert check["passed"] is True
         assert check["value"] is not None and check["limit"] is not None and check["hint"]
 
@@ -302,34 +311,34 @@ def test_cut_off(sample_bytes: Callable[[str], bytes], face_models: FaceModels) 
     assert x < 0 < x + w  # the face box reaches past the left edge
 
 
-def test_blur_and_darkness_warn_by_default_and_reject_when_asked(
+def test_heavy_blur_and_near_black_reject_with_their_codes(
     sample_bytes: Callable[[str], bytes], face_models: FaceModels
 ) -> None:
-    blurry = prepare(sample_bytes("reject_too_blurry.jpg"), face_models, SETTINGS)
-    dark = prepare(sample_bytes("reject_too_dark.jpg"), face_models, SETTINGS)
-    assert [c.name for c in blurry.warnings] == ["sharpness"]
-    assert "brightness" in [c.name for c in dark.warnings]
-    assert blurry.to_dict()["warnings"] == ["sharpness"]
+    blurry = rejection(sample_bytes("reject_too_blurry.jpg"), face_models)
+    dark = rejection(sample_bytes("reject_too_dark.jpg"), face_models)
 
-    strict = SETTINGS.model_copy(update={"reject_blurry": True, "reject_dark": True})
-    assert rejection(sample_bytes("reject_too_blurry.jpg"), face_models, strict).code == (
-        "face.too_blurry"
-    )
-    # The dark copy is also soft (darkness crushes the contrast): blur comes first.
-    dark_codes = {
-        c.code
-        for c in rejection(sample_bytes("reject_too_dark.jpg"), face_models, strict).checks
-        if not c.passed
-    }
-    assert "face.too_dark" in dark_codes
-    assert (
-        rejection(
-            sample_bytes("reject_too_dark.jpg"),
-            face_models,
-            SETTINGS.model_copy(update={"reject_dark": True}),
-        ).code
-        == "face.too_dark"
-    )
+    assert blurry.code == "face.too_blurry"
+    assert "blurry" in blurry.message
+    # The dark copy also measures soft (darkness crushes the contrast): the
+    # darkness is named, as it comes first and is the cause.
+    assert dark.code == "face.too_dark"
+    failed = next(c for c in dark.checks if c.name == "brightness")
+    assert failed.severity == "reject" and failed.bound == "min"
+
+
+def test_a_softer_copy_is_accepted_with_a_warning(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    # Lower the limits so the blurred sample sits between them: accepted, warned.
+    lenient = SETTINGS.model_copy(update={"min_sharpness": 1.0})
+    blurry = prepare(sample_bytes("reject_too_blurry.jpg"), face_models, lenient)
+
+    assert [c.name for c in blurry.warnings] == ["sharpness"]
+    (warning,) = blurry.to_dict()["warnings"]
+    assert warning["code"] == "face.too_blurry"
+    assert warning["limit"] == lenient.warn_sharpness
+    assert warning["value"] < warning["limit"]
+    assert "blurry" in warning["message"]
 
 
 @needs_eval_set

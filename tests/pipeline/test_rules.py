@@ -12,7 +12,7 @@ import pytest
 from pipeline import PipelineSettings
 from pipeline.landmarks import CHIN, FOREHEAD, LEFT_CHEEK_EDGE, RIGHT_CHEEK_EDGE, Face
 from pipeline.quality import FaceQuality
-from pipeline.rules import Measures, checks, measure, message, no_face_check, verdict
+from pipeline.rules import RULES, Measures, checks, measure, no_face_check, verdict
 
 SETTINGS = PipelineSettings()
 GOOD = Measures(
@@ -22,7 +22,10 @@ GOOD = Measures(
     outside_share=0.0,
     yaw=0.0,
     pitch=0.0,
-    quality=FaceQuality(sharpness=400.0, brightness=140.0, drawn_share=0.1),
+    quality=FaceQuality(sharpness=400.0, brightness=140.0, drawn_share=0.1, blown_share=0.0),
+    human=0.9,
+    eyes_open=0.3,
+    mouth_open=0.05,
 )
 ORDER = [
     "face_count",
@@ -32,8 +35,12 @@ ORDER = [
     "face_in_frame",
     "face_resolution",
     "face_share",
-    "sharpness",
+    "human",
     "brightness",
+    "highlights",
+    "sharpness",
+    "eyes_open",
+    "mouth_closed",
 ]
 
 
@@ -66,6 +73,10 @@ FAILURES = [
     (replace(GOOD, outside_share=S.max_cut_off_ratio + 0.01), "face_in_frame", "face.cut_off"),
     (replace(GOOD, upscale=S.max_upscale + 0.01), "face_resolution", "face.too_small"),
     (replace(GOOD, height_share=S.min_face_height_ratio - 0.01), "face_share", "face.too_small"),
+    (replace(GOOD, human=S.min_human_score - 0.01), "human", "face.not_human"),
+    (with_quality(sharpness=S.min_sharpness - 0.1), "sharpness", "face.too_blurry"),
+    (with_quality(brightness=S.min_brightness - 0.1), "brightness", "face.too_dark"),
+    (with_quality(blown_share=S.max_blown_share + 0.01), "highlights", "face.too_bright"),
 ]
 
 
@@ -89,7 +100,10 @@ def test_each_limit_rejects_with_its_code(measures: Measures, name: str, code: s
         replace(GOOD, outside_share=S.max_cut_off_ratio),
         replace(GOOD, upscale=S.max_upscale),
         replace(GOOD, height_share=S.min_face_height_ratio),
-        with_quality(sharpness=S.min_sharpness, brightness=S.min_brightness),
+        replace(GOOD, human=S.min_human_score),
+        with_quality(sharpness=S.warn_sharpness, brightness=S.warn_brightness),
+        with_quality(blown_share=S.warn_blown_share),
+        replace(GOOD, eyes_open=S.min_eye_openness, mouth_open=S.max_mouth_openness),
     ],
 )
 def test_a_value_at_its_limit_passes(measures: Measures) -> None:
@@ -108,7 +122,7 @@ def test_small_bystanders_are_not_counted_comparable_faces_are() -> None:
         ({"others": (1.0,), "yaw": 80.0, "upscale": 9.0}, "face.multiple"),
         ({"yaw": 80.0, "outside_share": 0.5, "upscale": 9.0}, "face.not_frontal"),
         ({"outside_share": 0.5, "upscale": 9.0, "height_share": 0.01}, "face.cut_off"),
-        ({"upscale": 9.0, "height_share": 0.01}, "face.too_small"),
+        ({"upscale": 9.0, "height_share": 0.01, "human": 0.0}, "face.too_small"),
     ],
 )
 def test_the_first_failed_check_decides_the_code(changes: dict[str, Any], code: str) -> None:
@@ -118,42 +132,54 @@ def test_the_first_failed_check_decides_the_code(changes: dict[str, Any], code: 
     assert failed is not None and failed.code == code
 
 
-def test_blur_and_darkness_only_warn_by_default() -> None:
-    result = checks(with_quality(sharpness=1.0, brightness=5.0), SETTINGS)
+def test_between_the_two_limits_quality_only_warns() -> None:
+    soft = (S.min_sharpness + S.warn_sharpness) / 2
+    dim = (S.min_brightness + S.warn_brightness) / 2
+    glare = (S.warn_blown_share + S.max_blown_share) / 2
+    result = checks(with_quality(sharpness=soft, brightness=dim, blown_share=glare), SETTINGS)
 
     assert verdict(result) is None
     warned = [c for c in result if not c.passed]
-    assert [c.name for c in warned] == ["sharpness", "brightness"]
-    assert all(c.code == "" for c in warned)
+    assert [c.name for c in warned] == ["brightness", "highlights", "sharpness"]
+    assert [c.code for c in warned] == ["face.too_dark", "face.too_bright", "face.too_blurry"]
+    assert {c.severity for c in warned} == {"warn"}
+    assert [c.limit for c in warned] == [S.warn_brightness, S.warn_blown_share, S.warn_sharpness]
 
 
-def test_blur_and_darkness_reject_when_settings_say_so() -> None:
-    strict = SETTINGS.model_copy(update={"reject_blurry": True, "reject_dark": True})
+def test_closed_eyes_and_an_open_mouth_only_warn() -> None:
+    result = checks(replace(GOOD, eyes_open=0.02, mouth_open=0.6), SETTINGS)
 
-    blurry = verdict(checks(with_quality(sharpness=1.0, brightness=5.0), strict))
-    dark = verdict(checks(with_quality(brightness=5.0), strict))
+    assert verdict(result) is None
+    warned = {c.code: c for c in result if not c.passed}
+    assert set(warned) == {"face.eyes_closed", "face.mouth_open"}
+    assert "eyes look closed" in warned["face.eyes_closed"].message
 
-    assert blurry is not None and blurry.code == "face.too_blurry"
-    assert dark is not None and dark.code == "face.too_dark"
+
+def test_every_rule_says_its_direction_and_code() -> None:
+    for check in checks(GOOD, SETTINGS):
+        assert check.bound in ("min", "max")
+        assert check.code and check.severity == ""
+        assert check.message == ""
+    assert len({rule.name for rule in RULES}) == len(RULES)
 
 
 def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
     many = by_name(replace(GOOD, others=(1.0,)))["face_count"]
-    assert message(many, SETTINGS) == (
+    assert many.message == (
         "The image shows 2 faces of similar size; upload a photo of one person."
     )
     turned = by_name(replace(GOOD, yaw=-62.3))["yaw"]
-    assert "62 degrees" in message(turned, SETTINGS)
-    assert "45 degrees" in message(turned, SETTINGS)
+    assert "62 degrees" in turned.message
+    assert f"{S.max_yaw_degrees:.0f} degrees" in turned.message
     small = by_name(replace(GOOD, upscale=4.0))["face_resolution"]
-    assert "4.0x" in message(small, SETTINGS) and "512 px" in message(small, SETTINGS)
+    assert "4.0x" in small.message and "512 px" in small.message
     share = by_name(replace(GOOD, height_share=0.05))["face_share"]
-    assert "5%" in message(share, SETTINGS) and "12%" in message(share, SETTINGS)
+    assert "5%" in share.message and "12%" in share.message
     for check in checks(replace(GOOD, others=(1.0,), yaw=90.0, pitch=90.0), SETTINGS):
-        assert message(check, SETTINGS)
+        assert bool(check.message) == (not check.passed)
     none = no_face_check()
     assert (none.code, none.passed, none.value) == ("face.none", False, 0)
-    assert "No face" in message(none, SETTINGS)
+    assert "No face" in none.message
 
 
 def synthetic_face(
@@ -178,9 +204,9 @@ def synthetic_face(
 
 
 def test_measure_height_share_follows_the_face_axis() -> None:
-    upright = measure(synthetic_face((500, 300), 120), [], 1000, 600, 1.0, GOOD.quality)
+    upright = measure(synthetic_face((500, 300), 120), [], 1000, 600, 1.0, GOOD.quality, 0.9)
     lying = measure(
-        synthetic_face((500, 300), 120, roll_degrees=90), [], 1000, 600, 1.0, GOOD.quality
+        synthetic_face((500, 300), 120, roll_degrees=90), [], 1000, 600, 1.0, GOOD.quality, 0.9
     )
 
     assert upright.height_share == pytest.approx(120 / 600)
@@ -190,7 +216,7 @@ def test_measure_height_share_follows_the_face_axis() -> None:
 
 def test_measure_outside_share() -> None:
     # Centred on the left edge: the left half of the face's points lie outside.
-    m = measure(synthetic_face((0, 300), 200), [0.5, 0.3], 1000, 600, 2.5, GOOD.quality)
+    m = measure(synthetic_face((0, 300), 200), [0.5, 0.3], 1000, 600, 2.5, GOOD.quality, 0.9)
 
     assert m.outside_share == pytest.approx(0.5, abs=0.01)
     assert m.others == (0.5, 0.3)
@@ -201,7 +227,40 @@ def test_measure_reads_yaw_from_cheek_depth() -> None:
     # The left cheek (image right) 40 px further away than the right cheek,
     # on a face 160 px wide: the face turns towards the image's right.
     turned = measure(
-        synthetic_face((500, 300), 200, depth_turn=20), [], 1000, 600, 1.0, GOOD.quality
+        synthetic_face((500, 300), 200, depth_turn=20), [], 1000, 600, 1.0, GOOD.quality, 0.9
     )
 
     assert turned.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
+
+
+@pytest.mark.parametrize("degrees", [10.0, 30.0, 50.0, 70.0, -60.0])
+def test_yaw_follows_the_detector_nose_past_where_the_mesh_flattens(degrees: float) -> None:
+    # Eyes 60 px apart; the nose tip half an eye distance in front of them
+    # shows tan(yaw) * 30 px off their midpoint. The synthetic mesh reads 0.
+    shift = np.tan(np.radians(degrees)) * 30
+    keypoints = ((470.0, 280.0), (530.0, 280.0), (500.0 + shift, 310.0))
+    face = replace(synthetic_face((500, 300), 200), keypoints=keypoints)
+
+    assert face.nose_yaw() == pytest.approx((degrees, 60.0), abs=0.01)
+    assert face.scaled(0.5, 0.5).nose_yaw() == pytest.approx((degrees, 30.0), abs=0.01)
+    measured = measure(face, [], 600, 600, 1.0, GOOD.quality, 0.9)
+    assert measured.yaw == pytest.approx(degrees, abs=0.01)
+
+
+def test_yaw_keeps_the_mesh_reading_when_the_nose_reads_less() -> None:
+    face = replace(
+        synthetic_face((500, 300), 200, depth_turn=20),
+        keypoints=((470.0, 280.0), (530.0, 280.0), (501.0, 310.0)),
+    )
+
+    measured = measure(face, [], 600, 600, 1.0, GOOD.quality, 0.9)
+    assert measured.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
+
+
+def test_a_small_face_nose_does_not_count() -> None:
+    # The same 60 px eye distance in a 6000 px photo: under 2 px for the detector.
+    keypoints = ((470.0, 280.0), (530.0, 280.0), (530.0, 310.0))
+    face = replace(synthetic_face((500, 300), 200), keypoints=keypoints)
+
+    assert measure(face, [], 6000, 4000, 1.0, GOOD.quality, 0.9).yaw == pytest.approx(0.0)
+    assert measure(face, [], 600, 400, 1.0, GOOD.quality, 0.9).yaw == pytest.approx(45.0)

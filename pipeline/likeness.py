@@ -1,0 +1,44 @@
+"""Is the face a human face? The detector's second look, at the aligned face alone.
+
+The first detection pass sees the whole photo at 128-192 px, where a dog's or a
+monkey's face is face-shaped enough to score 0.5-0.9, and the landmark model
+then fits a human mesh to anything face-like. Shown the aligned 1:1 crop on its
+own, reduced to the full-range detector's own scale and centred on a grey
+canvas, the same model answers a different question, with the face large, level
+and centred: is this the kind of face you were trained on? Every human face of
+both dev sets (grayscale, masked, dim, a hand at the cheek) scores 0.75 or more
+there; the animals that passed the first look are not found at all.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.detect import PAD_GREY
+from pipeline.models import FaceModels
+
+# The crop is shown at this side on a canvas twice as large: the face (about
+# half the FFHQ square) then spans about a quarter of what the detector sees,
+# the middle of the full-range model's range.
+LIKENESS_SIDE = 192
+
+
+def human_score(square: np.ndarray, models: FaceModels) -> float:
+    """The full-range detector's best score for a face centred in the aligned
+    1:1 crop `square` ((S, S, 3) uint8 RGB, any S), shown at LIKENESS_SIDE px on
+    a grey canvas twice that side; 0.0 when it finds none there (a detection
+    whose centre lies outside the crop's middle half is another thing)."""
+    side = LIKENESS_SIDE
+    small = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)
+    pad = side // 2
+    canvas = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=PAD_GREY)
+    result = models.full_range.process(canvas)
+    best = 0.0
+    for detection in result.detections or ():
+        box = detection.location_data.relative_bounding_box
+        centre_x, centre_y = box.xmin + box.width / 2, box.ymin + box.height / 2
+        # The crop's middle half is the canvas's middle quarter: 3/8 to 5/8.
+        if 0.375 <= centre_x <= 0.625 and 0.375 <= centre_y <= 0.625:
+            best = max(best, float(detection.score[0]))
+    return best

@@ -1,0 +1,77 @@
+"""The face rules: measured values against the limits in `PipelineSettings`,
+and the verdict.
+
+Each rule is a `Rule` in a small module of this package (its value, limits,
+code, hint and message); `RULES` puts them in verdict order, and the first
+failed check whose severity is "reject" decides the error code, so one photo
+always gets the same, most fundamental, reason: is there one face, is it a
+photo, does it face the camera, is it all in the frame, does it have enough
+pixels, is it human, can it be seen. (A bigger photo does not fix a profile or
+a cut-off face, so those come before size; a face too small or turned away
+cannot be judged human, so that comes after; darkness before blur, since a
+dark face also measures soft.) A failed check of severity "warn" is a warning
+on an accepted image.
+
+A new check is one new module here and one entry in `RULES`.
+"""
+
+from __future__ import annotations
+
+from pipeline.record import Check
+from pipeline.rules.base import Rule
+from pipeline.rules.count import FACE_COUNT
+from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
+from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
+from pipeline.rules.frame import FACE_IN_FRAME
+from pipeline.rules.human import HUMAN
+from pipeline.rules.measures import Measures, measure
+from pipeline.rules.photo import PHOTO
+from pipeline.rules.pose import PITCH, YAW
+from pipeline.rules.sharpness import SHARPNESS
+from pipeline.rules.size import FACE_RESOLUTION, FACE_SHARE
+from pipeline.settings import PipelineSettings
+
+RULES: tuple[Rule, ...] = (
+    FACE_COUNT,
+    PHOTO,
+    YAW,
+    PITCH,
+    FACE_IN_FRAME,
+    FACE_RESOLUTION,
+    FACE_SHARE,
+    HUMAN,
+    DARKNESS,
+    HIGHLIGHTS,
+    SHARPNESS,
+    EYES_OPEN,
+    MOUTH_CLOSED,
+)
+
+NO_FACE_MESSAGE = "No face was found in the image; upload a photo that shows one face clearly."
+
+__all__ = ["RULES", "Measures", "Rule", "checks", "measure", "no_face_check", "verdict"]
+
+
+def checks(measures: Measures, settings: PipelineSettings) -> tuple[Check, ...]:
+    """Every check of a face, in verdict order."""
+    return tuple(rule.check(measures, settings) for rule in RULES)
+
+
+def verdict(all_checks: tuple[Check, ...]) -> Check | None:
+    """The check that rejects the image (the first failed one of severity "reject"), or None."""
+    return next((c for c in all_checks if c.severity == "reject"), None)
+
+
+def no_face_check() -> Check:
+    """The one check of an image in which no face was found."""
+    return Check(
+        name="face_count",
+        passed=False,
+        value=0,
+        limit=1,
+        hint="Use a photo in which one face is clearly visible and faces the camera.",
+        code="face.none",
+        severity="reject",
+        bound="min",
+        message=NO_FACE_MESSAGE,
+    )

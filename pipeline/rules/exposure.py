@@ -1,0 +1,28 @@
+"""Light on the face: near black or blown out rejects, dim or bright warns."""
+
+from pipeline.rules.base import Rule
+
+DARKNESS = Rule(
+    name="brightness",
+    code="face.too_dark",
+    bound="min",
+    value=lambda m, s: m.quality.brightness,
+    reject=lambda s: s.min_brightness,
+    warn=lambda s: s.warn_brightness,
+    hint="Use a photo taken in good, even light.",
+    message="The face is too dark: brightness {value} of 255, at least {limit} is "
+    "needed; use a photo taken in good light.",
+)
+
+HIGHLIGHTS = Rule(
+    name="highlights",
+    code="face.too_bright",
+    bound="max",
+    value=lambda m, s: m.quality.blown_share,
+    reject=lambda s: s.max_blown_share,
+    warn=lambda s: s.warn_blown_share,
+    hint="Use a photo without glare or flash washing out the face.",
+    message="The face is overexposed: {value:.0%} of it is blown out to white, at most "
+    "{limit:.0%} is allowed; use a photo in softer light.",
+    digits=3,
+)

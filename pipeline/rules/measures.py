@@ -1,0 +1,88 @@
+"""What the rules look at: the measures of the main face of one image."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.landmarks import Face
+from pipeline.quality import FaceQuality
+
+# The detectors see the whole photo at 128 (short range) to 192 px. With fewer
+# than this many of those 128 px between the eyes, the nose tip's offset is a
+# pixel or two and its yaw is noise (a full-body shot would read as a profile),
+# so only the mesh's yaw counts.
+MIN_KEYPOINT_EYES = 10
+DETECTOR_SIDE = 128
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What the rules look at, for the main (largest) face.
+
+    `others`: the size of each other person's face as a share of the main
+    face's: forehead-to-chin length for fitted faces, box height for strong
+    detections the landmark model could not fit (about 0.95 of that length).
+    `upscale`: output pixels per source pixel of the 1:1 crop. `height_share`:
+    the face's forehead-to-chin length over the frame's extent along the
+    face's own up-down axis (the image height for an upright face).
+    `outside_share`: the share of the face's landmarks outside the frame.
+    Angles in degrees (see `Face.pose`): `yaw` is whichever of the mesh's
+    and the detector nose's reading (`Face.nose_yaw`) turns further, the
+    latter only when the eyes were MIN_KEYPOINT_EYES apart for the detector
+    (the mesh flattens near profile, the keypoints are noisy when small).
+    `human`: the full-range detector's
+    score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
+    finds none). `eyes_open`: the more open eye's lid gap over its width (see
+    `Face.openness`); `mouth_open`: the lips' gap over the mouth's width.
+    """
+
+    others: tuple[float, ...]
+    upscale: float
+    height_share: float
+    outside_share: float
+    yaw: float
+    pitch: float
+    quality: FaceQuality
+    human: float
+    eyes_open: float
+    mouth_open: float
+
+
+def measure(
+    main: Face,
+    others: list[float],
+    width: int,
+    height: int,
+    upscale: float,
+    quality: FaceQuality,
+    human: float,
+) -> Measures:
+    """The measures of the `main` face in a `width` x `height` upright source
+    (source pixels), with the sizes of the `others` relative to it (see
+    `Measures`), its 1:1 `upscale`, its crop `quality` and `human` score."""
+    pose = main.pose()
+    nose_yaw, eyes = main.nose_yaw()
+    if eyes * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_EYES and abs(nose_yaw) > abs(
+        pose["yaw"]
+    ):
+        pose["yaw"] = nose_yaw
+    roll = math.radians(pose["roll"])
+    extent = abs(math.cos(roll)) * height + abs(math.sin(roll)) * width
+    x, y = main.mesh[:, 0], main.mesh[:, 1]
+    inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+    openness = main.openness()
+    return Measures(
+        others=tuple(others),
+        upscale=upscale,
+        height_share=main.length / extent,
+        outside_share=1.0 - float(np.count_nonzero(inside)) / len(inside),
+        yaw=pose["yaw"],
+        pitch=pose["pitch"],
+        quality=quality,
+        human=human,
+        eyes_open=max(openness["right_eye"], openness["left_eye"]),
+        mouth_open=openness["mouth"],
+    )
