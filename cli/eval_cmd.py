@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.scoring import Label, Outcome, format_summary, predicted_label, read_labels, summarise
+from cli.loo import leave_one_out, refitted
+from cli.scoring import (
+    Label,
+    Outcome,
+    format_summary,
+    percent,
+    predicted_label,
+    read_labels,
+    summarise,
+)
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
 from service.settings import Settings
 
@@ -60,21 +69,34 @@ def run(args: argparse.Namespace) -> int:
     with FaceModels.load() as models:
         outcomes = [score(args.folder, label, models, settings) for label in labels]
     summary = summarise(outcomes)
+    summary["refitted"] = summarise(refitted(outcomes))["accuracy"]
+    summary["leave_one_out"] = summarise(leave_one_out(outcomes))["accuracy"]
     if args.json:
         rows = [dict(vars(o), verdict_right=o.verdict_right) for o in outcomes]
         print(json.dumps({"summary": summary, "rows": rows}, indent=2))
     else:
         print(format_summary(summary))
+        for name, key in (
+            ("data-chosen limits refitted on every row", "refitted"),
+            ("leave-one-out (each row scored with limits chosen without it)", "leave_one_out"),
+        ):
+            accuracy = summary[key]
+            print(
+                f"{name}: {percent(accuracy['all'])} of all rows, "
+                f"{percent(accuracy['clear'])} of clear rows"
+            )
     return EXIT_DONE
 
 
 def score(folder: Path, label: Label, models: FaceModels, settings: PipelineSettings) -> Outcome:
     """Run one labelled file through the pipeline."""
     code, message = "", ""
+    warnings: tuple[str, ...] = ()
     try:
-        prepare((folder / label.file).read_bytes(), models, settings)
+        prepared = prepare((folder / label.file).read_bytes(), models, settings)
+        warnings, checks = tuple(c.code for c in prepared.warnings), prepared.checks
     except (Rejected, ImageError) as verdict:
-        code, message = verdict.code, verdict.message
+        code, message, checks = verdict.code, verdict.message, verdict.checks
     return Outcome(
         file=label.file,
         expected=label.expected,
@@ -82,4 +104,7 @@ def score(folder: Path, label: Label, models: FaceModels, settings: PipelineSett
         code=code,
         message=message,
         flagged=label.flagged,
+        category=label.category,
+        warnings=warnings,
+        checks=tuple(c.to_dict() for c in checks),
     )

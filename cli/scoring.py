@@ -1,9 +1,11 @@
 """Scoring pipeline verdicts against a labelled set (`../shared/faces/labels.csv`).
 
-The scoring rules are the set's README's: accept against any rejection is the
+The scoring rules are the sets' READMEs': accept against any rejection is the
 primary measure; for the reason, `reject:non_human` is also matched by a
-no-face verdict and `reject:not_a_photo` by any rejection. Rows whose notes say
-AMBIGUOUS or BORDERLINE are scored separately as well.
+no-face verdict, `reject:not_a_photo` by any rejection, and a sculpture, doll
+or mask (`reject:no_face`, category `object`) by a non-human or not-a-photo
+verdict. Rows whose notes say AMBIGUOUS or BORDERLINE are scored separately as
+well, and every row by its category when the labels have one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Label:
     file: str
     expected: str
     notes: str
+    category: str = ""
 
     @property
     def flagged(self) -> bool:
@@ -44,7 +47,9 @@ class Label:
 @dataclass(frozen=True)
 class Outcome:
     """A label with the pipeline's verdict: `predicted` in the labels' vocabulary
-    (`accept` or `reject:<reason>`), `code` the error code ('' for an accept)."""
+    (`accept` or `reject:<reason>`), `code` the error code ('' for an accept),
+    `warnings` the codes an accepted photo was warned with, `checks` every
+    check as `Check.to_dict()` (for the leave-one-out figure)."""
 
     file: str
     expected: str
@@ -52,6 +57,9 @@ class Outcome:
     code: str
     message: str
     flagged: bool
+    category: str = ""
+    warnings: tuple[str, ...] = ()
+    checks: tuple[dict[str, Any], ...] = ()
 
     @property
     def verdict_right(self) -> bool:
@@ -66,6 +74,8 @@ class Outcome:
             return False
         if self.expected == "reject:not_a_photo":
             return True
+        if self.expected == "reject:no_face" and self.category == "object":
+            return self.predicted in ("reject:non_human", "reject:not_a_photo")
         return self.expected == "reject:non_human" and self.predicted == "reject:no_face"
 
 
@@ -76,7 +86,10 @@ def read_labels(path: Path) -> list[Label]:
         reader = csv.DictReader(f)
         if not {"file", "expected"} <= set(reader.fieldnames or ()):
             raise ValueError(f"{path}: needs the columns 'file' and 'expected'")
-        labels = [Label(r["file"], r["expected"].strip(), r.get("notes") or "") for r in reader]
+        labels = [
+            Label(r["file"], r["expected"].strip(), r.get("notes") or "", r.get("category") or "")
+            for r in reader
+        ]
     for label in labels:
         if label.expected != ACCEPT and not label.expected.startswith("reject:"):
             raise ValueError(f"{path}: {label.file}: expected must be accept or reject:<reason>")
@@ -116,6 +129,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "confusion": [
             {"expected": e, "predicted": p, "count": n} for (e, p), n in sorted(confusion.items())
         ],
+        "categories": _by_category(outcomes),
+        "warned": [{"file": o.file, "warnings": list(o.warnings)} for o in outcomes if o.warnings],
         "disagreements": [asdict(o) for o in outcomes if not o.reason_right],
     }
 
@@ -144,12 +159,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     acc, counts = summary["accuracy"], summary["counts"]
     lines += [
         "",
-        f"accept/reject right: {_pct(acc['all'])} of {counts['all']} rows; "
-        f"{_pct(acc['clear'])} of {counts['clear']} clear rows; "
-        f"{_pct(acc['flagged'])} of {counts['flagged']} AMBIGUOUS/BORDERLINE rows",
-        f"reason agreement (rightly rejected rows): {_pct(summary['reason_agreement'])}",
+        f"accept/reject right: {percent(acc['all'])} of {counts['all']} rows; "
+        f"{percent(acc['clear'])} of {counts['clear']} clear rows; "
+        f"{percent(acc['flagged'])} of {counts['flagged']} AMBIGUOUS/BORDERLINE rows",
+        f"reason agreement (rightly rejected rows): {percent(summary['reason_agreement'])}",
         f"reject:multiple_faces rows accepted: {summary['multiple_faces_accepted']}",
     ]
+    if summary["categories"]:
+        lines += ["", "by category (verdict right / rows):"]
+        for c in summary["categories"]:
+            share = percent(c["right"] / c["rows"])
+            lines.append(f"  {c['category']:22} {c['right']:3} / {c['rows']:<3} {share}")
+    if summary["warned"]:
+        lines += ["", "accepted with warnings:"]
+        lines += [f"  {w['file']}: {', '.join(w['warnings'])}" for w in summary["warned"]]
     if summary["disagreements"]:
         lines += ["", "disagreements:"]
         for d in summary["disagreements"]:
@@ -160,13 +183,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _by_category(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    rows = Counter(o.category for o in outcomes if o.category)
+    right = Counter(o.category for o in outcomes if o.category and o.verdict_right)
+    return [{"category": c, "rows": n, "right": right[c]} for c, n in sorted(rows.items())]
+
+
 def _share(outcomes: list[Outcome], attribute: str) -> float | None:
     if not outcomes:
         return None
     return sum(1 for o in outcomes if getattr(o, attribute)) / len(outcomes)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 

@@ -26,6 +26,13 @@ from pipeline.record import Box, Point
 PAD_FACTOR = 2.0
 PAD_GREY = (128, 128, 128)
 
+# The tiled second look (`detect_tiled`): squares of this side, overlapping by
+# a quarter so a face on a seam is whole in one of them. The full-range model
+# sees a tile at 192 px, so a face of 20 px in the tile is 10 px to it, about
+# the smallest it finds.
+TILE_SIDE = 384
+TILE_STEP = TILE_SIDE * 3 // 4
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -139,3 +146,38 @@ def _unturn(candidate: Candidate, quarter_turns: int, width: int, height: int) -
         score=candidate.score,
         keypoints=tuple(back(p) for p in candidate.keypoints),
     )
+
+
+def detect_tiled(rgb: np.ndarray, models: FaceModels, min_score: float) -> list[Candidate]:
+    """Full-range candidates scoring at least `min_score` in overlapping
+    TILE_SIDE squares covering `rgb` ((H, W, 3) uint8 RGB), highest score first,
+    one per face (a candidate centred inside a kept one's box is the same face
+    seen from a neighbouring tile). For faces too small for the whole-image
+    passes: people far away, a team photo. Coordinates are `rgb`'s."""
+    height, width = rgb.shape[:2]
+    found: list[Candidate] = []
+    for top in _tile_starts(height):
+        for left in _tile_starts(width):
+            tile = np.ascontiguousarray(rgb[top : top + TILE_SIDE, left : left + TILE_SIDE])
+            found += _run(models.full_range, tile, (-left, -top))
+    kept: list[Candidate] = []
+    for candidate in sorted(found, key=lambda c: -c.score):
+        if candidate.score < min_score:
+            break
+        if not any(box_contains(k.box, candidate.centre) for k in kept):
+            kept.append(candidate)
+    return kept
+
+
+def _tile_starts(length: int) -> list[int]:
+    """Starts of TILE_SIDE windows every TILE_STEP px, the last one flush with the end."""
+    starts = list(range(0, max(length - TILE_SIDE, 0) + 1, TILE_STEP))
+    if starts[-1] + TILE_SIDE < length:
+        starts.append(length - TILE_SIDE)
+    return starts
+
+
+def box_contains(box: Box, point: Point) -> bool:
+    """Whether (x, y) `point` lies in `box` (x, y, width, height), edges included."""
+    x, y, w, h = box
+    return x <= point[0] <= x + w and y <= point[1] <= y + h

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from mediapipe.framework.formats import rect_pb2
 
-from pipeline.detect import Candidate
+from pipeline.detect import Candidate, box_contains
 from pipeline.models import FaceModels
 from pipeline.record import Box, Point
 
@@ -90,7 +90,7 @@ class Face:
         return float(np.hypot(*(self.mesh[CHIN, :2] - self.mesh[FOREHEAD, :2])))
 
     def contains(self, point: Point) -> bool:
-        return _inside(point, self.box)
+        return box_contains(self.box, point)
 
     def scaled(self, sx: float, sy: float) -> Face:
         """The same face in an image scaled by (sx, sy); depth scales with x."""
@@ -165,7 +165,7 @@ class Face:
     def nose_yaw(self) -> tuple[float, float]:
         """Yaw in degrees (sign as in `pose`) from the detector's eyes and nose
         tip, and the eye distance it was read over, in pixels; (0, 0) without
-        keypoints.
+        keypoints (or with both eyes on one point).
 
         The keypoints are not fitted to a face model: the nose tip's offset
         from the eyes' midpoint along the eye line, in eye distances, is
@@ -216,14 +216,9 @@ def unfitted(candidates: list[Candidate], faces: list[Face], min_score: float) -
     for candidate in candidates:  # largest first
         if candidate.score < min_score or any(f.contains(candidate.centre) for f in faces):
             continue
-        if not any(_inside(candidate.centre, k.box) for k in kept):
+        if not any(box_contains(k.box, candidate.centre) for k in kept):
             kept.append(candidate)
     return kept
-
-
-def _inside(point: Point, box: Box) -> bool:
-    x, y, w, h = box
-    return x <= point[0] <= x + w and y <= point[1] <= y + h
 
 
 def orient(rgb: np.ndarray, face: Face, models: FaceModels) -> Face:

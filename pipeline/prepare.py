@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase
 from pipeline.decode import Probe, decode, probe
-from pipeline.detect import Candidate, detect
+from pipeline.detect import Candidate, detect, detect_tiled
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
@@ -42,7 +42,7 @@ from pipeline.models import FaceModels
 from pipeline.quality import measure as measure_quality
 from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
-from pipeline.rules import checks, measure, no_face_check, verdict
+from pipeline.rules import checks, measure, small_faces_check, verdict
 from pipeline.settings import PipelineSettings
 from pipeline.warp import warp, warp_together
 
@@ -92,8 +92,24 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
 
     faces, candidates = find_faces(small, models, settings, watch)
     if not faces:
-        check = no_face_check()
-        raise Rejected(check.message, code=check.code, checks=(check,), source=source)
+        # A second look, in tiles at a higher resolution, tells a photo of no
+        # one from one of people too small for the first.
+        with watch("decode"):
+            reduction = detection_reduction(info, settings.small_face_side)
+            pixels = first if reduction == first_reduction else decode(data, info, reduction)
+            large = shrink(pixels.rgb, settings.small_face_side)
+        with watch("detect"):
+            found = detect_tiled(large, models, settings.min_small_face_score)
+        boxes = [c.box for c in found]
+        check = small_faces_check([h / large.shape[0] for *_, h in boxes], settings)
+        scale = info.width / large.shape[1]
+        raise Rejected(
+            check.message,
+            code=check.code,
+            checks=(check,),
+            source=source,
+            candidates=tuple((x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes),
+        )
     with watch("mesh"):
         others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the

@@ -35,8 +35,12 @@ LINE_GRADIENT = 150.0
 # 100-225, a face at 12% exposure about 20.
 NORMAL_CONTRAST = 128.0
 
-# Luma (0-255) at which a pixel counts as blown out to white.
+# Luma (0-255) at which a pixel counts as blown out to white, or crushed to black.
 BLOWN_LUMA = 250
+BLACK_LUMA = 5
+
+# The discrete second derivative along a row (its transpose: down a column).
+SECOND_DERIVATIVE = np.array([[1.0, -2.0, 1.0]], dtype=np.float32)
 
 # Largest patch side at which two faces' sharpness is compared.
 COMPARE_SIDE = 128
@@ -44,8 +48,10 @@ COMPARE_SIDE = 128
 
 @dataclass(frozen=True)
 class FaceQuality:
-    """`sharpness`: variance of the Laplacian of the inner face (higher is
-    sharper; a motion-blurred face reads ~15, a studio portrait 500+).
+    """`sharpness`: twice the smaller of the variances of the inner face's
+    second derivatives across and down (the Laplacian's two halves), so blur in
+    any one direction (camera shake) lowers it as much as blur in all (higher
+    is sharper; a motion-blurred face reads 2-5, a studio portrait 200+).
     `brightness`: its mean luma, 0-255. `drawn_share`: the share of its pixels
     that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
     `blown_share`: the share clipped to white (luma BLOWN_LUMA or more)."""
@@ -72,7 +78,8 @@ def measure(square: np.ndarray) -> FaceQuality:
     cols = slice(round(INNER_COLS[0] * QUALITY_SIDE), round(INNER_COLS[1] * QUALITY_SIDE))
     # Filters run on the whole crop so the region's border pixels see real
     # neighbours, then only the inner face is counted.
-    laplacian = cv2.Laplacian(luma, cv2.CV_32F)[rows, cols]
+    across = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE)[rows, cols]
+    down = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE.T)[rows, cols]
     dx = cv2.Sobel(luma, cv2.CV_32F, 1, 0)[rows, cols]
     dy = cv2.Sobel(luma, cv2.CV_32F, 0, 1)[rows, cols]
     gradient = np.hypot(dx, dy)
@@ -82,10 +89,13 @@ def measure(square: np.ndarray) -> FaceQuality:
     low, high = np.percentile(luma[rows, cols], (2, 98))
     contrast = max(1.0, NORMAL_CONTRAST / max(float(high - low), 1.0))
     drawn = (gradient * contrast < FLAT_GRADIENT) | (gradient * contrast > LINE_GRADIENT)
+    # Pixels clipped to white or black are flat because the sensor ran out,
+    # not because a brush made them so: overexposure is its own check.
+    clipped = (luma[rows, cols] >= BLOWN_LUMA) | (luma[rows, cols] <= BLACK_LUMA)
     return FaceQuality(
-        sharpness=float(laplacian.var()),
+        sharpness=float(2 * min(across.var(), down.var())),
         brightness=float(luma[rows, cols].mean()),
-        drawn_share=float(drawn.mean()),
+        drawn_share=float(np.count_nonzero(drawn & ~clipped) / drawn.size),
         blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
     )
 

@@ -56,6 +56,21 @@ class PipelineSettings(BaseModel):
         "turned away or covered) still counts as a person for face_count; the dev set's "
         "false alarms score 0.6 or less.",
     )
+    small_face_side: int = Field(
+        1280,
+        ge=640,
+        description="Long side of the second, tiled look for faces when the first finds "
+        "none (see detect_tiled): a face of 2% of the frame height is then about 20 px in "
+        "a tile, 10 px to the detector, about the smallest it finds.",
+    )
+    min_small_face_score: float = Field(
+        0.75,
+        ge=0.3,
+        le=1.0,
+        description="Score a face of the tiled look needs to count as a person: the small "
+        "faces of a team photo score 0.75-0.93; no photo without people in either dev set "
+        "gives more than 0.67 (a cat).",
+    )
     max_faces_checked: int = Field(
         12,
         ge=2,
@@ -87,9 +102,11 @@ class PipelineSettings(BaseModel):
         "need up to 3.0x, a 112 px face thumbnail 3.6x and looks soft.",
     )
     min_face_height_ratio: float = Field(
-        0.12,
-        description="Forehead-to-chin over the frame height (along the face's axis): "
-        "full-body shots measure 0.10 or less, half-body accepts 0.136 or more.",
+        0.14,
+        description="Forehead-to-chin over the frame height (along the face's axis). That "
+        "length is about a ninth of a person's height, so a full-body shot, the person "
+        "filling 80-100% of the frame, measures 0.11-0.13 (a runway photo 0.13) and a "
+        "knee-up shot about 0.15 (the dev sets' loosest accepts 0.154 and up).",
     )
     max_yaw_degrees: float = Field(
         40.0,
@@ -116,14 +133,16 @@ class PipelineSettings(BaseModel):
         "first pass let through; 0.5 is the detection floor used everywhere else.",
     )
     min_sharpness: float = Field(
-        8.0,
-        description="Laplacian variance of the inner face at 256 px below which the face is "
-        "too blurred to animate (the blurred sample reads 4; the softest accepted photos, a "
-        "night selfie and a soft-focus video frame, 15-16).",
+        4.0,
+        description="Sharpness (see FaceQuality) below which the face is too blurred to "
+        "animate. On the graded set (cli/degrade.py) camera shake of 15% of the face "
+        "length reads 2.3-5.0 and a Gaussian blur of 3% under 3; the blurred sample 2; "
+        "the softest accepted photo, a soft-focus video frame, 12.",
     )
     warn_sharpness: float = Field(
-        40.0,
-        description="Below it the face is soft enough to say so (sharp photos read 95 and up).",
+        30.0,
+        description="Below it the face is soft enough to say so: sharp photos read 100 and "
+        "up (median 195), a blur of 1% of the face length 4-17.",
     )
     min_brightness: float = Field(
         35.0,
@@ -137,18 +156,19 @@ class PipelineSettings(BaseModel):
         "dark room from dark skin, so this only warns.",
     )
     max_blown_share: float = Field(
-        0.3,
+        0.4,
         ge=0.0,
         le=1.0,
         description="Share of the inner face clipped to white (luma 250+) above which the "
-        "face has no detail left to animate.",
+        "face has no detail left to animate: +1.3 EV over a good exposure clips a median "
+        "0.33 (at most 0.67), +2.3 EV most of it.",
     )
     warn_blown_share: float = Field(
-        0.08,
+        0.1,
         ge=0.0,
         le=1.0,
         description="Above it glare or flash is visible on the face; accepted photos read "
-        "under 0.03.",
+        "0.01 or less, +0.6 EV over them up to 0.28.",
     )
     min_eye_openness: float = Field(
         0.12,

@@ -197,6 +197,16 @@ def make_all(portrait: Image.Image, astronaut: Image.Image) -> dict[str, bytes]:
     out["reject_face_too_small_thumbnail.jpg"] = _save(
         portrait.resize((112, 112), Image.Resampling.LANCZOS), "JPEG"
     )
+    # A team photo from far away: six copies of the portrait at 110 px (faces about
+    # 3% of the height) in two rows on a 2400x1500 backdrop, too small for the
+    # first, whole-image look; the tiled second look counts them.
+    team = Image.linear_gradient("L").resize((2400, 1500)).point(lambda v: 120 + v // 4)
+    team = Image.merge("RGB", (team.point(lambda v: v - 20), team, team))
+    small = portrait.resize((110, 110), Image.Resampling.LANCZOS)
+    for row, top in enumerate((520, 760)):
+        for col in range(3):
+            team.paste(small, (700 + 380 * col + 190 * row, top))
+    out["reject_small_group.jpg"] = _save(team, "JPEG")
     out["reject_cut_off.jpg"] = _save(portrait.crop((PORTRAIT_NOSE_X, 0, 1200, 1200)), "JPEG")
     out["reject_too_blurry.jpg"] = _save(portrait.filter(ImageFilter.GaussianBlur(12)), "JPEG")
     out["reject_too_dark.jpg"] = _save(portrait.point(lambda v: round(v * 0.12)), "JPEG")

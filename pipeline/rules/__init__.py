@@ -49,7 +49,16 @@ RULES: tuple[Rule, ...] = (
 
 NO_FACE_MESSAGE = "No face was found in the image; upload a photo that shows one face clearly."
 
-__all__ = ["RULES", "Measures", "Rule", "checks", "measure", "no_face_check", "verdict"]
+__all__ = [
+    "RULES",
+    "Measures",
+    "Rule",
+    "checks",
+    "measure",
+    "no_face_check",
+    "small_faces_check",
+    "verdict",
+]
 
 
 def checks(measures: Measures, settings: PipelineSettings) -> tuple[Check, ...]:
@@ -75,3 +84,15 @@ def no_face_check() -> Check:
         bound="min",
         message=NO_FACE_MESSAGE,
     )
+
+
+def small_faces_check(heights: list[float], settings: PipelineSettings) -> Check:
+    """The check of a photo whose faces only the tiled second look found, each
+    as its height over the frame's: several are a group (face.multiple), one
+    is a person too far away (face.too_small), none leaves face.none."""
+    if not heights:
+        return no_face_check()
+    size = settings.output_size
+    if len(heights) > 1:
+        return FACE_COUNT.result(len(heights), 1, "reject", size)
+    return FACE_SHARE.result(round(heights[0], 3), settings.min_face_height_ratio, "reject", size)

@@ -53,14 +53,16 @@ class Rule:
         size = settings.output_size
         for severity, limit in (("reject", self.reject(settings)), ("warn", self.warn(settings))):
             if limit is not None and not self._within(compared, limit):
-                return self._check(reported, limit, severity, size)
+                return self.result(reported, limit, severity, size)
         limits = [x for x in (self.warn(settings), self.reject(settings)) if x is not None]
-        return self._check(reported, limits[0], "", size)
+        return self.result(reported, limits[0], "", size)
 
     def _within(self, value: float, limit: float) -> bool:
         return value >= limit if self.bound == "min" else value <= limit
 
-    def _check(self, value: float, limit: float, severity: str, size: int) -> Check:
+    def result(self, value: float, limit: float, severity: str, size: int) -> Check:
+        """This rule's check of `value` against `limit` with the given severity
+        ("" for passed); `size` is the 1:1 output side, for the message."""
         text = ""
         if severity:
             text = self.message.format(value=value, limit=limit, magnitude=abs(value), size=size)

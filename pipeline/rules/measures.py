@@ -10,11 +10,12 @@ import numpy as np
 from pipeline.landmarks import Face
 from pipeline.quality import FaceQuality
 
-# The detectors see the whole photo at 128 (short range) to 192 px. With fewer
-# than this many of those 128 px between the eyes, the nose tip's offset is a
-# pixel or two and its yaw is noise (a full-body shot would read as a profile),
-# so only the mesh's yaw counts.
-MIN_KEYPOINT_EYES = 10
+# The detectors see the whole photo at 128 (short range) to 192 px. A face
+# shorter (forehead to chin) than this many of those 128 px has its nose tip a
+# pixel or two off the eyes' midpoint, and that yaw is noise (a full-body shot
+# would read as a profile), so only the mesh's yaw counts. (The length, not the
+# eye distance, since that shrinks as the head turns.)
+MIN_KEYPOINT_FACE = 25
 DETECTOR_SIDE = 128
 
 
@@ -31,7 +32,7 @@ class Measures:
     `outside_share`: the share of the face's landmarks outside the frame.
     Angles in degrees (see `Face.pose`): `yaw` is whichever of the mesh's
     and the detector nose's reading (`Face.nose_yaw`) turns further, the
-    latter only when the eyes were MIN_KEYPOINT_EYES apart for the detector
+    latter only when the face was MIN_KEYPOINT_FACE long for the detector
     (the mesh flattens near profile, the keypoints are noisy when small).
     `human`: the full-range detector's
     score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
@@ -64,10 +65,9 @@ def measure(
     (source pixels), with the sizes of the `others` relative to it (see
     `Measures`), its 1:1 `upscale`, its crop `quality` and `human` score."""
     pose = main.pose()
-    nose_yaw, eyes = main.nose_yaw()
-    if eyes * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_EYES and abs(nose_yaw) > abs(
-        pose["yaw"]
-    ):
+    nose_yaw, _ = main.nose_yaw()
+    large = main.length * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_FACE
+    if large and abs(nose_yaw) > abs(pose["yaw"]):
         pose["yaw"] = nose_yaw
     roll = math.radians(pose["roll"])
     extent = abs(math.cos(roll)) * height + abs(math.sin(roll)) * width

@@ -21,7 +21,7 @@ FACE_SHARE = Rule(
     value=lambda m, s: m.height_share,
     reject=lambda s: s.min_face_height_ratio,
     hint="Use a portrait or head-and-shoulders photo, not a full-body shot.",
-    message="The face is too small a part of the photo: {value:.0%} of its height, at "
-    "least {limit:.0%} is needed; use a portrait or head-and-shoulders photo.",
+    message="The face is too small a part of the photo: {value:.1%} of its height, at "
+    "least {limit:.1%} is needed; use a portrait or head-and-shoulders photo.",
     digits=3,
 )

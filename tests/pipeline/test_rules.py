@@ -174,7 +174,7 @@ def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
     small = by_name(replace(GOOD, upscale=4.0))["face_resolution"]
     assert "4.0x" in small.message and "512 px" in small.message
     share = by_name(replace(GOOD, height_share=0.05))["face_share"]
-    assert "5%" in share.message and "12%" in share.message
+    assert "5.0%" in share.message and f"{S.min_face_height_ratio:.1%}" in share.message
     for check in checks(replace(GOOD, others=(1.0,), yaw=90.0, pitch=90.0), SETTINGS):
         assert bool(check.message) == (not check.passed)
     none = no_face_check()
@@ -258,7 +258,7 @@ def test_yaw_keeps_the_mesh_reading_when_the_nose_reads_less() -> None:
 
 
 def test_a_small_face_nose_does_not_count() -> None:
-    # The same 60 px eye distance in a 6000 px photo: under 2 px for the detector.
+    # The same 200 px face in a 6000 px photo: 4 px long for the detector.
     keypoints = ((470.0, 280.0), (530.0, 280.0), (530.0, 310.0))
     face = replace(synthetic_face((500, 300), 200), keypoints=keypoints)
 
