@@ -1,9 +1,13 @@
-"""`avatar-prep eval DIR --labels CSV [--json]`: run the pipeline on a labelled
-set and score it (rules in `cli/scoring.py`).
+"""`avatar-prep eval DIR --labels CSV [--json] [--graded]`: run the pipeline on a
+labelled set and score it (rules in `cli/scoring.py`).
 
 Prints the confusion table (expected label against the verdict in the labels'
 vocabulary), accept/reject accuracy overall and for the clear and the
-AMBIGUOUS/BORDERLINE rows, reason agreement and every disagreement. Exit codes:
+AMBIGUOUS/BORDERLINE rows, reason agreement, results per category, the
+warnings, every disagreement, and the accuracy with the data-chosen limits
+refitted on every row and left out per row (`cli/loo.py`). `--graded` adds the
+quality checks on the clearly accepted photos degraded at four strengths
+(`cli/graded.py`). Exit codes:
 0 the set was scored, 2 bad usage (unreadable labels, a listed file missing).
 """
 
@@ -15,8 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.graded import format_graded, graded
 from cli.loo import leave_one_out, refitted
 from cli.scoring import (
+    ACCEPT,
     Label,
     Outcome,
     format_summary,
@@ -47,6 +53,12 @@ def register(sub: Any) -> None:
         help="CSV with columns file, expected (accept | reject:<reason>) and optional notes",
     )
     parser.add_argument("--json", action="store_true", help="print rows and summary as JSON")
+    parser.add_argument(
+        "--graded",
+        action="store_true",
+        help="also degrade every clearly accepted photo at four strengths (blur, shake, "
+        "under and over exposure, heavy JPEG) and show what the quality checks say",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,12 +80,21 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings().pipeline
     with FaceModels.load() as models:
         outcomes = [score(args.folder, label, models, settings) for label in labels]
+        clear_accepts = {
+            o.file: (args.folder / o.file).read_bytes()
+            for o in outcomes
+            if o.expected == ACCEPT and not o.flagged
+        }
+        degraded = graded(clear_accepts, models, settings) if args.graded else []
     summary = summarise(outcomes)
     summary["refitted"] = summarise(refitted(outcomes))["accuracy"]
     summary["leave_one_out"] = summarise(leave_one_out(outcomes))["accuracy"]
     if args.json:
         rows = [dict(vars(o), verdict_right=o.verdict_right) for o in outcomes]
-        print(json.dumps({"summary": summary, "rows": rows}, indent=2))
+        report: dict[str, Any] = {"summary": summary, "rows": rows}
+        if args.graded:
+            report["graded"] = [vars(g) for g in degraded]
+        print(json.dumps(report, indent=2))
     else:
         print(format_summary(summary))
         for name, key in (
@@ -85,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{name}: {percent(accuracy['all'])} of all rows, "
                 f"{percent(accuracy['clear'])} of clear rows"
             )
+        if args.graded:
+            print()
+            print(format_graded(degraded))
     return EXIT_DONE
 
 

@@ -1,0 +1,69 @@
+"""The graded set: degradations of a real photo and what the quality checks say
+of the mildest and the strongest (cli/degrade.py, cli/graded.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.degrade import DEGRADATIONS, LEVELS, under_exposure
+from cli.graded import GradedOutcome, format_graded, graded
+from pipeline import FaceModels, PipelineSettings
+from pipeline.decode import decode, probe
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+SETTINGS = PipelineSettings()
+
+# The code the strongest level of each degradation must be rejected with (blur
+# so strong that no face is left to find is a fair outcome too).
+STRONGEST = {
+    "gaussian_blur": {"face.too_blurry", "face.none"},
+    "motion_blur": {"face.too_blurry", "face.none"},
+    "under_exposure": {"face.too_dark"},
+    "over_exposure": {"face.too_bright"},
+}
+
+
+@pytest.fixture(scope="module")
+def portrait_graded() -> list[GradedOutcome]:
+    data = (SAMPLES / "accept_portrait.jpg").read_bytes()
+    with FaceModels.load() as models:
+        return graded({"portrait": data}, models, SETTINGS)
+
+
+def test_every_degradation_keeps_the_image_shape_and_is_deterministic() -> None:
+    data = (SAMPLES / "accept_portrait.jpg").read_bytes()
+    rgb = decode(data, probe(data, SETTINGS), 4).rgb
+    for apply in DEGRADATIONS.values():
+        for level in LEVELS:
+            out = apply(rgb, 120.0, level)
+            assert out.shape == rgb.shape and out.dtype == np.uint8
+            assert np.array_equal(out, apply(rgb, 120.0, level))
+
+
+def test_less_light_is_darker_at_every_level() -> None:
+    rgb = np.full((8, 8, 3), 180, np.uint8)
+    means = [under_exposure(rgb, 10.0, level).mean() for level in LEVELS]
+    assert means == sorted(means, reverse=True) and means[-1] < 40
+
+
+def test_the_mildest_level_is_accepted_and_the_strongest_rejected(
+    portrait_graded: list[GradedOutcome],
+) -> None:
+    by = {(o.degradation, o.level): o for o in portrait_graded}
+    for degradation, codes in STRONGEST.items():
+        mildest, strongest = by[(degradation, LEVELS[0])], by[(degradation, LEVELS[-1])]
+        assert mildest.outcome == "accept", mildest
+        assert strongest.outcome == "reject", strongest
+        assert set(strongest.codes) <= codes, strongest
+        for level in LEVELS[1:-1]:
+            assert by[(degradation, level)].outcome != "accept", (degradation, level)
+
+
+def test_the_table_counts_each_cell(portrait_graded: list[GradedOutcome]) -> None:
+    text = format_graded(portrait_graded)
+
+    assert "gaussian_blur   level 4: accept   0  warn   0  reject   1" in text
+    assert "as promised: " in text

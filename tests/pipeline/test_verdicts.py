@@ -1,0 +1,146 @@
+"""The verdicts that need more than a face-shaped detection, on real photos: a
+human face (not an animal), a head facing the camera past where the mesh
+flattens, and people too small for the first look."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import simplejpeg
+
+from pipeline import FaceModels, PipelineSettings, Rejected, prepare
+from pipeline.decode import decode, probe
+from pipeline.likeness import human_score
+
+SETTINGS = PipelineSettings()
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+DEV_SETS = [SHARED / "faces", SHARED / "faces2"]
+needs_dev_sets = pytest.mark.skipif(
+    not all(d.is_dir() for d in DEV_SETS), reason="../shared/faces and faces2 not present"
+)
+
+
+def rejection(data: bytes, models: FaceModels) -> Rejected:
+    with pytest.raises(Rejected) as caught:
+        prepare(data, models, SETTINGS)
+    return caught.value
+
+
+def labelled(expected: str) -> list[Path]:
+    """Every clear (not AMBIGUOUS or BORDERLINE) dev-set photo labelled `expected`."""
+    found = []
+    for folder in DEV_SETS:
+        with (folder / "labels.csv").open(newline="") as f:
+            for row in csv.DictReader(f):
+                flagged = "AMBIGUOUS" in row["notes"] or "BORDERLINE" in row["notes"]
+                if row["expected"] == expected and not flagged:
+                    found.append(folder / "images" / row["file"])
+    return found
+
+
+def test_a_human_face_scores_high_on_its_second_look(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    accepted = prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+    square = simplejpeg.decode_jpeg(accepted.renditions["1:1"].data, colorspace="RGB")
+    human = next(c for c in accepted.checks if c.name == "human")
+
+    assert human_score(square, face_models) >= 0.75
+    assert human.passed and human.bound == "min"
+    assert human.value == pytest.approx(human_score(square, face_models), abs=1e-3)
+
+
+def test_a_square_without_a_face_scores_nothing(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    data = sample_bytes("reject_no_face.png")  # an espresso cup
+    rgb = decode(data, probe(data, SETTINGS)).rgb
+    square = cv2.resize(rgb[:, 100:500], (512, 512), interpolation=cv2.INTER_AREA)
+
+    assert human_score(square, face_models) < SETTINGS.min_human_score
+
+
+def test_a_cat_is_never_accepted(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    assert rejection(sample_bytes("reject_animal.png"), face_models).code in (
+        "face.none",
+        "face.not_human",
+    )
+
+
+@needs_dev_sets
+def test_no_labelled_animal_passes(face_models: FaceModels) -> None:
+    animals = labelled("reject:non_human")
+    assert len(animals) >= 10
+    for path in animals:
+        code = rejection(path.read_bytes(), face_models).code
+        assert code in ("face.none", "face.not_human"), path.name
+
+
+@needs_dev_sets
+def test_every_labelled_profile_is_not_frontal(face_models: FaceModels) -> None:
+    profiles = labelled("reject:not_frontal")
+    assert len(profiles) >= 5
+    for path in profiles:
+        assert rejection(path.read_bytes(), face_models).code == "face.not_frontal", path.name
+
+
+@needs_dev_sets
+def test_a_profile_reads_its_turn_past_where_the_mesh_flattens(face_models: FaceModels) -> None:
+    # A woman laughing in profile (faces2 e2027): the mesh alone reads 37 degrees.
+    rejected = rejection((SHARED / "faces2" / "images" / "e2027.jpg").read_bytes(), face_models)
+    yaw = next(c for c in rejected.checks if c.name == "yaw")
+
+    assert isinstance(yaw.value, float) and abs(yaw.value) > 50
+    assert yaw.severity == "reject"
+
+
+def test_a_team_photo_of_small_faces_is_several_people(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    data = sample_bytes("reject_small_group.jpg")
+    rejected = rejection(data, face_models)
+
+    assert rejected.code == "face.multiple"
+    assert "faces" in rejected.message
+    (check,) = rejected.checks
+    assert isinstance(check.value, int) and check.value >= 3
+    assert len(rejected.candidates) == check.value
+    assert rejected.source is not None
+    width, height = rejected.source.width, rejected.source.height
+    for x, y, w, h in rejected.candidates:
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
+        assert 0.015 < h / height < 0.06  # faces of about 3% of the frame height
+
+
+def test_one_person_far_away_is_too_small_not_absent(face_models: FaceModels) -> None:
+    # The portrait at 110 px on a 2400 px backdrop (the face about 3% of the
+    # frame height): found only by the tiled look.
+    data_dir = Path(__file__).resolve().parents[2] / "sample_images"
+    portrait = cv2.imread(str(data_dir / "accept_portrait.jpg"))
+    canvas = np.full((1500, 2400, 3), 150, np.uint8)
+    canvas[700:810, 1100:1210] = cv2.resize(portrait, (110, 110), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+
+    rejected = rejection(jpeg.tobytes(), face_models)
+
+    assert rejected.code == "face.too_small"
+    (check,) = rejected.checks
+    assert check.name == "face_share" and check.severity == "reject"
+    assert len(rejected.candidates) == 1
+
+
+def test_a_photo_of_no_one_is_still_no_face(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    rejected = rejection(sample_bytes("reject_no_face.png"), face_models)
+
+    assert rejected.code == "face.none"
+    assert rejected.candidates == ()
