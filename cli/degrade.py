@@ -3,16 +3,20 @@ choosing the quality limits (`avatar-prep eval ... --graded`).
 
 Every degradation is a pure function of an upright (H, W, 3) uint8 RGB image,
 the face's forehead-to-chin length in its pixels (so blur scales with the face,
-not the file) and a level 1 (mildest) to 4 (strongest). Light is scaled in
-linear light (sRGB decoded), as a camera's exposure would.
+not the file) and a level 1 (mildest) to 4 (strongest), and returns the file a
+user would upload: a lossless PNG of the result, or the JPEG itself for
+compression. Light is scaled in linear light (sRGB decoded), as a camera's
+exposure would.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 LEVELS = (1, 2, 3, 4)
 
@@ -24,39 +28,44 @@ OVER_EXPOSURE = (1.3, 2.5, 5.0, 12.0)  # linear light gain: +0.4, +1.3, +2.3, +3
 JPEG_QUALITY = (60, 25, 10, 3)
 
 
-def gaussian_blur(rgb: np.ndarray, face: float, level: int) -> np.ndarray:
+def gaussian_blur(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Out of focus: a Gaussian of sigma GAUSSIAN_SIGMA[level] face lengths."""
     sigma = max(GAUSSIAN_SIGMA[level - 1] * face, 0.3)
-    return cv2.GaussianBlur(rgb, (0, 0), sigma)
+    return png(cv2.GaussianBlur(rgb, (0, 0), sigma))
 
 
-def motion_blur(rgb: np.ndarray, face: float, level: int) -> np.ndarray:
+def motion_blur(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Camera shake: a horizontal line kernel MOTION_LENGTH[level] face lengths long."""
     length = max(round(MOTION_LENGTH[level - 1] * face), 2)
     kernel = np.full((1, length), 1.0 / length, dtype=np.float32)
-    return cv2.filter2D(rgb, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    return png(cv2.filter2D(rgb, -1, kernel, borderType=cv2.BORDER_REFLECT))
 
 
-def under_exposure(rgb: np.ndarray, face: float, level: int) -> np.ndarray:
+def under_exposure(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Too little light: linear light times UNDER_EXPOSURE[level]."""
-    return _exposed(rgb, UNDER_EXPOSURE[level - 1])
+    return png(_exposed(rgb, UNDER_EXPOSURE[level - 1]))
 
 
-def over_exposure(rgb: np.ndarray, face: float, level: int) -> np.ndarray:
+def over_exposure(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Too much light: linear light times OVER_EXPOSURE[level], clipped at white."""
-    return _exposed(rgb, OVER_EXPOSURE[level - 1])
+    return png(_exposed(rgb, OVER_EXPOSURE[level - 1]))
 
 
-def heavy_jpeg(rgb: np.ndarray, face: float, level: int) -> np.ndarray:
-    """Over-compression: a JPEG round trip at quality JPEG_QUALITY[level]."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[level - 1]])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def heavy_jpeg(rgb: np.ndarray, face: float, level: int) -> bytes:
+    """Over-compression: the JPEG at quality JPEG_QUALITY[level]."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY[level - 1])
+    return buffer.getvalue()
 
 
-DEGRADATIONS: dict[str, Callable[[np.ndarray, float, int], np.ndarray]] = {
+def png(rgb: np.ndarray) -> bytes:
+    """A lossless PNG of (H, W, 3) uint8 RGB pixels (fast compression)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+DEGRADATIONS: dict[str, Callable[[np.ndarray, float, int], bytes]] = {
     "gaussian_blur": gaussian_blur,
     "motion_blur": motion_blur,
     "under_exposure": under_exposure,

@@ -8,11 +8,8 @@ level between at least warned.
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from dataclasses import dataclass
-
-from PIL import Image
 
 from cli.degrade import DEGRADATIONS, LEVELS
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
@@ -48,7 +45,7 @@ def graded(
         for degradation, apply in DEGRADATIONS.items():
             for level in LEVELS:
                 out.append(
-                    _run(name, degradation, level, _png(apply(rgb, face, level)), models, settings)
+                    _run(name, degradation, level, apply(rgb, face, level), models, settings)
                 )
     return out
 
@@ -96,9 +93,3 @@ def _run(
         return GradedOutcome(name, degradation, level, "reject", (error.code,))
     codes = tuple(c.code for c in prepared.warnings)
     return GradedOutcome(name, degradation, level, "warn" if codes else "accept", codes)
-
-
-def _png(rgb: object) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)  # type: ignore[arg-type]
-    return buffer.getvalue()

@@ -74,9 +74,28 @@ _MALFORMED = (
 )
 
 
+# The JPEG standard's luminance quantization table (ITU T.81 Annex K), row by
+# row as Pillow reports tables: libjpeg and most encoders scale it by quality.
+_STANDARD_LUMA = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=np.float64,
+).ravel()
+
+
 @dataclass(frozen=True)
 class Probe:
-    """What the header says. `width`/`height` are the UPRIGHT size (EXIF applied)."""
+    """What the header says. `width`/`height` are the UPRIGHT size (EXIF applied).
+    `jpeg_quality`: the libjpeg quality (1-100) a JPEG's luminance table was
+    made with, estimated from the table; None for other formats."""
 
     format: str  # jpeg, png, webp, gif, bmp, tiff, heic, avif
     width: int
@@ -85,6 +104,7 @@ class Probe:
     bytes: int
     # The embedded colour profile (`builtins.`: the field above shadows the type here).
     icc_profile: builtins.bytes | None = field(default=None, repr=False)
+    jpeg_quality: int | None = None
 
     @property
     def dct_scalable(self) -> bool:
@@ -171,7 +191,26 @@ def probe(data: bytes, settings: PipelineSettings) -> Probe:
         orientation=orientation,
         bytes=len(data),
         icc_profile=im.info.get("icc_profile") or None,
+        jpeg_quality=_jpeg_quality(im),
     )
+
+
+def _jpeg_quality(im: Image.Image) -> int | None:
+    """The libjpeg quality whose scaling of the standard luminance table gives
+    `im`'s own, or None when `im` is no JPEG. libjpeg scales the table by
+    5000/q percent below quality 50 and by 200 - 2q above, clamping entries at
+    255 (1 at the other end), so the scale is the median ratio of the entries
+    that were not clamped."""
+    tables = getattr(im, "quantization", None)
+    if not tables or len(tables.get(0, ())) != _STANDARD_LUMA.size:
+        return None
+    table = np.asarray(tables[0], dtype=np.float64)
+    free = (table > 1) & (table < 255)
+    if not free.any():  # every entry clamped: the best or the worst there is
+        return 100 if table.max() <= 1 else 1
+    scale = 100 * float(np.median(table[free] / _STANDARD_LUMA[free]))
+    quality = 5000 / scale if scale > 100 else (200 - scale) / 2
+    return int(min(max(round(quality), 1), 100))
 
 
 def decode(data: bytes, probe: Probe, reduction: int = 1) -> Decoded:

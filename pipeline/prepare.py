@@ -135,7 +135,8 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("detect"):
         human = human_score(crops["1:1"][0], models)
 
-    measures = measure(main, others, info.width, info.height, upscale, quality, human)
+    jpeg_quality = info.jpeg_quality if info.jpeg_quality is not None else 100
+    measures = measure(main, others, info.width, info.height, upscale, quality, human, jpeg_quality)
     all_checks = checks(measures, settings)
     face = FaceInfo(
         box=main.box,

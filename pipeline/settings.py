@@ -170,6 +170,20 @@ class PipelineSettings(BaseModel):
         description="Above it glare or flash is visible on the face; accepted photos read "
         "0.01 or less, +0.6 EV over them up to 0.28.",
     )
+    min_jpeg_quality: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="JPEG quality (from the file's own tables) below which the face is "
+        "8x8 blocks: quality 3-5 leaves no skin or lips to animate; 10 is blocky but a face.",
+    )
+    warn_jpeg_quality: int = Field(
+        30,
+        ge=1,
+        le=100,
+        description="Below it compression shows as blocks and ringing on the face; phones "
+        "save at 85-95, messaging apps at 70-80.",
+    )
     min_eye_openness: float = Field(
         0.12,
         description="Lid gap over eye width of the more open eye below which the eyes look "

@@ -36,8 +36,10 @@ class Measures:
     (the mesh flattens near profile, the keypoints are noisy when small).
     `human`: the full-range detector's
     score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
-    finds none). `eyes_open`: the more open eye's lid gap over its width (see
-    `Face.openness`); `mouth_open`: the lips' gap over the mouth's width.
+    finds none). `jpeg_quality`: the quality a JPEG was saved at (see
+    `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
+    eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
+    lips' gap over the mouth's width.
     """
 
     others: tuple[float, ...]
@@ -48,6 +50,7 @@ class Measures:
     pitch: float
     quality: FaceQuality
     human: float
+    jpeg_quality: int
     eyes_open: float
     mouth_open: float
 
@@ -60,10 +63,12 @@ def measure(
     upscale: float,
     quality: FaceQuality,
     human: float,
+    jpeg_quality: int,
 ) -> Measures:
     """The measures of the `main` face in a `width` x `height` upright source
     (source pixels), with the sizes of the `others` relative to it (see
-    `Measures`), its 1:1 `upscale`, its crop `quality` and `human` score."""
+    `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score and the
+    file's `jpeg_quality`."""
     pose = main.pose()
     nose_yaw, _ = main.nose_yaw()
     large = main.length * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_FACE
@@ -83,6 +88,7 @@ def measure(
         pitch=pose["pitch"],
         quality=quality,
         human=human,
+        jpeg_quality=jpeg_quality,
         eyes_open=max(openness["right_eye"], openness["left_eye"]),
         mouth_open=openness["mouth"],
     )

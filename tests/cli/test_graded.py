@@ -23,6 +23,7 @@ STRONGEST = {
     "motion_blur": {"face.too_blurry", "face.none"},
     "under_exposure": {"face.too_dark"},
     "over_exposure": {"face.too_bright"},
+    "heavy_jpeg": {"image.too_compressed"},
 }
 
 
@@ -33,20 +34,33 @@ def portrait_graded() -> list[GradedOutcome]:
         return graded({"portrait": data}, models, SETTINGS)
 
 
-def test_every_degradation_keeps_the_image_shape_and_is_deterministic() -> None:
+def test_every_degradation_is_an_image_of_the_same_size_and_deterministic() -> None:
     data = (SAMPLES / "accept_portrait.jpg").read_bytes()
     rgb = decode(data, probe(data, SETTINGS), 4).rgb
     for apply in DEGRADATIONS.values():
         for level in LEVELS:
             out = apply(rgb, 120.0, level)
-            assert out.shape == rgb.shape and out.dtype == np.uint8
-            assert np.array_equal(out, apply(rgb, 120.0, level))
+            info = probe(out, SETTINGS)
+            assert (info.height, info.width) == rgb.shape[:2]
+            assert out == apply(rgb, 120.0, level)
 
 
 def test_less_light_is_darker_at_every_level() -> None:
     rgb = np.full((8, 8, 3), 180, np.uint8)
-    means = [under_exposure(rgb, 10.0, level).mean() for level in LEVELS]
+    means = []
+    for level in LEVELS:
+        data = under_exposure(rgb, 10.0, level)
+        means.append(decode(data, probe(data, PipelineSettings(min_side=8))).rgb.mean())
     assert means == sorted(means, reverse=True) and means[-1] < 40
+
+
+def test_heavy_compression_is_the_jpeg_itself() -> None:
+    rgb = np.full((64, 64, 3), 128, np.uint8)
+    qualities = [
+        probe(DEGRADATIONS["heavy_jpeg"](rgb, 10.0, level), SETTINGS).jpeg_quality
+        for level in LEVELS
+    ]
+    assert qualities == [60, 25, 10, 3]
 
 
 def test_the_mildest_level_is_accepted_and_the_strongest_rejected(

@@ -618,3 +618,19 @@ def test_damaged_headers_give_image_errors_and_nothing_else(sample_bytes, name):
             assert error.code in ("image.unreadable", "image.unsupported_format")
         else:
             assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3
+
+
+@pytest.mark.parametrize("quality", [100, 95, 75, 50, 25, 10, 3, 1])
+def test_probe_reads_the_jpeg_quality_from_its_tables(quality: int) -> None:
+    rgb = np.random.default_rng(quality).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+
+    assert probe(buffer.getvalue(), SETTINGS).jpeg_quality == pytest.approx(quality, abs=1)
+
+
+def test_probe_has_no_jpeg_quality_for_other_formats() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="PNG")
+
+    assert probe(buffer.getvalue(), SETTINGS).jpeg_quality is None

@@ -24,11 +24,13 @@ GOOD = Measures(
     pitch=0.0,
     quality=FaceQuality(sharpness=400.0, brightness=140.0, drawn_share=0.1, blown_share=0.0),
     human=0.9,
+    jpeg_quality=92,
     eyes_open=0.3,
     mouth_open=0.05,
 )
 ORDER = [
     "face_count",
+    "compression",
     "photo",
     "yaw",
     "pitch",
@@ -77,6 +79,7 @@ FAILURES = [
     (with_quality(sharpness=S.min_sharpness - 0.1), "sharpness", "face.too_blurry"),
     (with_quality(brightness=S.min_brightness - 0.1), "brightness", "face.too_dark"),
     (with_quality(blown_share=S.max_blown_share + 0.01), "highlights", "face.too_bright"),
+    (replace(GOOD, jpeg_quality=S.min_jpeg_quality - 1), "compression", "image.too_compressed"),
 ]
 
 
@@ -182,6 +185,11 @@ def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
     assert "No face" in none.message
 
 
+def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
+    """`measure` with the good quality, a human face and a good JPEG."""
+    return measure(face, others, width, height, upscale, GOOD.quality, 0.9, 92)
+
+
 def synthetic_face(
     centre: tuple[float, float], length: float, roll_degrees: float = 0.0, depth_turn: float = 0.0
 ) -> Face:
@@ -204,10 +212,8 @@ def synthetic_face(
 
 
 def test_measure_height_share_follows_the_face_axis() -> None:
-    upright = measure(synthetic_face((500, 300), 120), [], 1000, 600, 1.0, GOOD.quality, 0.9)
-    lying = measure(
-        synthetic_face((500, 300), 120, roll_degrees=90), [], 1000, 600, 1.0, GOOD.quality, 0.9
-    )
+    upright = measured(synthetic_face((500, 300), 120), [], 1000, 600, 1.0)
+    lying = measured(synthetic_face((500, 300), 120, roll_degrees=90), [], 1000, 600, 1.0)
 
     assert upright.height_share == pytest.approx(120 / 600)
     # Turned 90 degrees, the face's up-down axis runs along the image's width.
@@ -216,7 +222,7 @@ def test_measure_height_share_follows_the_face_axis() -> None:
 
 def test_measure_outside_share() -> None:
     # Centred on the left edge: the left half of the face's points lie outside.
-    m = measure(synthetic_face((0, 300), 200), [0.5, 0.3], 1000, 600, 2.5, GOOD.quality, 0.9)
+    m = measured(synthetic_face((0, 300), 200), [0.5, 0.3], 1000, 600, 2.5)
 
     assert m.outside_share == pytest.approx(0.5, abs=0.01)
     assert m.others == (0.5, 0.3)
@@ -226,9 +232,7 @@ def test_measure_outside_share() -> None:
 def test_measure_reads_yaw_from_cheek_depth() -> None:
     # The left cheek (image right) 40 px further away than the right cheek,
     # on a face 160 px wide: the face turns towards the image's right.
-    turned = measure(
-        synthetic_face((500, 300), 200, depth_turn=20), [], 1000, 600, 1.0, GOOD.quality, 0.9
-    )
+    turned = measured(synthetic_face((500, 300), 200, depth_turn=20), [], 1000, 600, 1.0)
 
     assert turned.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
 
@@ -243,8 +247,8 @@ def test_yaw_follows_the_detector_nose_past_where_the_mesh_flattens(degrees: flo
 
     assert face.nose_yaw() == pytest.approx((degrees, 60.0), abs=0.01)
     assert face.scaled(0.5, 0.5).nose_yaw() == pytest.approx((degrees, 30.0), abs=0.01)
-    measured = measure(face, [], 600, 600, 1.0, GOOD.quality, 0.9)
-    assert measured.yaw == pytest.approx(degrees, abs=0.01)
+    m = measured(face, [], 600, 600, 1.0)
+    assert m.yaw == pytest.approx(degrees, abs=0.01)
 
 
 def test_yaw_keeps_the_mesh_reading_when_the_nose_reads_less() -> None:
@@ -253,8 +257,8 @@ def test_yaw_keeps_the_mesh_reading_when_the_nose_reads_less() -> None:
         keypoints=((470.0, 280.0), (530.0, 280.0), (501.0, 310.0)),
     )
 
-    measured = measure(face, [], 600, 600, 1.0, GOOD.quality, 0.9)
-    assert measured.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
+    m = measured(face, [], 600, 600, 1.0)
+    assert m.yaw == pytest.approx(np.degrees(np.arctan2(40, 160)), abs=0.5)
 
 
 def test_a_small_face_nose_does_not_count() -> None:
@@ -262,5 +266,5 @@ def test_a_small_face_nose_does_not_count() -> None:
     keypoints = ((470.0, 280.0), (530.0, 280.0), (530.0, 310.0))
     face = replace(synthetic_face((500, 300), 200), keypoints=keypoints)
 
-    assert measure(face, [], 6000, 4000, 1.0, GOOD.quality, 0.9).yaw == pytest.approx(0.0)
-    assert measure(face, [], 600, 400, 1.0, GOOD.quality, 0.9).yaw == pytest.approx(45.0)
+    assert measured(face, [], 6000, 4000, 1.0).yaw == pytest.approx(0.0)
+    assert measured(face, [], 600, 400, 1.0).yaw == pytest.approx(45.0)
