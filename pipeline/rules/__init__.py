@@ -4,14 +4,14 @@ and the verdict.
 Each rule is a `Rule` in a small module of this package (its value, limits,
 code, hint and message); `RULES` puts them in verdict order, and the first
 failed check whose severity is "reject" decides the error code, so one photo
-always gets the same, most fundamental, reason: is there one face, is the file
-more than compression blocks, is it a photo, does it face the camera, is it all in the frame, does it have enough
-pixels, is it human, can it be seen. (A bigger photo does not fix a profile or
-a cut-off face, so those come before size; a face too small or turned away
-cannot be judged human, so that comes after; heavy compression before the
-photo check and darkness before blur, since blocks look drawn and a dark face
-measures soft.) A failed check of severity "warn" is a warning
-on an accepted image.
+always gets the same, most fundamental, reason: is there one face, is the
+file more than compression blocks, is it a photo, does it face the camera, is
+it all in the frame, does it have enough pixels, is it human, can it be seen.
+(A bigger photo does not fix a profile or a cut-off face, so those come before
+size; a face too small or turned away cannot be judged human, so that comes
+after; heavy compression before the photo check and darkness before blur,
+since blocks look drawn and a dark face measures soft.) A failed check of
+severity "warn" is a warning on an accepted image.
 
 A new check is one new module here and one entry in `RULES`.
 """
