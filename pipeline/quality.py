@@ -35,6 +35,12 @@ LINE_GRADIENT = 150.0
 # 100-225, a face at 12% exposure about 20.
 NORMAL_CONTRAST = 128.0
 
+# The face's brightness is where its lit parts sit, not its mean: a camera's
+# auto exposure puts them at 200-240 whatever the skin tone (dark skin in good
+# light: mean 97, 98th percentile 162), so a low value means too little light,
+# not dark skin. The top 2% are left out for glints on eyes, teeth, glasses.
+BRIGHT_PERCENTILE = 98
+
 # Luma (0-255) at which a pixel counts as blown out to white, or crushed to black.
 BLOWN_LUMA = 250
 BLACK_LUMA = 5
@@ -52,7 +58,8 @@ class FaceQuality:
     second derivatives across and down (the Laplacian's two halves), so blur in
     any one direction (camera shake) lowers it as much as blur in all (higher
     is sharper; a motion-blurred face reads 2-5, a studio portrait 200+).
-    `brightness`: its mean luma, 0-255. `drawn_share`: the share of its pixels
+    `brightness`: how bright its lit parts are, the 98th percentile of its luma
+    (0-255; see `BRIGHT_PERCENTILE`). `drawn_share`: the share of its pixels
     that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
     `blown_share`: the share clipped to white (luma BLOWN_LUMA or more)."""
 
@@ -94,7 +101,7 @@ def measure(square: np.ndarray) -> FaceQuality:
     clipped = (luma[rows, cols] >= BLOWN_LUMA) | (luma[rows, cols] <= BLACK_LUMA)
     return FaceQuality(
         sharpness=float(2 * min(across.var(), down.var())),
-        brightness=float(luma[rows, cols].mean()),
+        brightness=float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE)),
         drawn_share=float(np.count_nonzero(drawn & ~clipped) / drawn.size),
         blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
     )

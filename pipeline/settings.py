@@ -145,15 +145,16 @@ class PipelineSettings(BaseModel):
         "up (median 195), a blur of 1% of the face length 4-17.",
     )
     min_brightness: float = Field(
-        35.0,
-        description="Mean luma (0-255) of the inner face below which it is too dark to show "
-        "(the near-black sample reads 18; the darkest accepted faces, dark skin in dim "
-        "light, 66-73).",
+        45.0,
+        description="Brightness of the face's lit parts (98th percentile of its luma, 0-255) "
+        "below which it is too dark to show: 5.6 stops under a good exposure reads 17-36, "
+        "the dimmest accepted face (low light) 145.",
     )
     warn_brightness: float = Field(
-        60.0,
-        description="Below it the face is dim enough to say so; luma alone cannot tell a "
-        "dark room from dark skin, so this only warns.",
+        110.0,
+        description="Below it the face is dim enough to say so: about two stops under where "
+        "a camera's auto exposure puts a lit face (200-240). One stop under the accepted "
+        "photos reads 104-182, 2.7 stops 57-104.",
     )
     max_blown_share: float = Field(
         0.4,

@@ -10,8 +10,8 @@ DARKNESS = Rule(
     reject=lambda s: s.min_brightness,
     warn=lambda s: s.warn_brightness,
     hint="Use a photo taken in good, even light.",
-    message="The face is too dark: brightness {value} of 255, at least {limit} is "
-    "needed; use a photo taken in good light.",
+    message="The face is too dark: its lit parts reach a brightness of {value} of 255, at "
+    "least {limit} is needed; use a photo taken in good light.",
 )
 
 HIGHLIGHTS = Rule(

@@ -53,7 +53,7 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
     q = measure(portrait)
 
     assert q.sharpness > 2 * SETTINGS.min_sharpness
-    assert 100 < q.brightness < 200
+    assert SETTINGS.warn_brightness < q.brightness < 250
     assert q.drawn_share < SETTINGS.max_drawn_share
     assert set(q.to_dict()) == {"sharpness", "brightness", "blown_share"}
 
