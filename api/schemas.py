@@ -98,6 +98,24 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+class CheckWarning(BaseModel):
+    """A check that failed without rejecting: the avatar is ready, but a person should
+    know (a dim or soft face animates worse)."""
+
+    code: str = Field(examples=["face.too_dark"])
+    name: str = Field(examples=["brightness"])
+    message: str = Field(
+        examples=[
+            "The face is too dark: its lit parts reach a brightness of 96 of 255, at least "
+            "110 is needed; use a photo taken in good light."
+        ]
+    )
+    value: float | int | str | None = Field(examples=[96.0])
+    limit: float | int | str | None = Field(examples=[110.0])
+    bound: Literal["min", "max"] | None = Field(default=None, examples=["min"])
+    hint: str = Field(examples=["Use a photo taken in good, even light."])
+
+
 class Source(BaseModel):
     """What was uploaded. The measured fields are null until the worker has read it
     (a URL upload is fetched by the worker)."""
@@ -157,6 +175,15 @@ class Avatar(BaseModel):
     ready_at: str | None = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"])
     source: Source
     face: Face | None = Field(None, description="Present once the face was found.")
+    checks: list[Check] | None = Field(
+        None,
+        description="Every rule measured; present once `ready` (a failed avatar's are in `error`).",
+    )
+    warnings: list[CheckWarning] | None = Field(
+        None,
+        description="Once `ready`: the checks that failed without rejecting, for a "
+        "person to see (empty when none).",
+    )
     images: dict[str, ImageInfo] | None = Field(
         None, description="Keyed by aspect ratio (1:1, 4:3, 3:4); present once `ready`."
     )

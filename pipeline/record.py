@@ -45,13 +45,17 @@ class Check:
         }
 
     def to_warning(self) -> dict[str, Any]:
-        """The record of a check that failed without rejecting."""
+        """The record of a check that failed without rejecting: what to show a person
+        (`message`, `hint`) and what a program switches on (`code`, `value`, `limit`,
+        `bound`)."""
         return {
             "code": self.code,
             "name": self.name,
             "message": self.message,
             "value": self.value,
             "limit": self.limit,
+            "bound": self.bound or None,
+            "hint": self.hint,
         }
 
 

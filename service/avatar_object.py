@@ -13,8 +13,9 @@ STATUSES = ("queued", "processing", "ready", "failed")
 
 
 def avatar_object(row: AvatarRow) -> dict[str, Any]:
-    """The api.md avatar object. `images` appears once the avatar is ready; each
-    image's `url` is the API route that streams it (or redirects to storage)."""
+    """The api.md avatar object. `images`, `checks` and `warnings` appear once the
+    avatar is ready (a failed one has its checks in `error`); each image's `url` is
+    the API route that streams it (or redirects to storage)."""
     images = None
     if row.status == "ready" and row.images:
         images = {
@@ -45,6 +46,8 @@ def avatar_object(row: AvatarRow) -> dict[str, Any]:
             "bytes": row.source_bytes,
         },
         "face": row.face,
+        "checks": row.checks,
+        "warnings": row.warnings if row.status == "ready" else None,
         "images": images,
         "error": row.error,
     }

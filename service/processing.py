@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline import FaceModels, ImageError, Prepared, Rejected, prepare
 from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
-from pipeline.record import FaceInfo
+from pipeline.record import Check, FaceInfo
 from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.fetch import fetch
@@ -69,7 +69,14 @@ class Processor:
             self._finish(avatar_id, "failed", error=error)
             return
         images = self._store_renditions(avatar_id, result)
-        self._finish(avatar_id, "ready", images=images, face=result.face, record=True)
+        self._finish(
+            avatar_id,
+            "ready",
+            images=images,
+            face=result.face,
+            checks=result.checks,
+            record=True,
+        )
 
     def _claim(self, avatar_id: str) -> AvatarRow | None:
         """Mark the row `processing` and count the attempt; None when there is
@@ -148,6 +155,7 @@ class Processor:
         *,
         images: dict[str, Any] | None = None,
         face: FaceInfo | None = None,
+        checks: tuple[Check, ...] = (),
         error: AvatarPrepError | None = None,
         record: bool = False,
     ) -> None:
@@ -159,6 +167,8 @@ class Processor:
                 row.status = status
                 row.updated_at = now
                 row.face = face.to_dict() if face is not None else None
+                row.checks = [c.to_dict() for c in checks] if checks else None
+                row.warnings = [c.to_warning() for c in checks if not c.passed] if checks else None
                 row.images = images
                 row.error = error_object(error) if error is not None else None
                 row.ready_at = now if status == "ready" else None

@@ -130,6 +130,10 @@ class AvatarRow(Base):
     original_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     face: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    # A ready avatar's checks (`Check.to_dict()`) and the failed ones that only warn
+    # (`Check.to_warning()`); a failed avatar's checks are in `error`.
+    checks: Mapped[list[dict[str, Any]] | None] = mapped_column(Json, nullable=True)
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(Json, nullable=True)
     # aspect ratio -> {"key", "width", "height", "content_type"}
     images: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     record_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

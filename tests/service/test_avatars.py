@@ -12,6 +12,7 @@ import pytest
 import simplejpeg
 from sqlalchemy import select, update
 
+from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError, ImageError
 from pipeline.settings import PipelineSettings
 from service.avatars import AvatarService, ImageInput
@@ -250,6 +251,32 @@ def test_process_makes_an_avatar_ready(local: Services) -> None:
         assert simplejpeg.decode_jpeg_header(ref.data)[:2] == (height, width)
     record = json.loads(local.storage.get(f"{prefix}record.json"))
     assert record["verdict"] == "accept" and record["source"]["sha256"] == ready["source"]["sha256"]
+
+
+def test_a_ready_avatar_shows_its_checks_and_warnings(
+    local_settings: Settings, broker: FakeBroker, models: FaceModels
+) -> None:
+    # Limits lowered so the blurred sample is accepted with a sharpness warning.
+    pipeline = PipelineSettings(min_sharpness=1.0)
+    lenient = local_settings.model_copy(update={"pipeline": pipeline})
+    services = open_services(lenient, broker, models)
+    me = account(services, "acme")
+    blurry, _ = upload(services, me, sample("reject_too_blurry.jpg"))
+    sharp, _ = upload(services, me, sample(PORTRAIT))
+    for avatar in (blurry, sharp):
+        services.avatars.process(avatar["id"])
+
+    warned = services.avatars.get(me, blurry["id"])
+    assert warned["status"] == "ready"
+    (warning,) = warned["warnings"]
+    assert warning["code"] == "face.too_blurry" and warning["bound"] == "min"
+    assert warning["value"] < warning["limit"] == pipeline.warn_sharpness
+    assert "blurry" in warning["message"] and warning["hint"]
+    names = [c["name"] for c in warned["checks"]]
+    assert "sharpness" in names and "face_count" in names
+    clean = services.avatars.get(me, sharp["id"])
+    assert clean["warnings"] == [] and all(c["passed"] for c in clean["checks"])
+    services.close()
 
 
 def test_process_is_idempotent(local: Services, broker: FakeBroker) -> None:
