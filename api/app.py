@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, metrics, ops, sessions
+from api import avatars, docs, links, metrics, ops, page, sessions
 from api.errors import error_responses, install_error_handlers
 from api.metrics import ApiMetrics
 from api.observe import ObserveMiddleware
@@ -87,6 +87,9 @@ def create_app(
         summary="Face upload and avatar preparation for realtime talking avatars.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by api/docs.py with their assets from this app, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
@@ -96,6 +99,10 @@ def create_app(
     # Every route of these routers takes the key, so each can answer its rate limit.
     app.include_router(avatars.router, responses=error_responses("rate_limited"))
     app.include_router(sessions.router, responses=error_responses("rate_limited"))
+    app.include_router(links.router, responses=error_responses("rate_limited"))
+    app.include_router(links.signed_router)
+    app.include_router(page.router)
+    app.include_router(docs.router)
     app.include_router(ops.router)
     app.include_router(metrics.router)
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]

@@ -103,6 +103,7 @@ CODES: dict[str, Code] = {
     "avatar.not_found": Code(404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     "avatar.not_ready": Code(409, "The avatar is processing; its images exist once it is ready."),
     "avatar.failed": Code(409, "The avatar failed (face.none); it has no images."),
+    "link.invalid": Code(403, "The link is altered or expired; ask for new links."),
     # --- sessions ---
     "room.platform_invalid": Code(400, "room.platform must be one of daily, livekit; got 'zoom'."),
     "session.aspect_ratio_invalid": Code(

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pipeline import FaceModels
 from service.avatars import AvatarService
 from service.keys import KeyService
+from service.previews import Previews
 from service.registry import Registry
 from service.sessions import SessionService
 from service.settings import Settings
+from service.signing import make_signer
 from service.storage import Storage, make_storage
 
 
@@ -24,6 +26,7 @@ class Services:
     avatars: AvatarService
     keys: KeyService
     sessions: SessionService
+    previews: Previews
 
     @classmethod
     def create(
@@ -45,6 +48,7 @@ class Services:
             avatars=avatars,
             keys=KeyService(registry),
             sessions=SessionService(settings, registry, storage, avatars),
+            previews=Previews(settings, registry, storage, avatars, make_signer(settings)),
         )
 
     def check_ready(self) -> dict[str, bool]:

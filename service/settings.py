@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     s3_presign_seconds: int = Field(
         300, gt=0, le=604_800, description="Life of a presigned GET URL for an image."
     )
+    url_signing_secret: SecretStr | None = Field(
+        None,
+        description="Secret for the signed image URLs the API serves itself (the page's "
+        "<img src>). Unset: a random one kept in data_dir, shared by this machine's "
+        "processes; set it when several hosts serve the API.",
+    )
+    signed_url_seconds: int = Field(
+        300, gt=0, le=86_400, description="Life of a signed image URL the API serves itself."
+    )
     s3_connect_timeout_seconds: float = Field(
         3.0, gt=0, description="An S3 endpoint not accepting a connection in this time is down."
     )

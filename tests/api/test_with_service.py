@@ -218,3 +218,59 @@ async def test_the_lifespan_wires_the_embedded_defaults(settings: Settings) -> N
     assert made.status_code == 202 and made.json()["status"] == "queued"
     queued = list((Path(settings.data_dir) / "broker" / "queue").iterdir())
     assert len(queued) == 1 and made.json()["id"].encode() in queued[0].read_bytes()
+
+
+# --- images a page can show: signed links ---------------------------------------
+
+
+async def test_signed_links_show_images_without_the_key_until_they_expire(
+    client: httpx.AsyncClient, real: Services
+) -> None:
+    avatar = (await upload_file(client, "accept_portrait.jpg")).json()
+    links = (await client.get(f"/v1/avatars/{avatar['id']}/links")).json()
+
+    assert set(links["images"]) == {"1:1", "4:3", "3:4"} and links["overlay"]
+    anonymous = {"X-API-Key": ""}  # what an <img src> sends: no key
+    for ratio, url in links["images"].items():
+        image = await client.get(url, headers=anonymous)
+        assert image.status_code == 200, image.text
+        size = Image.open(io.BytesIO(image.content)).size
+        assert size == (avatar["images"][ratio]["width"], avatar["images"][ratio]["height"])
+    overlay = await client.get(links["overlay"], headers=anonymous)
+    assert overlay.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(overlay.content)).size[0] > 512
+
+    # Altered: another rendition, another avatar, another expiry, another signature.
+    url = links["images"]["4:3"]
+    path, query = url.split("?")
+    expires = int(query.split("&")[0].removeprefix("expires="))
+    for forged in (
+        url.replace("/4x3?", "/overlay?"),
+        url.replace(avatar["id"], "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"),
+        url.replace(f"expires={expires}", f"expires={expires + 3600}"),
+        url[:-4] + ("0000" if not url.endswith("0000") else "1111"),
+    ):
+        assert_envelope(await client.get(forged, headers=anonymous), 403, "link.invalid")
+    # Expired: the same signer's link from an hour ago.
+    old_expires, old_signature = real.previews._signer.sign(f"{avatar['id']}/4x3", now=0)
+    stale = f"{path}?expires={old_expires}&signature={old_signature}"
+    assert_envelope(await client.get(stale, headers=anonymous), 403, "link.invalid")
+
+
+async def test_a_rejected_photo_has_an_overlay_but_no_renditions(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    error = (await upload_file(client, "reject_multiple_faces.jpg")).json()["error"]
+    links = (await client.get(f"/v1/avatars/{error['avatar_id']}/links")).json()
+    assert links["images"] == {}
+    overlay = await client.get(f"/v1/avatars/{error['avatar_id']}/overlay")
+    assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/jpeg"
+    # Another account sees neither the links nor the overlay.
+    other = Services.create(settings, lambda _: None)
+    _, stranger = other.keys.create("stranger", "paid")
+    other.close()
+    for path in ("links", "overlay"):
+        response = await client.get(
+            f"/v1/avatars/{error['avatar_id']}/{path}", headers={"X-API-Key": stranger}
+        )
+        assert_envelope(response, 404, "avatar.not_found")
