@@ -32,6 +32,9 @@ run: install stop
 	@key=$$($(BIN)/avatar-prep keys create --account demo --plan paid | sed -n 's/^api key: *//p'); \
 	 echo; \
 	 echo "API on $(API) (docs: $(API)/docs), one worker; logs in $(RUN_DIR)/."; \
+	 echo; \
+	 echo "Try a photo in a browser: open $(API)/ and paste this key: $$key"; \
+	 echo; \
 	 echo "Upload a sample photo and wait up to 10 s for the avatar:"; \
 	 echo; \
 	 echo "  curl -s -H 'X-API-Key: $$key' -F file=@sample_images/accept_portrait.jpg '$(API)/v1/avatars/upload-face?wait=10'"; \
@@ -56,7 +59,16 @@ stop:
 batch: install
 	$(BIN)/avatar-prep batch sample_images -o prepared --report prepared/report.csv --overlay
 
-test: install
+# The page's tests (tests/browser) drive Debian's Chromium; installed once, with
+# sudo when not root.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
+	  || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: install $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
