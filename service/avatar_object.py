@@ -8,15 +8,14 @@ from typing import Any
 
 from pipeline.errors import AvatarPrepError
 from service.registry import AvatarRow
-
-STATUSES = ("queued", "processing", "ready", "failed")
+from service.status import AvatarStatus
 
 
 def avatar_object(row: AvatarRow) -> dict[str, Any]:
     """The api.md avatar object. `images` appears once the avatar is ready; each
     image's `url` is the API route that streams it (or redirects to storage)."""
     images = None
-    if row.status == "ready" and row.images:
+    if row.status == AvatarStatus.READY and row.images:
         images = {
             ratio: {
                 "url": image_route(row.id, ratio),
