@@ -25,21 +25,20 @@ from api.errors import (
 )
 from api.schemas import (
     AVATAR_ID_EXAMPLE,
-    AspectRatio,
     Avatar,
     AvatarList,
-    AvatarStatus,
     UploadFaceForm,
     UploadFaceJson,
 )
 from api.uploads import read_upload
+from pipeline.aspect import AspectRatio
 from service.runtime import Services
+from service.status import UNFINISHED, AvatarStatus
 
 router = APIRouter(prefix="/v1/avatars", tags=["avatars"])
 
 # Every avatar route also touches storage.
 COMMON_CODES = (*KEYED_ROUTE_CODES, "storage.unavailable")
-UNFINISHED = ("queued", "processing")
 # Polling while a client waits. A verdict usually takes 0.1-0.5 s, so poll often at
 # first (one indexed read each) so `wait` adds little to it, then back off: a 30 s
 # wait costs about 130 reads. 50 ms x1.5 added ~100 ms to inline session creation
@@ -147,9 +146,9 @@ async def upload_face(
     if wait and avatar["status"] in UNFINISHED:
         avatar = await wait_for_verdict(request, services, account.id, avatar, wait)
     location = {"Location": f"/v1/avatars/{avatar['id']}"}
-    if avatar["status"] == "ready":
+    if avatar["status"] == AvatarStatus.READY:
         return JSONResponse(avatar, status_code=201, headers=location)
-    if avatar["status"] == "failed":
+    if avatar["status"] == AvatarStatus.FAILED:
         error = {**avatar["error"], "avatar_id": avatar["id"]}
         return error_response(request, status_for_failed_avatar(error["code"]), error)
     return JSONResponse(avatar, status_code=202, headers=location)
@@ -240,7 +239,7 @@ async def get_avatar_image(
     services: ServicesDep,
     aspect_ratio: Annotated[
         AspectRatio, Query(description="Which rendition: 1:1 (default), 4:3 or 3:4.")
-    ] = "1:1",
+    ] = AspectRatio.SQUARE,
 ) -> Response:
     ref = await run_in_threadpool(services.avatars.image, account.id, avatar_id, aspect_ratio)
     if ref.url is not None:

@@ -14,8 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
 from api.schemas import AVATAR_ID_EXAMPLE
+from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
 from service.avatar_object import rfc3339
 from service.errors import PermissionDenied
+from service.previews import OVERLAY
 
 router = APIRouter(tags=["avatars"])
 signed_router = APIRouter(tags=["avatars"])
@@ -25,6 +27,8 @@ _JPEG = {
     "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
     "description": "A JPEG.",
 }
+# What a signed link may name: a rendition by its slug, or the overlay.
+SIGNED_NAMES = "^(" + "|".join([*(r.slug for r in AspectRatio), OVERLAY]) + ")$"
 # A signed image is private to whoever holds the link, and the link expires.
 _PRIVATE_CACHE = {"Cache-Control": "private, max-age=300"}
 
@@ -38,7 +42,12 @@ class ImageLinks(BaseModel):
     images: dict[str, str] = Field(
         description="Rendition URL by aspect ratio; empty until the avatar is ready. Relative "
         "to this API, or absolute when storage is S3.",
-        examples=[{"4:3": f"/signed/{AVATAR_ID_EXAMPLE}/4x3?expires=1736245230&signature=9f…"}],
+        examples=[
+            {
+                DEFAULT_ASPECT_RATIO.value: f"/signed/{AVATAR_ID_EXAMPLE}/"
+                f"{DEFAULT_ASPECT_RATIO.slug}?expires=1736245230&signature=9f…"
+            }
+        ],
     )
     overlay: str | None = Field(
         description="The photo with the face box, landmarks, other faces, each rendition's "
@@ -87,7 +96,7 @@ async def overlay(avatar_id: AvatarIdPath, account: AccountDep, services: Servic
 @signed_router.get(
     "/signed/{avatar_id}/{name}",
     summary="An image by signed link (no key)",
-    description="Where `links` point: `name` is `1x1`, `4x3`, `3x4` or `overlay`. Outside "
+    description="Where `links` point: `name` is a rendition's slug (`1x1`) or `overlay`. Outside "
     "/v1 like a presigned storage URL: the link, not a key, is the permission.",
     response_class=Response,
     responses={
@@ -104,7 +113,7 @@ async def overlay(avatar_id: AvatarIdPath, account: AccountDep, services: Servic
 )
 async def signed_image(
     avatar_id: AvatarIdPath,
-    name: Annotated[str, Path(pattern="^(1x1|4x3|3x4|overlay)$", examples=["4x3"])],
+    name: Annotated[str, Path(pattern=SIGNED_NAMES, examples=[DEFAULT_ASPECT_RATIO.slug])],
     services: ServicesDep,
     expires: Annotated[int, Query(description="Unix seconds the link ends at.")],
     signature: Annotated[

@@ -46,6 +46,7 @@ from api.deps import ServicesDep, SettingsDep
 from service.errors import TransientError
 from service.runtime import Services
 from service.stats import AvatarCounts, avatar_counts
+from service.status import AvatarStatus
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def _registry_families(counts: AvatarCounts | None, queue_limit: int) -> Iterato
     by_status = GaugeMetricFamily(
         "avatar_prep_avatars", "Avatars in the registry by status.", labels=["status"]
     )
-    for status in ("queued", "processing", "ready", "failed"):
+    for status in AvatarStatus:
         by_status.add_metric([status], counts.by_status.get(status, 0))
     yield by_status
     failed = GaugeMetricFamily(

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from service.status import AvatarStatus
+
 AVATAR_ID_EXAMPLE = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
 MAX_NAME_LENGTH = 200  # the registry's column
-AvatarStatus = Literal["queued", "processing", "ready", "failed"]
-AspectRatio = Literal["1:1", "4:3", "3:4"]
 
 
 class Check(BaseModel):
@@ -164,7 +164,7 @@ class Avatar(BaseModel):
 
     object: Literal["avatar"] = "avatar"
     id: str = Field(examples=[AVATAR_ID_EXAMPLE])
-    status: AvatarStatus = Field(examples=["ready"])
+    status: AvatarStatus = Field(examples=[AvatarStatus.READY])
     name: str | None = Field(examples=["Ada on stage"])
     user_exclusive: bool = Field(
         description="Usable only by the account that made it.", examples=[True]

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from api.schemas import AVATAR_ID_EXAMPLE, AspectRatio
-from service.sessions import DEFAULT_ASPECT_RATIO, Platform
+from api.schemas import AVATAR_ID_EXAMPLE
+from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
+from service.sessions import Platform
 
 SESSION_ID_EXAMPLE = "sess_01JD3Z9B2C4D5E6F7G8H9J0K1M"
 SessionStatus = Literal["started", "ended"]
@@ -87,7 +88,7 @@ class AvatarImage(BaseModel):
     )
     width: int = Field(examples=[640])
     height: int = Field(examples=[480])
-    aspect_ratio: AspectRatio = Field(examples=["4:3"])
+    aspect_ratio: AspectRatio = Field(examples=[AspectRatio.LANDSCAPE])
 
 
 class Session(BaseModel):
@@ -101,7 +102,7 @@ class Session(BaseModel):
     avatar_id: str = Field(examples=[AVATAR_ID_EXAMPLE])
     avatar_image: AvatarImage
     room: Room
-    aspect_ratio: AspectRatio = Field(examples=["4:3"])
+    aspect_ratio: AspectRatio = Field(examples=[AspectRatio.LANDSCAPE])
     metadata: dict[str, Any] = Field(examples=[{"customer": "c_42"}])
     started_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"])
     expires_at: str = Field(

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.avatars import UNFINISHED, wait_for_verdict
+from api.avatars import wait_for_verdict
 from api.deps import AccountDep, ServicesDep, SettingsDep
 from api.errors import (
     IMAGE_CODES,
@@ -43,10 +43,12 @@ from api.uploads import (
     parse_image_text,
     read_capped,
 )
+from pipeline.aspect import AspectRatio
 from service.errors import InvalidRequest
 from service.keys import Account
 from service.runtime import Services
 from service.sessions import Room, check_aspect_ratio, check_platform, is_avatar_reference
+from service.status import UNFINISHED, AvatarStatus
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -80,7 +82,7 @@ _CREATE_BODY = {
                             "token": "eyJhbGciOiJIUzI1NiJ9...",
                             "room_name": "support-42",
                         },
-                        "aspect_ratio": "4:3",
+                        "aspect_ratio": AspectRatio.LANDSCAPE,
                         "metadata": {"customer": "c_42"},
                     },
                 },
@@ -96,7 +98,7 @@ _CREATE_BODY = {
                     "value": {
                         "avatar_id": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
                         "room": {"platform": "daily", "url": "https://acme.daily.co/demo"},
-                        "aspect_ratio": "1:1",
+                        "aspect_ratio": AspectRatio.SQUARE,
                     },
                 },
             },
@@ -156,7 +158,7 @@ async def create_session(
         )
         avatar_id = inline["id"]
     request.state.avatar_id = avatar_id  # for the request's log line (api/observe.py)
-    if inline is not None and inline["status"] != "ready":
+    if inline is not None and inline["status"] != AvatarStatus.READY:
         return _unusable_inline(request, inline, settings.session_inline_wait_seconds)
     room = Room(
         platform=fields.room.platform,
@@ -183,7 +185,7 @@ def _unusable_inline(request: Request, avatar: dict[str, Any], waited: float) ->
     """An inline image's avatar that cannot back the session: its verdict (the 422
     face or image error, as upload-face answers it), or 409 avatar.not_ready when
     it is still being prepared; both carry `avatar_id`."""
-    if avatar["status"] == "failed":
+    if avatar["status"] == AvatarStatus.FAILED:
         error = {**avatar["error"], "param": "avatar_id", "avatar_id": avatar["id"]}
         return error_response(request, status_for_failed_avatar(error["code"]), error)
     return error_response(

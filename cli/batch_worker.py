@@ -24,6 +24,7 @@ from pipeline.errors import AvatarPrepError
 from service.avatars import ImageInput
 from service.runtime import Services
 from service.settings import Settings
+from service.status import UNFINISHED, AvatarStatus
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def process_job(job: Job) -> Row:
         elapsed = (time.perf_counter() - start) * 1000
         return failed_row(job, exc.code, f"upload failed: {exc.message}", elapsed, row.sha256)
     elapsed = round((time.perf_counter() - start) * 1000, 1)
-    if avatar["status"] == "failed":
+    if avatar["status"] == AvatarStatus.FAILED:
         error = avatar["error"]
         return replace(
             row,
@@ -137,7 +138,7 @@ def upload(worker: _Worker, target: Upload, path: str, data: bytes) -> dict[str,
         user_exclusive=True,
         metadata={},
     )
-    if avatar["status"] in ("queued", "processing"):
+    if avatar["status"] in UNFINISHED:
         avatars.process(avatar["id"])
         avatar = avatars.get(target.account_id, avatar["id"])
     return avatar

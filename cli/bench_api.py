@@ -45,6 +45,7 @@ import httpx
 
 from pipeline import FaceModels, PipelineSettings, prepare
 from service.settings import Settings
+from service.status import FINISHED, AvatarStatus
 
 if TYPE_CHECKING:
     from cli.bench_sessions import SessionRun
@@ -206,7 +207,7 @@ def finished_avatars(
                 params["starting_after"] = cursor
             page = client.get("/v1/avatars", params=params).json()
             for avatar in page["data"]:
-                if avatar["id"] in ids and avatar["status"] in ("ready", "failed"):
+                if avatar["id"] in ids and avatar["status"] in FINISHED:
                     done[avatar["id"]] = avatar
             if not page["has_more"] or not page["data"]:
                 break
@@ -260,7 +261,7 @@ def summarise(
     ready = [
         (_epoch(avatars[u.avatar_id]["ready_at"]) - u.started) * 1000
         for u in uploads
-        if u.avatar_id and avatars[u.avatar_id]["status"] == "ready"
+        if u.avatar_id and avatars[u.avatar_id]["status"] == AvatarStatus.READY
     ]
     last = max((_epoch(a["updated_at"]) for a in avatars.values()), default=0.0)
     first = min((u.started for u in uploads), default=0.0)
@@ -274,7 +275,7 @@ def summarise(
         ready_ms=ready,
         # Paired with `ready` only when every round ended ready.
         pipeline_ms=pipeline_ms if len(ready) == len(pipeline_ms) else [],
-        failed=sum(1 for a in avatars.values() if a["status"] == "failed"),
+        failed=sum(1 for a in avatars.values() if a["status"] == AvatarStatus.FAILED),
         refused=sum(1 for u in uploads if not u.avatar_id),
         seconds=max(0.0, last - first),
     )

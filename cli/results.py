@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
+from pipeline.aspect import AspectRatio
 from pipeline.overlay import render_overlay
 
-RENDITION_FILES = {"1:1": "avatar_1x1.jpg", "4:3": "avatar_4x3.jpg", "3:4": "avatar_3x4.jpg"}
+RENDITION_FILES: dict[str, str] = {ratio: f"avatar_{ratio.slug}.jpg" for ratio in AspectRatio}
 RESULT_FILE = "result.json"
 OVERLAY_FILE = "overlay.jpg"
 _OUTPUT_FILES = (*RENDITION_FILES.values(), RESULT_FILE, OVERLAY_FILE)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import invert
+from pipeline.aspect import AspectRatio
 from pipeline.decode import decode, probe
 from pipeline.encode import encode_jpeg
 from pipeline.settings import PipelineSettings
@@ -25,7 +26,11 @@ ACCEPT_COLOUR = (40, 200, 70)
 REJECT_COLOUR = (230, 40, 40)
 CANDIDATE_COLOUR = (255, 200, 0)
 MARGIN_COLOUR = (48, 48, 48)
-CROP_COLOURS = {"1:1": (0, 220, 255), "4:3": (255, 80, 220), "3:4": (255, 255, 255)}
+CROP_COLOURS = {
+    AspectRatio.SQUARE: (0, 220, 255),
+    AspectRatio.LANDSCAPE: (255, 80, 220),
+    AspectRatio.PORTRAIT: (255, 255, 255),
+}
 LANDMARK_COLOURS = {
     "left_eye": (0, 120, 255),
     "right_eye": (255, 60, 60),

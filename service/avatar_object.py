@@ -8,8 +8,7 @@ from typing import Any
 
 from pipeline.errors import AvatarPrepError
 from service.registry import AvatarRow
-
-STATUSES = ("queued", "processing", "ready", "failed")
+from service.status import AvatarStatus
 
 
 def avatar_object(row: AvatarRow) -> dict[str, Any]:
@@ -17,7 +16,7 @@ def avatar_object(row: AvatarRow) -> dict[str, Any]:
     avatar is ready (a failed one has its checks in `error`); each image's `url` is
     the API route that streams it (or redirects to storage)."""
     images = None
-    if row.status == "ready" and row.images:
+    if row.status == AvatarStatus.READY and row.images:
         images = {
             ratio: {
                 "url": image_route(row.id, ratio),
@@ -47,7 +46,7 @@ def avatar_object(row: AvatarRow) -> dict[str, Any]:
         },
         "face": row.face,
         "checks": row.checks,
-        "warnings": row.warnings if row.status == "ready" else None,
+        "warnings": row.warnings if row.status == AvatarStatus.READY else None,
         "images": images,
         "error": row.error,
     }

@@ -30,16 +30,17 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels
+from pipeline.aspect import AspectRatio
 from pipeline.decode import probe
 from pipeline.errors import AvatarPrepError
-from pipeline.framing import ASPECT_RATIOS
-from service.avatar_object import STATUSES, avatar_object
+from service.avatar_object import avatar_object
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.fetch import check_url
 from service.ids import new_id
 from service.processing import Processor, set_source
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
+from service.status import UNFINISHED, AvatarStatus
 from service.storage import Storage, avatar_prefix, original_key
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class AvatarService:
         row = AvatarRow(
             id=new_id("avat"),
             account_id=account_id,
-            status="queued",
+            status=AvatarStatus.QUEUED,
             name=name,
             user_exclusive=user_exclusive,
             meta=metadata,
@@ -162,9 +163,7 @@ class AvatarService:
                 if existing is not None:
                     return existing
             unfinished = session.scalar(
-                select(func.count())
-                .select_from(AvatarRow)
-                .where(AvatarRow.status.in_(("queued", "processing")))
+                select(func.count()).select_from(AvatarRow).where(AvatarRow.status.in_(UNFINISHED))
             )
         if (unfinished or 0) >= self._settings.max_queue_depth:
             raise Unavailable(
@@ -233,9 +232,9 @@ class AvatarService:
         self, account_id: str, *, limit: int, starting_after: str | None, status: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
         """This account's avatars newest first, and has_more."""
-        if status is not None and status not in STATUSES:
+        if status is not None and status not in list(AvatarStatus):
             raise InvalidRequest(
-                f"status must be one of {', '.join(STATUSES)}; got {status!r}.",
+                f"status must be one of {', '.join(AvatarStatus)}; got {status!r}.",
                 code="request.invalid_field",
                 param="status",
             )
@@ -261,17 +260,17 @@ class AvatarService:
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:
         """The rendition; Conflict(avatar.not_ready / avatar.failed) before ready."""
-        if aspect_ratio not in ASPECT_RATIOS:
+        if aspect_ratio not in list(AspectRatio):
             raise InvalidRequest(
-                f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}; got {aspect_ratio!r}.",
+                f"aspect_ratio must be one of {', '.join(AspectRatio)}; got {aspect_ratio!r}.",
                 code="request.invalid_field",
                 param="aspect_ratio",
             )
         row = self._visible(account_id, avatar_id)
-        if row.status == "failed":
+        if row.status == AvatarStatus.FAILED:
             code = (row.error or {}).get("code", "unknown")
             raise Conflict(f"The avatar failed ({code}); it has no images.", code="avatar.failed")
-        if row.status != "ready" or not row.images:
+        if row.status != AvatarStatus.READY or not row.images:
             raise Conflict(
                 f"The avatar is {row.status}; its images exist once it is ready.",
                 code="avatar.not_ready",

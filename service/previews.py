@@ -12,12 +12,14 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipeline.aspect import AspectRatio
 from pipeline.overlay import render_overlay
 from service.avatars import AvatarService
 from service.errors import Conflict, NotFound, ObjectMissing
 from service.registry import AvatarRow, Registry
 from service.settings import Settings
 from service.signing import UrlSigner
+from service.status import AvatarStatus
 from service.storage import Storage
 
 OVERLAY = "overlay"
@@ -59,15 +61,15 @@ class Previews:
         row = self._row(avatar_id)
         expires, _ = self._signer.sign("")
         images: dict[str, str] = {}
-        if row.status == "ready" and row.images:
+        if row.status == AvatarStatus.READY and row.images:
             for ratio, stored in row.images.items():
                 presigned = self._storage.url(stored["key"], stored["content_type"])
-                images[ratio] = presigned or self._signed(avatar_id, ratio.replace(":", "x"))
+                images[ratio] = presigned or self._signed(avatar_id, AspectRatio(ratio).slug)
         overlay = self._signed(avatar_id, OVERLAY) if row.record_key else None
         return Links(avatar_id, datetime.fromtimestamp(expires, UTC), images, overlay)
 
     def verify(self, avatar_id: str, name: str, expires: int, signature: str) -> bool:
-        """Whether a signed URL for `name` (`1x1`, `4x3`, `3x4` or `overlay`) of
+        """Whether a signed URL for `name` (a rendition's slug, or `overlay`) of
         `avatar_id` is genuine and unexpired."""
         return self._signer.verify(f"{avatar_id}/{name}", expires, signature)
 
@@ -85,8 +87,9 @@ class Previews:
             except ObjectMissing as exc:
                 raise _gone(avatar_id) from exc
             return render_overlay(original, record, self._settings.pipeline)
-        stored = (row.images or {}).get(name.replace("x", ":"))
-        if stored is None or row.status != "ready":
+        slugs = {AspectRatio(ratio).slug: stored for ratio, stored in (row.images or {}).items()}
+        stored = slugs.get(name)
+        if stored is None or row.status != AvatarStatus.READY:
             raise _gone(avatar_id)
         try:
             return self._storage.get(stored["key"])

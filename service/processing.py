@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from service.errors import ObjectMissing
 from service.fetch import fetch
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
+from service.status import AvatarStatus, claim, finish
 from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
 
 logger = logging.getLogger(__name__)
@@ -63,15 +64,17 @@ class Processor:
         except Rejected as rejected:
             # The record of a rejection (face, candidates, checks) is kept for overlays.
             self._store_json(record_key(avatar_id), rejected.to_record())
-            self._finish(avatar_id, "failed", error=rejected, face=rejected.face, record=True)
+            self._finish(
+                avatar_id, AvatarStatus.FAILED, error=rejected, face=rejected.face, record=True
+            )
             return
         except (ImageError, ObjectMissing) as error:
-            self._finish(avatar_id, "failed", error=error)
+            self._finish(avatar_id, AvatarStatus.FAILED, error=error)
             return
         images = self._store_renditions(avatar_id, result)
         self._finish(
             avatar_id,
-            "ready",
+            AvatarStatus.READY,
             images=images,
             face=result.face,
             checks=result.checks,
@@ -83,19 +86,18 @@ class Processor:
         nothing to do (deleted, or already finished)."""
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
-            if row is None or row.status in ("ready", "failed"):
+            if row is None or AvatarStatus(row.status).finished:
                 gone = row is None
                 row = None
             else:
                 gone = False
                 row.attempts += 1
-                row.updated_at = utcnow()
                 if row.attempts > self._settings.max_process_attempts:
-                    row.status = "failed"
-                    row.error = error_object(_crashed(row.attempts - 1))
+                    error = error_object(_crashed(row.attempts - 1))
+                    finish(row, AvatarStatus.FAILED, utcnow(), error=error)
                     row = None
                 else:
-                    row.status = "processing"
+                    claim(row, utcnow())
         if gone:
             # Deleted: remove anything a crashed earlier run wrote after the delete.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -151,7 +153,7 @@ class Processor:
     def _finish(
         self,
         avatar_id: str,
-        status: Literal["ready", "failed"],
+        status: AvatarStatus,
         *,
         images: dict[str, Any] | None = None,
         face: FaceInfo | None = None,
@@ -160,19 +162,20 @@ class Processor:
         record: bool = False,
     ) -> None:
         """The final state, unless another run got there first."""
-        now = utcnow()
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
-            if row is not None and row.status not in ("ready", "failed"):
-                row.status = status
-                row.updated_at = now
-                row.face = face.to_dict() if face is not None else None
-                row.checks = [c.to_dict() for c in checks] if checks else None
-                row.warnings = [c.to_warning() for c in checks if not c.passed] if checks else None
-                row.images = images
-                row.error = error_object(error) if error is not None else None
-                row.ready_at = now if status == "ready" else None
-                row.record_key = record_key(avatar_id) if record else None
+            if row is not None:
+                finish(
+                    row,
+                    status,
+                    utcnow(),
+                    error=error_object(error) if error is not None else None,
+                    face=face.to_dict() if face is not None else None,
+                    images=images,
+                    checks=[c.to_dict() for c in checks] if checks else None,
+                    warnings=[c.to_warning() for c in checks if not c.passed] if checks else None,
+                    record_key=record_key(avatar_id) if record else None,
+                )
         if row is None:
             # Deleted while this run worked: what it just wrote must go too.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -180,7 +183,7 @@ class Processor:
     def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
         """Mark the avatar `failed` with `error` unless it already finished; the task
         calls this after the last retry of a transient failure (or on a bug)."""
-        self._finish(avatar_id, "failed", error=error)
+        self._finish(avatar_id, AvatarStatus.FAILED, error=error)
 
     def requeue_stuck(self) -> int:
         """Send again the ids of avatars the broker refused, and of avatars queued or
@@ -192,9 +195,10 @@ class Processor:
                 select(AvatarRow.id)
                 .where(
                     or_(
-                        (AvatarRow.status == "queued")
+                        (AvatarRow.status == AvatarStatus.QUEUED)
                         & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff)),
-                        (AvatarRow.status == "processing") & (AvatarRow.updated_at < cutoff),
+                        (AvatarRow.status == AvatarStatus.PROCESSING)
+                        & (AvatarRow.updated_at < cutoff),
                     )
                 )
                 .order_by(AvatarRow.id)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-from pipeline.framing import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO
+from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
 from service.avatar_object import image_route, rfc3339
 from service.avatars import AvatarService
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -31,6 +31,7 @@ from service.ids import new_id
 from service.keys import Account
 from service.registry import Registry, SessionRow, utcnow
 from service.settings import Settings
+from service.status import AvatarStatus
 from service.storage import Storage, rendition_key
 
 Platform = Literal["daily", "livekit"]
@@ -70,17 +71,16 @@ def check_platform(value: Any) -> Platform:
     return platform
 
 
-def check_aspect_ratio(value: Any) -> str:
-    """`aspect_ratio` must be `4:3`, `3:4` or `1:1`: 400 session.aspect_ratio_invalid."""
-    if value not in ASPECT_RATIOS:
+def check_aspect_ratio(value: Any) -> AspectRatio:
+    """`aspect_ratio` must be one of `AspectRatio`: 400 session.aspect_ratio_invalid."""
+    if value not in list(AspectRatio):
         raise InvalidRequest(
-            f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)} (default "
+            f"aspect_ratio must be one of {', '.join(AspectRatio)} (default "
             f"{DEFAULT_ASPECT_RATIO}); got {_quoted(value)}.",
             code="session.aspect_ratio_invalid",
             param="aspect_ratio",
         )
-    ratio: str = value
-    return ratio
+    return AspectRatio(value)
 
 
 def _quoted(value: Any) -> str:
@@ -130,14 +130,14 @@ class SessionService:
         check_platform(room.platform)
         check_aspect_ratio(aspect_ratio)
         avatar = self._avatars.get(account.id, avatar_id)
-        if avatar["status"] == "failed":
+        if avatar["status"] == AvatarStatus.FAILED:
             code = (avatar["error"] or {}).get("code", "unknown")
             raise Conflict(
                 f"The avatar {avatar_id} failed ({code}); upload another photo.",
                 code="avatar.failed",
                 param="avatar_id",
             )
-        if avatar["status"] != "ready":
+        if avatar["status"] != AvatarStatus.READY:
             raise Conflict(
                 f"The avatar {avatar_id} is {avatar['status']}; a session can start once it "
                 "is ready (poll GET /v1/avatars/{id}).",

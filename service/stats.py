@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from service.registry import AvatarRow, Registry
+from service.status import UNFINISHED, AvatarStatus
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class AvatarCounts:
     def queue_depth(self) -> int:
         """Unfinished avatars: `queued` + `processing` (what backpressure compares
         with `max_queue_depth`)."""
-        return self.by_status.get("queued", 0) + self.by_status.get("processing", 0)
+        return sum(self.by_status.get(status, 0) for status in UNFINISHED)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def avatar_counts(registry: Registry) -> AvatarCounts:
             select(AvatarRow.status, func.count()).group_by(AvatarRow.status)
         ).all()
         by_code = session.execute(
-            select(code, func.count()).where(AvatarRow.status == "failed").group_by(code)
+            select(code, func.count()).where(AvatarRow.status == AvatarStatus.FAILED).group_by(code)
         ).all()
     return AvatarCounts(
         by_status={status: n for status, n in by_status},
@@ -67,5 +68,5 @@ def avatar_outcome(registry: Registry, avatar_id: str) -> Outcome | None:
     if row is None:
         return None
     status, error, attempts = row
-    code = (error or {}).get("code") if status == "failed" else None
+    code = (error or {}).get("code") if status == AvatarStatus.FAILED else None
     return Outcome(status=status, code=code, attempts=attempts)

@@ -2,7 +2,7 @@
 default, any S3 API (AWS, MinIO, SeaweedFS, R2) via boto3 in production.
 
 Keys are made here from the avatar id, never from anything a client sent:
-`avatars/<avatar_id>/original`, `avatars/<avatar_id>/<1x1|4x3|3x4>.jpg`,
+`avatars/<avatar_id>/original`, `avatars/<avatar_id>/<AspectRatio.slug>.jpg`,
 `avatars/<avatar_id>/record.json`. Every object is private; S3 images are
 handed out as presigned, time-limited GET URLs.
 
@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aspect import AspectRatio
 from service.errors import ObjectMissing, TransientError
 from service.settings import Settings
 
@@ -46,8 +47,8 @@ def original_key(avatar_id: str) -> str:
 
 
 def rendition_key(avatar_id: str, aspect_ratio: str) -> str:
-    """`1:1` -> `avatars/<id>/1x1.jpg` (no `:` in keys: it is awkward in URLs and paths)."""
-    return f"{avatar_prefix(avatar_id)}{aspect_ratio.replace(':', 'x')}.jpg"
+    """`1:1` -> `avatars/<id>/1x1.jpg` (the ratio's slug: no `:` in keys)."""
+    return f"{avatar_prefix(avatar_id)}{AspectRatio(aspect_ratio).slug}.jpg"
 
 
 def record_key(avatar_id: str) -> str:

@@ -42,11 +42,11 @@ from service.errors import TransientError
 from service.logs import log_event
 from service.registry import Registry
 from service.stats import Outcome, avatar_outcome
+from service.status import FINISHED
 from tasks.celery_app import PROCESS_TASK
 
 logger = logging.getLogger("tasks.runs")
 
-FINISHED = ("ready", "failed")
 # Upper bounds in seconds: a 1 MP photo takes well under a second, a 50 MP one
 # a few seconds; a URL fetch may add its 10 s time-out.
 TASK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
