@@ -99,6 +99,16 @@ CODES: dict[str, Code] = {
     "face.cut_off": Code(422, "31% of the face is outside the frame; 25% at most."),
     "face.too_blurry": Code(422, "The face is too blurry; use a sharper photo."),
     "face.too_dark": Code(422, "The face is too dark; use a brighter photo."),
+    "face.too_bright": Code(422, "48% of the face is blown out to white, at most 40% is allowed."),
+    "face.not_human": Code(422, "The face does not look human; upload a photo of a person."),
+    "face.eyes_closed": Code(422, "The eyes look closed; use a photo with the eyes open."),
+    "face.mouth_open": Code(422, "The mouth is wide open; use a photo with the mouth closed."),
+    "face.framing": Code(
+        422, "The photo is cropped too tightly for the 4:3 avatar: 31% of it would be invented."
+    ),
+    "image.too_compressed": Code(
+        422, "The JPEG is compressed to quality 6, at least 8 is needed; send the original."
+    ),
     # --- objects ---
     "avatar.not_found": Code(404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     "avatar.not_ready": Code(409, "The avatar is processing; its images exist once it is ready."),

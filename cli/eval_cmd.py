@@ -7,7 +7,9 @@ AMBIGUOUS/BORDERLINE rows, reason agreement, results per category, the
 warnings, every disagreement, and the accuracy with the data-chosen limits
 refitted on every row and left out per row (`cli/loo.py`). `--graded` adds the
 quality checks on the clearly accepted photos degraded at four strengths
-(`cli/graded.py`). Exit codes:
+(`cli/graded.py`); `--sheet FILE.png` draws every rendition of the set on one
+contact sheet (`cli/sheet.py`). The summary ends with the fill of the accepted
+photos' renditions (median, 90th percentile, max). Exit codes:
 0 the set was scored, 2 bad usage (unreadable labels, a listed file missing).
 """
 
@@ -23,6 +25,7 @@ from cli.graded import format_graded, graded
 from cli.loo import leave_one_out, refitted
 from cli.scoring import (
     ACCEPT,
+    FILL_CHECKS,
     Label,
     Outcome,
     format_summary,
@@ -31,6 +34,7 @@ from cli.scoring import (
     read_labels,
     summarise,
 )
+from cli.sheet import SheetPhoto, draw_sheet
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
 from service.settings import Settings
 
@@ -59,6 +63,12 @@ def register(sub: Any) -> None:
         help="also degrade every clearly accepted photo at four strengths (blur, shake, "
         "under and over exposure, heavy JPEG) and show what the quality checks say",
     )
+    parser.add_argument(
+        "--sheet",
+        type=Path,
+        metavar="PNG",
+        help="also draw a contact sheet of every photo's renditions, verdict, code and fill",
+    )
     parser.set_defaults(run=run)
 
 
@@ -79,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings().pipeline
     with FaceModels.load() as models:
-        outcomes = [score(args.folder, label, models, settings) for label in labels]
+        scored = [score(args.folder, label, models, settings) for label in labels]
+        outcomes = [outcome for outcome, _ in scored]
+        if args.sheet is not None:
+            draw_sheet([photo for _, photo in scored], args.sheet)
         clear_accepts = {
             o.file: (args.folder / o.file).read_bytes()
             for o in outcomes
@@ -112,16 +125,29 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def score(folder: Path, label: Label, models: FaceModels, settings: PipelineSettings) -> Outcome:
-    """Run one labelled file through the pipeline."""
+def score(
+    folder: Path, label: Label, models: FaceModels, settings: PipelineSettings
+) -> tuple[Outcome, SheetPhoto]:
+    """Run one labelled file through the pipeline: its outcome, and what the
+    contact sheet shows of it."""
     code, message = "", ""
     warnings: tuple[str, ...] = ()
+    renditions: dict[str, bytes] = {}
+    data = (folder / label.file).read_bytes()
     try:
-        prepared = prepare((folder / label.file).read_bytes(), models, settings)
+        prepared = prepare(data, models, settings)
         warnings, checks = tuple(c.code for c in prepared.warnings), prepared.checks
+        renditions = {ar: r.data for ar, r in prepared.renditions.items()}
     except (Rejected, ImageError) as verdict:
         code, message, checks = verdict.code, verdict.message, verdict.checks
-    return Outcome(
+    fills = {
+        ratio: float(c.value)
+        for ratio, name in FILL_CHECKS.items()
+        for c in checks
+        if c.name == name and isinstance(c.value, float)
+    }
+    photo = SheetPhoto(label.file, label.expected, code, renditions, fills, data)
+    outcome = Outcome(
         file=label.file,
         expected=label.expected,
         predicted=predicted_label(code),
@@ -132,3 +158,4 @@ def score(folder: Path, label: Label, models: FaceModels, settings: PipelineSett
         warnings=warnings,
         checks=tuple(c.to_dict() for c in checks),
     )
+    return outcome, photo

@@ -16,6 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pipeline.aspect import AspectRatio
+
 # Our error codes in the labels' vocabulary; other codes keep their own name.
 CODE_REASONS = {
     "face.none": "no_face",
@@ -132,7 +136,34 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "categories": _by_category(outcomes),
         "warned": [{"file": o.file, "warnings": list(o.warnings)} for o in outcomes if o.warnings],
         "disagreements": [asdict(o) for o in outcomes if not o.reason_right],
+        "fills": fill_statistics(outcomes),
     }
+
+
+# The fill check of each rendition (see pipeline/rules/framing.py).
+FILL_CHECKS = {ratio.value: f"fill_{ratio.slug}" for ratio in AspectRatio}
+
+
+def fill_statistics(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
+    """Per rendition, the share of the frame filled over the accepted photos
+    whose checks include its fill check: median, 90th percentile (linear
+    interpolation) and max; a rendition without such photos is left out."""
+    stats = {}
+    for ratio, name in FILL_CHECKS.items():
+        values = [
+            c["value"]
+            for o in outcomes
+            if o.predicted == ACCEPT
+            for c in o.checks
+            if c["name"] == name
+        ]
+        if values:
+            stats[ratio] = {
+                "median": float(np.median(values)),
+                "p90": float(np.percentile(values, 90)),
+                "max": float(np.max(values)),
+            }
+    return stats
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -165,6 +196,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"reason agreement (rightly rejected rows): {percent(summary['reason_agreement'])}",
         f"reject:multiple_faces rows accepted: {summary['multiple_faces_accepted']}",
     ]
+    if summary["fills"]:
+        lines += ["", "fill of the accepted photos' renditions (share invented outside the photo):"]
+        for ratio, fill in summary["fills"].items():
+            lines.append(
+                f"  {ratio}  median {percent(fill['median'])}  90th percentile "
+                f"{percent(fill['p90'])}  max {percent(fill['max'])}"
+            )
     if summary["categories"]:
         lines += ["", "by category (verdict right / rows):"]
         for c in summary["categories"]:

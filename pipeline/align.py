@@ -71,14 +71,25 @@ def framings(output_size: int) -> tuple[Framing, ...]:
     )
 
 
-def face_transform(points: Points, framing: Framing) -> np.ndarray:
-    """The similarity mapping upright source (x, y) to `framing`'s output pixels.
+@dataclass(frozen=True)
+class Square:
+    """The FFHQ square of a face in upright source pixels: its `centre` (x, y),
+    `half_side`, and `turn`, the (cos, sin) of the angle its x axis makes with
+    the image's (clockwise on screen, as y points down)."""
+
+    centre: tuple[float, float]
+    half_side: float
+    turn: tuple[float, float]
+
+
+def ffhq_square(points: Points) -> Square:
+    """The FFHQ square of the face whose five `points` are given.
 
     `points` needs left_eye, right_eye, mouth_left and mouth_right ("left" = on
-    the image's left). Returns a (2, 3) float64 matrix. The FFHQ square's x axis
-    runs from the image-left eye towards the other, tilted towards perpendicular
-    of eye-to-mouth so both pairs of points count; the output is never mirrored.
-    Raises ValueError when the points are degenerate (eyes and mouth coincide).
+    the image's left). The square's x axis runs from the image-left eye towards
+    the other, tilted towards perpendicular of eye-to-mouth so both pairs of
+    points count; it is never mirrored. Raises ValueError when the points are
+    degenerate (eyes and mouth coincide).
     """
     left_eye = np.asarray(points["left_eye"], dtype=np.float64)
     right_eye = np.asarray(points["right_eye"], dtype=np.float64)
@@ -100,10 +111,30 @@ def face_transform(points: Points, framing: Framing) -> np.ndarray:
         raise ValueError("degenerate landmarks: eyes and mouth do not span a face")
     cos, sin = x_axis / length
     centre = eye_avg + FFHQ_CENTRE_SHIFT * eye_to_mouth
-    scale = framing.face_side / (2 * half_side)
-    # Output = scale * R @ (p - centre) + face_centre, R rotating x_axis onto +x.
+    return Square((float(centre[0]), float(centre[1])), half_side, (float(cos), float(sin)))
+
+
+def face_transform(points: Points, framing: Framing) -> np.ndarray:
+    """The similarity mapping upright source (x, y) to `framing`'s output pixels:
+    the FFHQ square (`ffhq_square`) turned exactly upright, its side
+    `framing.face_side` and its centre on `framing.face_centre`. Returns a
+    (2, 3) float64 matrix. Raises ValueError when the points are degenerate.
+    """
+    square = ffhq_square(points)
+    return square_transform(square, framing.face_side, framing.face_centre, square.turn)
+
+
+def square_transform(
+    square: Square, side: float, centre: tuple[float, float], turn: tuple[float, float]
+) -> np.ndarray:
+    """The similarity giving `square` a side of `side` output px with its centre
+    on output point `centre` (x, y), turned by minus the angle whose (cos, sin)
+    is `turn` (`square.turn` sets it upright). A (2, 3) float64 matrix."""
+    cos, sin = turn
+    scale = side / (2 * square.half_side)
+    # Output = scale * R @ (p - centre) + face centre, R turning `turn` onto +x.
     linear = scale * np.array([[cos, sin], [-sin, cos]])
-    translation = np.asarray(framing.face_centre, dtype=np.float64) - linear @ centre
+    translation = np.asarray(centre, dtype=np.float64) - linear @ np.asarray(square.centre)
     return np.hstack([linear, translation[:, None]])
 
 

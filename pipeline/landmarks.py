@@ -138,6 +138,14 @@ class Face:
             "mouth_right": mean([MOUTH_LEFT_CORNER]),
         }
 
+    def head_top(self, allowance: float) -> Point:
+        """Where the top of the head and hair is taken to be: the forehead point
+        (landmark 10) moved `allowance` forehead-to-chin lengths further from
+        the chin, so along the face's own up-down axis, whatever the roll."""
+        forehead, chin = self.mesh[FOREHEAD, :2], self.mesh[CHIN, :2]
+        x, y = forehead + allowance * (forehead - chin)
+        return (float(x), float(y))
+
     def pose(self) -> dict[str, float]:
         """Head pose in degrees from the mesh's own 3-D points (a geometric
         estimate, no fitted model): the face's left-right axis is cheek edge to

@@ -15,6 +15,9 @@ The stages, and why they run in this order:
 4. run the rules; the first failed rejecting check raises `Rejected`;
 5. warp the 4:3 and 3:4 crops from the same decode and encode all three.
 
+The 4:3 and 3:4 are placed in step 3 (`pipeline.framing.fit`), so the rules
+see how much of each the fill would invent.
+
 Pure and deterministic: the same bytes and settings give the same record and
 the same output bytes.
 """
@@ -36,6 +39,7 @@ from pipeline.decode import Probe, decode, probe
 from pipeline.detect import Candidate, detect, detect_tiled
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
+from pipeline.framing import fit
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.models import FaceModels
@@ -44,7 +48,7 @@ from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
 from pipeline.settings import PipelineSettings
-from pipeline.warp import warp, warp_together
+from pipeline.warp import filled_ratio, warp, warp_together
 
 STAGES = ("decode", "detect", "mesh", "align", "encode")
 REDUCTIONS = (8, 4, 2, 1)  # JPEG DCT scaling factors, largest first
@@ -121,7 +125,10 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     frames = framings(settings.output_size)
     with watch("align"):
         points = main.five_points()
-        transforms = {f.aspect_ratio: face_transform(points, f) for f in frames}
+        head_top = main.head_top(settings.head_allowance)
+        fits = fit(points, head_top, (info.width, info.height), frames[1:], settings)
+        transforms = {frames[0].aspect_ratio: face_transform(points, frames[0])}
+        transforms.update((ar, f.matrix) for ar, f in fits.items())
         upscale = output_scale(transforms["1:1"])
     with watch("decode"):
         # The detection decode serves the crops when it is no coarser than they
@@ -132,11 +139,31 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         quality = measure_quality(crops["1:1"][0])
+        # The share each framing will fill, as its warp will count it.
+        fills = {
+            f.aspect_ratio: filled_ratio(
+                rebase(transforms[f.aspect_ratio], pixel_scale),
+                pixels.rgb.shape,
+                (f.width, f.height),
+            )
+            for f in frames
+        }
+        headroom = min(f.headroom for f in fits.values())
     with watch("detect"):
         human = human_score(crops["1:1"][0], models)
 
     jpeg_quality = info.jpeg_quality if info.jpeg_quality is not None else 100
-    measures = measure(main, others, info.width, info.height, upscale, quality, human, jpeg_quality)
+    measures = measure(
+        main,
+        others,
+        (info.width, info.height),
+        upscale,
+        quality,
+        human,
+        jpeg_quality,
+        fills,
+        headroom,
+    )
     all_checks = checks(measures, settings)
     face = FaceInfo(
         box=main.box,

@@ -34,6 +34,66 @@ class PipelineSettings(BaseModel):
         92, ge=50, le=100, description="Quality of stored renditions; 92 keeps skin texture."
     )
 
+    # --- framing of the 4:3 and 3:4 (see pipeline/framing.py) ---
+    max_framing_zoom: float = Field(
+        1.5,
+        ge=1.0,
+        le=1.6,
+        description="Most the head-and-shoulders framings may enlarge the face over their "
+        "default size (0.625 of the 1:1's) to avoid fill: 1.5x still shows the neck and "
+        "the top of the shoulders; 1.6x would be the 1:1's size, a head-only close-up.",
+    )
+    max_face_offcentre: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.25,
+        description="How far (share of the frame width) the face's centre may move off the "
+        "middle when the window slides to stay inside the photo: a talking head addresses "
+        "the camera, and a tenth of the width off still reads as centred.",
+    )
+    min_eye_line: float = Field(
+        0.3,
+        description="Highest the eyes may sit (share of the frame height from the top) "
+        "when the window slides: above a third the head crowds the top edge.",
+    )
+    max_eye_line: float = Field(
+        0.5,
+        description="Lowest the eyes may sit (share of the frame height from the top): "
+        "below the middle a head-and-shoulders frame looks like it is sinking. The default "
+        "framings put them at about 0.42 (4:3) and 0.36 (3:4).",
+    )
+    min_headroom: float = Field(
+        0.03,
+        description="Room the framing keeps between the top of the head (see "
+        "head_allowance) and the frame's top edge, as a share of the frame height, when it "
+        "zooms or slides: a head touching the edge looks cropped.",
+    )
+    head_allowance: float = Field(
+        0.35,
+        description="The top of the head and hair above the mesh's forehead point (landmark "
+        "10), in forehead-to-chin lengths: the skull's top is about a quarter of that "
+        "length above the forehead point, and hair adds a tenth for short hair (looked at "
+        "on the dev sets' sheets; big hair reaches further).",
+    )
+    warn_fill_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of any rendition filled (outside the photo) above which the "
+        "fill is visible enough to say so.",
+    )
+    max_fill_ratio: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Share of the default 4:3 rendition (the one the renderer animates) "
+        "filled above which the photo is rejected. After the framing zooms and slides, the "
+        "dev sets' labelled accepts need 0-22% (median 0) and their tight studio crops "
+        "25-56% (the pasted look the limit exists for); the fills leave no gap there "
+        "(0.219, then 0.253, 0.262, 0.275), so it sits at 25%, the most the avatar "
+        "tolerates: a lower limit only rejects more.",
+    )
+
     # --- detection ---
     detect_side: int = Field(
         640,

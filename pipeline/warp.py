@@ -1,5 +1,8 @@
 """Cutting a framing out of the source through its transform, and filling what
-lies outside the source (reflection faded into blur: no black bars).
+lies outside the source, never with black bars: the 1:1 (`warp`) with a
+reflection faded into blur, as it always was, so its bytes do not change; the
+head-and-shoulders framings (`warp_together`) by spreading the photo's edge
+(`pipeline.fill`), which leaves no seam and mirrors nothing.
 
 Coordinates and transforms as in `pipeline.align`: continuous (x, y) pixels,
 origin at the top-left corner, 2x3 similarity matrices mapping source to output.
@@ -14,13 +17,14 @@ import cv2
 import numpy as np
 
 from pipeline.align import Framing, invert, output_scale
+from pipeline.fill import photo_rect, spread_fill
 
 # warpAffine samples without anti-aliasing; below this many output pixels per
 # source pixel (a shrink of more than 2x) `warp` first area-reduces the region
 # it needs, so the warp itself never shrinks by more than 2x.
 MIN_WARP_SCALE = 0.5
 
-# The fill outside the source: a reflection (it continues the colours at the
+# The 1:1's fill outside the source: a reflection (it continues the colours at the
 # border, so there is no seam), faded over this share of the output's short side
 # into a Gaussian blur of it with a sigma of this share of the long side. The
 # blur is strong enough that a mirrored head reads as a soft background, and the
@@ -48,23 +52,41 @@ def warp(rgb: np.ndarray, matrix: np.ndarray, framing: Framing) -> tuple[np.ndar
     shrink, since that pass costs time. Deterministic: the same inputs give the
     same pixels.
     """
-    (result,) = warp_together(rgb, [matrix], [framing])
+    (result,) = _cut(rgb, [matrix], [framing], spread=False)
     return result
 
 
 def warp_together(
     rgb: np.ndarray, matrices: Sequence[np.ndarray], frames: Sequence[Framing]
 ) -> list[tuple[np.ndarray, float]]:
-    """`warp` for framings of one face cut at the same output scale with the same
-    fill size (the 4:3 and the 3:4), one (out, filled_ratio) per framing.
+    """`warp` for the head-and-shoulders framings of one face (the 4:3 and the
+    3:4, their matrices a scale, quarter turns and a shift: see
+    `pipeline.framing`), one (out, filled_ratio) per framing, filled by
+    spreading the photo's edge (`pipeline.fill.spread_fill`), not by reflection.
 
-    They share the source region and its fill, made once, so each further
-    framing costs little more than its warpAffine. Framings that differ only
-    by a shift of whole output pixels (the 4:3 and 3:4 at output sizes that are
-    multiples of 32) are cut from one warp of the rectangle covering them all
-    (2/3 of the pixels of two warps at 512): their outputs are then read-only
-    views into it. Raises ValueError when the framings differ in output scale
-    or fill size."""
+    Framings cut at one output scale share the source region, made once, so
+    each further framing costs little more than its warpAffine; framings that
+    also differ only by a shift of whole output pixels are cut from one warp of
+    the rectangle covering them all, when that is smaller than the warps
+    apart: their outputs are then read-only views into it. Framings at
+    different scales are cut one by one. Raises ValueError for a matrix that
+    turns by other than quarter turns."""
+    matrices = [np.asarray(m, dtype=np.float64) for m in matrices]
+    # The photo's edges must run along the frame's for the fill's strips.
+    if not all(m[0, 1] == m[1, 0] == 0.0 or m[0, 0] == m[1, 1] == 0.0 for m in matrices):
+        raise ValueError("the spread fill needs framings turned by quarter turns only")
+    scale = output_scale(matrices[0])
+    if all(math.isclose(output_scale(m), scale, rel_tol=1e-9) for m in matrices):
+        return _cut(rgb, matrices, frames, spread=True)
+    return [_cut(rgb, [m], [f], spread=True)[0] for m, f in zip(matrices, frames, strict=True)]
+
+
+def _cut(
+    rgb: np.ndarray, matrices: Sequence[np.ndarray], frames: Sequence[Framing], spread: bool
+) -> list[tuple[np.ndarray, float]]:
+    """The outputs (out, filled_ratio) of `frames` cut through `matrices` (one
+    output scale and fill size), filled by spreading or (`spread` False) by the
+    blurred reflection."""
     matrices = [np.asarray(m, dtype=np.float64) for m in matrices]
     scale = output_scale(matrices[0])
     fill = _fill_size(frames[0])
@@ -78,18 +100,20 @@ def warp_together(
     )
     inside = corners.min() >= 0 and bool(np.all(corners.max(axis=0) <= (width, height)))
     filled = [
-        0.0 if inside else _filled_ratio(m, rgb.shape, size)
+        0.0 if inside else filled_ratio(m, rgb.shape, size)
         for m, size in zip(matrices, sizes, strict=True)
     ]
     canvas = _canvas(matrices, sizes)
     targets = [canvas[:2]] if canvas is not None else list(zip(matrices, sizes, strict=True))
     part, from_part, pads = _source_part(rgb, scale, corners)
-    if max(filled) == 0.0:
-        # Only interpolation reaches past the edge: the reflection there is the
-        # same as warpAffine's BORDER_REFLECT_101, at a fraction of the cost of
-        # its per-pixel border handling.
-        source = cv2.copyMakeBorder(part, *pads, cv2.BORDER_REFLECT_101) if any(pads) else part
-        backgrounds: list[np.ndarray | None] = [None] * len(targets)
+    backgrounds: list[np.ndarray | None] = [None] * len(targets)
+    if max(filled) == 0.0 or spread:
+        # Only interpolation reaches past the edge, or the fill is the edge
+        # stretched out: a border made once, at a fraction of the cost of
+        # warpAffine's per-pixel border handling. (Without fill, reflection is
+        # the same as warpAffine's BORDER_REFLECT_101.)
+        border = cv2.BORDER_REPLICATE if spread else cv2.BORDER_REFLECT_101
+        source = cv2.copyMakeBorder(part, *pads, border) if any(pads) else part
         from_source = _translation(-pads[2], -pads[0])
     else:
         feather, sigma = (size / output_scale(matrices[0] @ from_part) for size in fill)
@@ -108,6 +132,8 @@ def warp_together(
             # Where the source ends, the fill outside is the background already.
             borderMode=cv2.BORDER_REFLECT_101 if background is None else cv2.BORDER_TRANSPARENT,
         )
+        if spread and max(filled) > 0.0:
+            spread_fill(out, photo_rect(matrix, rgb.shape))
         outs.append(out)
     if canvas is not None:
         # Views into the one canvas (no copies), read-only since they overlap.
@@ -119,8 +145,9 @@ def warp_together(
 def _canvas(
     matrices: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]
 ) -> tuple[np.ndarray, tuple[int, int], list[tuple[int, int, int, int]]] | None:
-    """When the matrices differ only by shifts of whole output pixels: one
-    matrix and size covering every output, and each output's window (x, y,
+    """When the matrices differ only by shifts of whole output pixels and the
+    rectangle covering every output has fewer pixels than the outputs apart:
+    one matrix and size for that rectangle, and each output's window (x, y,
     width, height) in it; else None."""
     shifts = np.array([m[:, 2] - matrices[0][:, 2] for m in matrices])
     whole = np.round(shifts)
@@ -132,6 +159,8 @@ def _canvas(
     highs = lows + np.array(sizes)
     origin = lows.min(axis=0)
     width, height = (highs.max(axis=0) - origin).astype(int)
+    if width * height >= sum(w * h for w, h in sizes):
+        return None
     matrix = matrices[0].copy()
     matrix[:, 2] -= origin
     windows = [(int(x), int(y), w, h) for (x, y), (w, h) in zip(lows - origin, sizes, strict=True)]
@@ -324,7 +353,7 @@ def _source_corners(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return corners @ back[:, :2].T + back[:, 2]
 
 
-def _filled_ratio(matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]) -> float:
+def filled_ratio(matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]) -> float:
     """The share of output pixels whose centre `matrix` maps outside the source
     rectangle [0, W] x [0, H], counted exactly row by row: along an output
     row each source coordinate is linear, so the inside is one interval."""

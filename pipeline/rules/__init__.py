@@ -10,7 +10,8 @@ it all in the frame, does it have enough pixels, is it human, can it be seen.
 (A bigger photo does not fix a profile or a cut-off face, so those come before
 size; a face too small or turned away cannot be judged human, so that comes
 after; heavy compression before the photo check and darkness before blur,
-since blocks look drawn and a dark face measures soft.) A failed check of
+since blocks look drawn and a dark face measures soft; the room around the
+head comes last, as the only reason about the crop rather than the face.) A failed check of
 severity "warn" is a warning on an accepted image.
 
 A new check is one new module here and one entry in `RULES`.
@@ -25,6 +26,7 @@ from pipeline.rules.count import FACE_COUNT
 from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
 from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
 from pipeline.rules.frame import FACE_IN_FRAME
+from pipeline.rules.framing import FILL_1X1, FILL_3X4, FILL_4X3, HEADROOM
 from pipeline.rules.human import HUMAN
 from pipeline.rules.measures import Measures, measure
 from pipeline.rules.photo import PHOTO
@@ -46,6 +48,10 @@ RULES: tuple[Rule, ...] = (
     DARKNESS,
     HIGHLIGHTS,
     SHARPNESS,
+    FILL_4X3,
+    FILL_3X4,
+    FILL_1X1,
+    HEADROOM,
     EYES_OPEN,
     MOUTH_CLOSED,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,10 @@ class Measures:
     finds none). `jpeg_quality`: the quality a JPEG was saved at (see
     `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
     eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
-    lips' gap over the mouth's width.
+    lips' gap over the mouth's width. `fills`: the share of each rendition
+    (by aspect ratio) outside the photo, to be filled; `headroom`: the smaller
+    of the 4:3's and 3:4's room above the head (see `pipeline.framing.Fit`),
+    negative when the head is cut.
     """
 
     others: tuple[float, ...]
@@ -53,22 +57,26 @@ class Measures:
     jpeg_quality: int
     eyes_open: float
     mouth_open: float
+    fills: Mapping[str, float]
+    headroom: float
 
 
 def measure(
     main: Face,
     others: list[float],
-    width: int,
-    height: int,
+    size: tuple[int, int],
     upscale: float,
     quality: FaceQuality,
     human: float,
     jpeg_quality: int,
+    fills: Mapping[str, float],
+    headroom: float,
 ) -> Measures:
-    """The measures of the `main` face in a `width` x `height` upright source
-    (source pixels), with the sizes of the `others` relative to it (see
-    `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score and the
-    file's `jpeg_quality`."""
+    """The measures of the `main` face in an upright source of `size` (width,
+    height) px, with the sizes of the `others` relative to it (see
+    `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score, the
+    file's `jpeg_quality`, and the renditions' `fills` and `headroom`."""
+    width, height = size
     pose = main.pose()
     nose_yaw, _ = main.nose_yaw()
     large = main.length * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_FACE
@@ -91,4 +99,6 @@ def measure(
         jpeg_quality=jpeg_quality,
         eyes_open=max(openness["right_eye"], openness["left_eye"]),
         mouth_open=openness["mouth"],
+        fills=dict(fills),
+        headroom=headroom,
     )

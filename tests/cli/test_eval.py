@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cli.loo import choose_limit, leave_one_out, refitted
 from cli.main import main
 from cli.scoring import Label, Outcome, format_summary, predicted_label, read_labels, summarise
+from cli.sheet import TEXT_LINE, THUMB_HEIGHT
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "faces"
 FACES2 = Path(__file__).resolve().parents[3] / "shared" / "faces2"
@@ -127,9 +131,22 @@ def test_eval_command_on_sample_photos(tmp_path: Path, capsys: pytest.CaptureFix
         ],
     )
 
-    assert main(["eval", str(images), "--labels", str(labels)]) == 0
+    sheet = tmp_path / "sheet.png"
+    assert main(["eval", str(images), "--labels", str(labels), "--sheet", str(sheet)]) == 0
     text = capsys.readouterr().out
     assert "100.0% of 2 clear rows" in text
+    # The fill of the one accepted photo's renditions, and a sheet showing them.
+    assert "fill of the accepted photos' renditions" in text
+    assert re.search(r"4:3  median \d+\.\d%  90th percentile \d+\.\d%  max", text)
+    with Image.open(sheet) as drawn:
+        # One line of cells: the accepted photo's three renditions are the widest.
+        assert drawn.format == "PNG"
+        assert drawn.height == THUMB_HEIGHT + 3 * TEXT_LINE + 4 + 2 * 8
+        pixels = np.asarray(drawn.convert("RGB"))
+    # Not blank: the renditions and the red of the two rejections are drawn.
+    assert pixels.std() > 20
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
+    assert red.sum() > 50
     assert "0.0% of 1 AMBIGUOUS/BORDERLINE rows" in text
     assert "reject_no_face.png: expected accept, got reject:no_face (flagged)" in text
 
@@ -156,14 +173,27 @@ def test_eval_command_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.skipif(not FACES.is_dir(), reason="../shared/faces not present")
 def test_accuracy_target_on_the_labelled_dev_set(capsys: pytest.CaptureFixture[str]) -> None:
     """The issue's bar: accept/reject right on at least 95% of the rows not
-    marked AMBIGUOUS or BORDERLINE, and no reject:multiple_faces row accepted."""
+    marked AMBIGUOUS or BORDERLINE, and no reject:multiple_faces row accepted.
+
+    The labels predate the framing rule (issue 7), which rejects a photo
+    cropped too tightly for the 4:3 whatever its face: the clear rows it
+    rejects (three extreme close-ups, 30-38% of the 4:3 invented even zoomed
+    in) are judged by that rule, not by the labels, and must stay few."""
     code = main(["eval", str(FACES / "images"), "--labels", str(FACES / "labels.csv"), "--json"])
 
     assert code == 0
-    summary = json.loads(capsys.readouterr().out)["summary"]
-    assert summary["counts"]["clear"] >= 30
-    assert summary["accuracy"]["clear"] >= 0.95, summary["disagreements"]
+    report = json.loads(capsys.readouterr().out)
+    summary = report["summary"]
+    framing = [r for r in report["rows"] if r["code"] == "face.framing" and not r["flagged"]]
+    clear = [r for r in report["rows"] if not r["flagged"] and r not in framing]
+    assert len(clear) >= 30 and len(framing) <= 3, [r["file"] for r in framing]
+    right = sum(1 for r in clear if r["verdict_right"])
+    assert right / len(clear) >= 0.95, summary["disagreements"]
     assert summary["multiple_faces_accepted"] == 0, summary["disagreements"]
+    # The issue's fill targets on the dev set's accepts.
+    for ratio in ("4:3", "3:4"):
+        fill = summary["fills"][ratio]
+        assert fill["median"] <= 0.02 and fill["p90"] <= 0.1 and fill["max"] <= 0.25, fill
 
 
 def test_a_limit_is_chosen_in_the_middle_of_the_widest_gap() -> None:

@@ -9,10 +9,13 @@ import numpy.typing as npt
 
 from pipeline.align import (
     Framing,
+    ffhq_square,
     framings,
     invert,
     output_scale,
+    square_transform,
 )
+from pipeline.framing import quarter_turn
 
 # An upright face: eyes 100 px apart on y = 500, mouth corners 110 px below.
 UPRIGHT = {
@@ -26,6 +29,15 @@ UPRIGHT = {
 
 def by_ratio(output_size: int = 512) -> dict[str, Framing]:
     return {f.aspect_ratio: f for f in framings(output_size)}
+
+
+def quarter_transform(points: dict, framing: Framing) -> np.ndarray:
+    """`framing`'s default placement of the face with only the nearest quarter
+    turn of its roll undone, as the head-and-shoulders framings are cut."""
+    square = ffhq_square(points)
+    return square_transform(
+        square, framing.face_side, framing.face_centre, quarter_turn(square.turn)
+    )
 
 
 def apply(matrix: np.ndarray, points: npt.ArrayLike) -> np.ndarray:

@@ -27,6 +27,8 @@ GOOD = Measures(
     jpeg_quality=92,
     eyes_open=0.3,
     mouth_open=0.05,
+    fills={"1:1": 0.0, "4:3": 0.0, "3:4": 0.0},
+    headroom=0.1,
 )
 ORDER = [
     "face_count",
@@ -41,6 +43,10 @@ ORDER = [
     "brightness",
     "highlights",
     "sharpness",
+    "fill_4x3",
+    "fill_3x4",
+    "fill_1x1",
+    "headroom",
     "eyes_open",
     "mouth_closed",
 ]
@@ -80,6 +86,11 @@ FAILURES = [
     (with_quality(brightness=S.min_brightness - 0.1), "brightness", "face.too_dark"),
     (with_quality(blown_share=S.max_blown_share + 0.01), "highlights", "face.too_bright"),
     (replace(GOOD, jpeg_quality=S.min_jpeg_quality - 1), "compression", "image.too_compressed"),
+    (
+        replace(GOOD, fills={**GOOD.fills, "4:3": S.max_fill_ratio + 0.01}),
+        "fill_4x3",
+        "face.framing",
+    ),
 ]
 
 
@@ -158,6 +169,48 @@ def test_closed_eyes_and_an_open_mouth_only_warn() -> None:
     assert "eyes look closed" in warned["face.eyes_closed"].message
 
 
+def framed(fills: dict[str, float], headroom: float = 0.1) -> dict[str, Any]:
+    return by_name(replace(GOOD, fills={**GOOD.fills, **fills}, headroom=headroom))
+
+
+def test_fill_warns_for_any_rendition_and_rejects_only_the_default_one() -> None:
+    between = (S.warn_fill_ratio + S.max_fill_ratio) / 2
+    over = S.max_fill_ratio + 0.1
+    at_limits = framed({"4:3": S.max_fill_ratio, "3:4": S.warn_fill_ratio})
+    assert at_limits["fill_4x3"].severity == "warn" and at_limits["fill_3x4"].passed
+
+    warned = framed({"4:3": between, "3:4": between, "1:1": between})
+    assert [warned[n].severity for n in ("fill_4x3", "fill_3x4", "fill_1x1")] == ["warn"] * 3
+    assert {warned[n].code for n in ("fill_4x3", "fill_3x4", "fill_1x1")} == {"face.framing"}
+
+    # Only the 4:3, the framing a session animates by default, rejects.
+    assert framed({"3:4": over, "1:1": over})["fill_3x4"].severity == "warn"
+    rejected = framed({"4:3": over})["fill_4x3"]
+    assert (rejected.severity, rejected.limit, rejected.value) == (
+        "reject",
+        S.max_fill_ratio,
+        round(over, 3),
+    )
+    assert rejected.hint == "Use a photo with more room around the head and shoulders."
+    assert "4:3" in rejected.message and f"{over:.0%}" in rejected.message
+
+
+def test_a_head_past_the_top_edge_only_warns() -> None:
+    touching = framed({}, headroom=0.0)["headroom"]
+    assert touching.passed
+    cut = framed({}, headroom=-0.05)["headroom"]
+    assert (cut.severity, cut.code, cut.limit) == ("warn", "face.framing", 0.0)
+    assert "5%" in cut.message and "room above the head" in cut.hint
+
+
+def test_the_face_itself_decides_before_the_room_around_it() -> None:
+    result = checks(
+        replace(GOOD, fills={**GOOD.fills, "4:3": 0.9}, upscale=S.max_upscale + 1), SETTINGS
+    )
+    failed = verdict(result)
+    assert failed is not None and failed.code == "face.too_small"
+
+
 def test_every_rule_says_its_direction_and_code() -> None:
     for check in checks(GOOD, SETTINGS):
         assert check.bound in ("min", "max")
@@ -186,8 +239,10 @@ def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
 
 
 def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
-    """`measure` with the good quality, a human face and a good JPEG."""
-    return measure(face, others, width, height, upscale, GOOD.quality, 0.9, 92)
+    """`measure` with the good quality, a human face, a good JPEG and room around it."""
+    return measure(
+        face, others, (width, height), upscale, GOOD.quality, 0.9, 92, GOOD.fills, GOOD.headroom
+    )
 
 
 def synthetic_face(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from tests.pipeline.geometry import (
     by_ratio,
     gradient_image,
     outside_distance,
+    quarter_transform,
     rotate_points,
 )
 
@@ -189,7 +191,7 @@ def test_the_fill_past_the_feather_is_smooth(load_photo: Callable[[str], np.ndar
 # --- several framings at once ---------------------------------------------------------------
 
 
-def test_framings_warped_together_match_each_warped_alone(
+def test_framings_warped_together_match_each_warped_alone_inside_the_photo(
     load_photo: Callable[[str], np.ndarray],
 ) -> None:
     # The portrait's face at half size and low in the photo: the 4:3 lies inside
@@ -197,18 +199,21 @@ def test_framings_warped_together_match_each_warped_alone(
     rgb = load_photo("accept_portrait.jpg")
     points = {k: (655 + (x - 655) / 2, 600 + (y - 600) / 2 + 250) for k, (x, y) in PORTRAIT.items()}
     frames = [by_ratio()["4:3"], by_ratio()["3:4"]]
-    matrices = [face_transform(points, f) for f in frames]
+    matrices = [quarter_transform(points, f) for f in frames]
     alone = [warp(rgb, m, f) for m, f in zip(matrices, frames, strict=True)]
     together = warp_together(rgb, matrices, frames)
     assert alone[0][1] == 0.0 and alone[1][1] > 0.05
-    for (out, filled), (ref, ref_filled), framing in zip(together, alone, frames, strict=True):
+    for (out, filled), (ref, ref_filled), matrix, framing in zip(
+        together, alone, matrices, frames, strict=True
+    ):
         assert out.shape == (framing.height, framing.width, 3) and out.dtype == np.uint8
         assert filled == ref_filled
-        diff = np.abs(out.astype(int) - ref)
+        # The photo's own pixels are the same; only the fill differs (spread
+        # against reflection), from where the bicubic kernel reaches the edge.
+        inside = (outside_distance(matrix, rgb.shape, framing) == 0).astype(np.uint8)
+        inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
+        diff = np.abs(out.astype(int) - ref)[inside]
         assert diff.mean() < 0.2 and np.percentile(diff, 99) <= 2
-    # The inside crop's pixels are the same through the fill path as through the
-    # fast path that skips it.
-    assert np.abs(together[0][0].astype(int) - alone[0][0]).max() <= 1
     again = warp_together(rgb.copy(), [m.copy() for m in matrices], frames)
     assert all(a.tobytes() == b.tobytes() for (a, _), (b, _) in zip(together, again, strict=True))
 
@@ -216,12 +221,13 @@ def test_framings_warped_together_match_each_warped_alone(
 @pytest.mark.parametrize("size", [300, 512])
 def test_framings_warped_together_are_cut_where_each_matrix_says(size: int) -> None:
     # At 512 the 4:3 and 3:4 are windows of one canvas, at 300 (shifts of
-    # fractional pixels) they are warped one by one: both sample where they should.
+    # fractional pixels) they are warped one by one: both sample where they
+    # should. The head's 8 degree roll stays (quarter turns only).
     rgb = gradient_image(3000, 3000)
     rolled = rotate_points(UPRIGHT, -8.0, about=(450.0, 500.0))
     points = {k: (x * 2 + 600, y * 2 + 500) for k, (x, y) in rolled.items()}
     frames = list(framings(size)[1:])
-    matrices = [face_transform(points, f) for f in frames]
+    matrices = [quarter_transform(points, f) for f in frames]
     for (out, filled), matrix, framing in zip(
         warp_together(rgb, matrices, frames), matrices, frames, strict=True
     ):
@@ -233,8 +239,18 @@ def test_framings_warped_together_are_cut_where_each_matrix_says(size: int) -> N
         np.testing.assert_allclose(got[:, 1], src[:, 1] / 3000 * 255, atol=1.5)
 
 
-def test_framings_of_different_scales_are_not_warped_together() -> None:
+def test_framings_of_different_scales_are_cut_one_by_one() -> None:
+    rgb = gradient_image(900, 1200)
     frames = framings(512)
     matrices = [face_transform(UPRIGHT, f) for f in frames]
-    with pytest.raises(ValueError, match="one output scale"):
-        warp_together(gradient_image(900, 1200), matrices, frames)
+    together = warp_together(rgb, matrices, frames)
+    for (out, filled), matrix, framing in zip(together, matrices, frames, strict=True):
+        ((alone, alone_filled),) = warp_together(rgb, [matrix], [framing])
+        assert out.tobytes() == alone.tobytes() and filled == alone_filled
+
+
+def test_tilted_framings_are_not_cut_with_the_spread_fill() -> None:
+    rolled = rotate_points(UPRIGHT, 10.0, about=(450.0, 500.0))
+    frame = by_ratio()["4:3"]
+    with pytest.raises(ValueError, match="quarter turns"):
+        warp_together(gradient_image(900, 1200), [face_transform(rolled, frame)], [frame])

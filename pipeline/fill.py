@@ -1,0 +1,151 @@
+"""The fill of the head-and-shoulders framings (4:3, 3:4), and a measure of
+its seam.
+
+Those framings are cut with the photo's edges parallel to the frame's (see
+`pipeline.framing`), so the part of the output outside the photo is up to four
+axis-aligned strips. They are filled by spreading: the photo's edge pixels
+stretched straight out (what `cv2.BORDER_REPLICATE` gives the warp), then
+blurred more the further they are from the photo, so at the border colour and
+texture run on without a step, and far out only soft colour is left, as in an
+out-of-focus background. Nothing is mirrored, so no second face or shoulder
+appears in the fill.
+
+Coordinates: output pixels, origin at the top-left corner (pixel column i
+covers [i, i + 1)), as in `pipeline.align`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.align import invert, output_scale
+
+# At distance d (output px) from the photo the stretched pixels are blurred
+# at pyramid level log2(1 + d / SPREAD_START), a Gaussian sigma of about
+# half of d: streaks are gone within a few pixels, and the far fill is as soft
+# as the old blurred reflection (chosen by eye on the dev sets' sheets against
+# a start of 1 and 4 px).
+SPREAD_START = 2.0
+# Levels of the blur pyramid: the last one is 2**SPREAD_LEVELS times smaller
+# than the frame (10 px across a 640 px frame), as soft as a fill needs.
+SPREAD_LEVELS = 6
+# The seam measure's bands: within SEAM_BAND output px of the photo's border,
+# against SEAM_BAND to SEAM_NEAR px from it on either side.
+SEAM_BAND = 1.0
+SEAM_NEAR = 8.0
+
+
+def spread_fill(out: np.ndarray, photo: tuple[float, float, float, float]) -> None:
+    """Blur the fill of `out` ((H, W, 3) uint8, its pixels outside the photo
+    already the photo's edge pixels stretched out) in place, more with the
+    distance from `photo`, the photo's rectangle (x0, y0, x1, y1) in output px.
+
+    Only the strips outside the photo change; pixels whose centre lies inside
+    it are left as they are."""
+    height, width = out.shape[:2]
+    x0, y0, x1, y1 = photo
+    centres_x = np.arange(width, dtype=np.float32) + 0.5
+    centres_y = np.arange(height, dtype=np.float32) + 0.5
+    dx = np.maximum(np.maximum(x0 - centres_x, centres_x - x1), 0)
+    dy = np.maximum(np.maximum(y0 - centres_y, centres_y - y1), 0)
+    rows_in = np.flatnonzero(dy == 0)
+    cols_in = np.flatnonzero(dx == 0)
+    if len(rows_in) == 0 or len(cols_in) == 0:
+        top, bottom, left, right = 0, height, 0, width  # the photo covers no pixel centre
+    else:
+        top, bottom = int(rows_in[0]), int(rows_in[-1]) + 1
+        left, right = int(cols_in[0]), int(cols_in[-1]) + 1
+    strips = [
+        ((0, top), (0, width)),
+        ((bottom, height), (0, width)),
+        ((top, bottom), (0, left)),
+        ((top, bottom), (right, width)),
+    ]
+    strips = [s for s in strips if s[0][0] < s[0][1] and s[1][0] < s[1][1]]
+    if not strips:
+        return
+    levels = _pyramid(out)
+    for (r0, r1), (c0, c1) in strips:
+        distance = np.sqrt(np.add.outer(np.square(dy[r0:r1]), np.square(dx[c0:c1])))
+        level = np.log2(1 + distance / SPREAD_START)
+        np.minimum(level, np.float32(len(levels) - 1), out=level)
+        blended = np.zeros((r1 - r0, c1 - c0, 3), np.float32)
+        for k, image in enumerate(levels):
+            # Hat weights: each pixel mixes the two levels around its own.
+            weight = np.maximum(1 - np.abs(level - k), 0)
+            if weight.any():
+                blended += weight[..., None] * image[r0:r1, c0:c1]
+        out[r0:r1, c0:c1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def _pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """`image` as float32 at SPREAD_LEVELS + 1 blurs: itself, then area-halved
+    k times, smoothed with a one-cell Gaussian and enlarged back bilinearly
+    (a Gaussian of roughly 2**k px)."""
+    height, width = image.shape[:2]
+    levels = [image.astype(np.float32)]
+    small = image
+    for _ in range(SPREAD_LEVELS):
+        size = (max(small.shape[1] // 2, 1), max(small.shape[0] // 2, 1))
+        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+        soft = cv2.GaussianBlur(small, (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+        big = cv2.resize(soft, (width, height), interpolation=cv2.INTER_LINEAR)
+        levels.append(big.astype(np.float32))
+    return levels
+
+
+def photo_rect(matrix: np.ndarray, shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+    """The rectangle (x0, y0, x1, y1) in output px that `matrix` (2, 3; source
+    (x, y) to output, axis-aligned: a scale and quarter turns) maps the
+    source of `shape` (H, W, ...) to."""
+    height, width = shape[:2]
+    corners = np.array([[0.0, 0.0], [width, height]]) @ matrix[:, :2].T + matrix[:, 2]
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def seam_ratio(out: np.ndarray, matrix: np.ndarray, source_size: tuple[int, int]) -> float | None:
+    """How visible the border between photo and fill is in `out` ((H, W, 3)
+    uint8 RGB, cut through `matrix` (2, 3, source (x, y) to output) from a
+    source of `source_size` (width, height) px): the mean gradient energy
+    (squared central differences of luma) within SEAM_BAND px of the border,
+    over the mean from SEAM_BAND to SEAM_NEAR px of it on both sides. About 1
+    for a border that does not show (texture runs on), well above 1 for a
+    step or a line; None when the border does not cross the output. Any
+    matrix, tilted or not (a measure, not on the request path)."""
+    height, width = out.shape[:2]
+    luma = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gx = np.zeros_like(luma)
+    gy = np.zeros_like(luma)
+    gx[:, 1:-1] = (luma[:, 2:] - luma[:, :-2]) / 2
+    gy[1:-1] = (luma[2:] - luma[:-2]) / 2
+    energy = gx**2 + gy**2
+    distance = _border_distance(matrix, source_size, (width, height))
+    # Leave out the frame's own outermost pixels, where the differences are not taken.
+    distance[[0, -1], :] = np.inf
+    distance[:, [0, -1]] = np.inf
+    seam = np.abs(distance) <= SEAM_BAND
+    near = (np.abs(distance) > SEAM_BAND) & (np.abs(distance) <= SEAM_NEAR)
+    if not seam.any() or not near.any():
+        return None
+    return float(energy[seam].mean() / max(float(energy[near].mean()), 1e-6))
+
+
+def _border_distance(
+    matrix: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """(height, width) float64: each output pixel centre's distance (output px)
+    from the source rectangle's border, negative inside, positive outside."""
+    width, height = size
+    vs, us = np.mgrid[0:height, 0:width] + 0.5
+    back = invert(matrix)
+    sx = back[0, 0] * us + back[0, 1] * vs + back[0, 2]
+    sy = back[1, 0] * us + back[1, 1] * vs + back[1, 2]
+    w, h = source_size
+    inside = np.minimum(np.minimum(sx, w - sx), np.minimum(sy, h - sy))
+    outside = np.hypot(
+        np.maximum(np.maximum(-sx, sx - w), 0), np.maximum(np.maximum(-sy, sy - h), 0)
+    )
+    scale = output_scale(matrix)
+    return np.where(inside >= 0, -inside, outside) * scale

@@ -1,0 +1,208 @@
+"""How the head-and-shoulders renditions are framed (the aspect ratios
+themselves are `pipeline.aspect`'s).
+
+The 1:1 is the FFHQ crop (`pipeline.align.face_transform`, roll undone
+exactly). The 4:3 and 3:4 (`fit`) start from the same square at the size and
+place `pipeline.align.framings` gives them (the face at 0.625 of its 1:1 size,
+eyes about 0.42 and 0.36 of the height from the top) and then adapt to what
+the photo has, minimising the output pixels that lie outside it (the fill):
+
+- Orientation: only the nearest quarter turn of the face's roll is undone, so
+  the photo's edges stay parallel to the frame's and a fill border is never
+  tilted (a head tilted up to 45 degrees stays tilted, as in any
+  head-and-shoulders shot).
+- Position: the window slides within bounds (`PipelineSettings`): the face's
+  centre at most `max_face_offcentre` of the width off the middle, the eye
+  line between `min_eye_line` and `max_eye_line` of the height from the top,
+  and the head's top (`Face.head_top`) at least `min_headroom` of the height
+  below the top edge. Among the positions with the least fill, the one nearest
+  today's placement (eyes at the same height, face centred) wins.
+- Scale: zoom z in [1, `max_framing_zoom`] times today's face size, in steps
+  of 1%: the smallest z whose least fill is within `FILL_TOLERANCE` of the
+  least at any z. Both framings take the same z (the head keeps its size when
+  a session switches between them) when one z is within that tolerance for
+  both; else each its own.
+
+So the order is: slide, then zoom a little, and only then fill. In the
+rotated source frame (q = R p, R the quarter turn) an output pixel u is
+u = s (q - c) + f, with s = z * today's scale, c the FFHQ square's centre and
+f the output point it lands on; the window is the axis-aligned rectangle
+[c - f / s, c + (size - f) / s], so its overlap with the photo's (rotated)
+rectangle is a product of two intervals and each axis is solved on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.align import Framing, Points, ffhq_square, square_transform
+from pipeline.settings import PipelineSettings
+
+# The zooms tried, in steps of this share of today's face size.
+ZOOM_STEP = 0.01
+# A zoom that saves less than this share of the frame's pixels from fill is not
+# worth the tighter frame.
+FILL_TOLERANCE = 0.005
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One adapted framing: `matrix` (2, 3) maps upright source (x, y) to output
+    px; `zoom` is the face size over today's; `fill` the share of the frame
+    outside the photo (continuous estimate; the warp counts pixel centres);
+    `headroom` the head top's distance below the top edge over the frame
+    height (negative: the head is cut)."""
+
+    matrix: np.ndarray
+    zoom: float
+    fill: float
+    headroom: float
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A position at one zoom: output point `f` of the square's centre, its fill."""
+
+    zoom: float
+    f: tuple[float, float]
+    fill: float
+
+
+def fit(
+    points: Points,
+    head_top: Point,
+    size: tuple[int, int],
+    frames: tuple[Framing, ...],
+    settings: PipelineSettings,
+) -> dict[str, Fit]:
+    """The adapted transforms of `frames` (the head-and-shoulders framings of
+    `pipeline.align.framings`) for a face with five `points` and `head_top`
+    (see `Face.head_top`) in an upright source of `size` (width, height) px,
+    by aspect ratio. See the module docstring for the rule. Raises ValueError
+    when the points are degenerate."""
+    square = ffhq_square(points)
+    turn = quarter_turn(square.turn)
+    cos, sin = turn
+    rotate = np.array([[cos, sin], [-sin, cos]])
+    width, height = size
+    corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]) @ rotate.T
+    photo = (corners.min(axis=0), corners.max(axis=0))
+    centre = rotate @ np.asarray(square.centre)
+    eyes = rotate @ ((np.asarray(points["left_eye"]) + np.asarray(points["right_eye"])) / 2)
+    top = rotate @ np.asarray(head_top)
+    offsets = (float(eyes[1] - centre[1]), float(top[1] - centre[1]))
+    zooms = [
+        1 + i * ZOOM_STEP for i in range(round((settings.max_framing_zoom - 1) / ZOOM_STEP) + 1)
+    ]
+    places = {
+        f.aspect_ratio: [
+            _place(f, z, square.half_side, centre, photo, offsets, settings) for z in zooms
+        ]
+        for f in frames
+    }
+    chosen = _choose(places)
+    fits = {}
+    for frame in frames:
+        place = chosen[frame.aspect_ratio]
+        matrix = square_transform(square, place.zoom * frame.face_side, place.f, turn)
+        scale = place.zoom * frame.face_side / (2 * square.half_side)
+        headroom = (place.f[1] + scale * offsets[1]) / frame.height
+        fits[frame.aspect_ratio] = Fit(matrix, place.zoom, place.fill, headroom)
+    return fits
+
+
+def quarter_turn(turn: tuple[float, float]) -> tuple[float, float]:
+    """The (cos, sin) of the quarter turn nearest the angle of `turn` (cos, sin),
+    exactly 0 or +-1."""
+    quarters = round(math.atan2(turn[1], turn[0]) / (math.pi / 2)) % 4
+    return ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[quarters]
+
+
+def _place(
+    frame: Framing,
+    zoom: float,
+    half_side: float,
+    centre: np.ndarray,
+    photo: tuple[np.ndarray, np.ndarray],
+    offsets: tuple[float, float],
+    settings: PipelineSettings,
+) -> _Place | None:
+    """The least-fill position of `frame` at `zoom` (None when the head cannot
+    keep its headroom at a zoom above 1). `centre`: the square's centre in the
+    rotated source; `photo`: its (low, high) corners there; `offsets`: the eye
+    line's and the head top's height over the centre there."""
+    scale = zoom * frame.face_side / (2 * half_side)
+    width, height = frame.width, frame.height
+    eye_offset, top_offset = offsets
+    # Today's placement: the face centred, the eyes where they are at zoom 1.
+    eye_line = frame.face_centre[1] + frame.face_side / (2 * half_side) * eye_offset
+    nominal = (width / 2, eye_line - scale * eye_offset)
+    off = settings.max_face_offcentre * width
+    x_range = ((width / 2 - off), (width / 2 + off))
+    eye_low = settings.min_eye_line * height - scale * eye_offset
+    eye_high = settings.max_eye_line * height - scale * eye_offset
+    # The head's top min_headroom below the frame's edge, but no more room
+    # demanded above it than the photo has (a photo that cuts the hair gets
+    # the headroom warning, not invented hair).
+    head_low = min(
+        settings.min_headroom * height - scale * top_offset,
+        scale * float(centre[1] - photo[0][1]),
+    )
+    if head_low <= eye_high:
+        y_range = (max(eye_low, head_low), eye_high)
+    elif zoom == 1.0:
+        y_range = (eye_low, eye_high)  # the head cannot fit: the headroom check says so
+    else:
+        return None
+    covered = []
+    for axis, (low, high), length in ((0, x_range, width), (1, y_range, height)):
+        # In source units the window starts at centre - f / scale: f's range reversed.
+        start = _best_start(
+            float(centre[axis] - nominal[axis] / scale),
+            (float(centre[axis] - high / scale), float(centre[axis] - low / scale)),
+            length / scale,
+            (float(photo[0][axis]), float(photo[1][axis])),
+        )
+        covered.append((start, _overlap(start, length / scale, photo, axis) * scale / length))
+    f = (float((centre[0] - covered[0][0]) * scale), float((centre[1] - covered[1][0]) * scale))
+    return _Place(zoom, f, 1.0 - covered[0][1] * covered[1][1])
+
+
+def _best_start(
+    nominal: float, allowed: tuple[float, float], length: float, photo: tuple[float, float]
+) -> float:
+    """Where a window of `length` starting within `allowed` overlaps the interval
+    `photo` most, nearest `nominal` among the best. The overlap is concave in
+    the start, greatest on an interval: the window inside the photo, or the
+    photo inside the window when the window is longer."""
+    low, high = photo
+    best = (low, high - length) if length <= high - low else (high - length, low)
+    lo, hi = max(best[0], allowed[0]), min(best[1], allowed[1])
+    if lo <= hi:
+        return min(max(nominal, lo), hi)
+    return allowed[1] if allowed[1] < best[0] else allowed[0]
+
+
+def _overlap(start: float, length: float, photo: tuple[np.ndarray, np.ndarray], axis: int) -> float:
+    low, high = float(photo[0][axis]), float(photo[1][axis])
+    return max(0.0, min(start + length, high) - max(start, low))
+
+
+def _choose(places: dict[str, list[_Place | None]]) -> dict[str, _Place]:
+    """Per framing, the smallest zoom whose fill is within FILL_TOLERANCE of its
+    least; one zoom for all when one serves every framing so (see the module
+    docstring). Zoom 1 is always possible."""
+    least = {ar: min(p.fill for p in ps if p is not None) for ar, ps in places.items()}
+    good = {
+        ar: [p if p is not None and p.fill <= least[ar] + FILL_TOLERANCE else None for p in ps]
+        for ar, ps in places.items()
+    }
+    for row in zip(*good.values(), strict=True):
+        if all(p is not None for p in row):
+            return {ar: p for ar, p in zip(good, row, strict=True) if p is not None}
+    return {ar: next(p for p in ps if p is not None) for ar, ps in good.items()}
