@@ -24,7 +24,7 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ UPLOAD = "/v1/avatars/upload-face"
 FREE_LIMIT, PAID_LIMIT, WINDOW = 4, 8, 60
 QUEUE_LIMIT = 3
 ROOM_TOKEN = "room-token-SECRET-5c2e9b7a1f"
+# How long a test waits for a process to write the log line of what it just did.
+LOG_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -136,6 +138,20 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         if line.startswith("{"):
             lines.append(json.loads(line))
     return lines
+
+
+def logged(
+    read: Callable[[], str], done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The JSON lines of `read()` once `done` holds for them (or after
+    LOG_WAIT_SECONDS): a process writes its line for a request or a task after
+    it answers, so a test waits for the line rather than racing it."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        lines = json_lines(read())
+        if done(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -346,7 +362,11 @@ def test_logs_are_json_lines_with_ids_and_no_secrets(ops: Apis, ops_worker: Chil
     )
     assert session.status_code == 201, session.text
     session_token = session.json()["session_token"]
-    api_lines = [line for child in ops.children[:2] for line in json_lines(child.log())]
+    ids = {created.headers["x-request-id"], session.headers["x-request-id"]}
+    api_lines = logged(
+        lambda: "\n".join(child.log() for child in ops.children[:2]),
+        lambda lines: ids <= {line.get("request_id") for line in lines},
+    )
     # Every line of an API process is JSON (uvicorn's own included).
     for child in ops.children[:2]:
         raw = [line for line in child.log().splitlines() if line.strip()]
@@ -361,7 +381,12 @@ def test_logs_are_json_lines_with_ids_and_no_secrets(ops: Apis, ops_worker: Chil
     # The worker's line for the task.
     tasks = [
         line
-        for line in json_lines(ops_worker.log())
+        for line in logged(
+            ops_worker.log,
+            lambda lines: any(
+                line["message"] == "task" and line.get("avatar_id") == avatar_id for line in lines
+            ),
+        )
         if line["message"] == "task" and line["avatar_id"] == avatar_id
     ]
     assert len(tasks) == 1
