@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, docs, links, metrics, ops, page, sessions
+from api import avatars, docs, links, metrics, ops, page, sessions, validate
 from api.errors import error_responses, install_error_handlers
 from api.metrics import ApiMetrics
 from api.observe import ObserveMiddleware
@@ -97,6 +97,8 @@ def create_app(
     app.state.metrics = ApiMetrics.from_environment()
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics.http)
     # Every route of these routers takes the key, so each can answer its rate limit.
+    # Before the avatar routes: /v1/avatars/validate is not an avatar id.
+    app.include_router(validate.router, responses=error_responses("rate_limited"))
     app.include_router(avatars.router, responses=error_responses("rate_limited"))
     app.include_router(sessions.router, responses=error_responses("rate_limited"))
     app.include_router(links.router, responses=error_responses("rate_limited"))

@@ -16,6 +16,7 @@ from service.sessions import SessionService
 from service.settings import Settings
 from service.signing import make_signer
 from service.storage import Storage, make_storage
+from service.validation import Validator
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     keys: KeyService
     sessions: SessionService
     previews: Previews
+    validator: Validator
 
     @classmethod
     def create(
@@ -49,6 +51,7 @@ class Services:
             keys=KeyService(registry),
             sessions=SessionService(settings, registry, storage, avatars),
             previews=Previews(settings, registry, storage, avatars, make_signer(settings)),
+            validator=Validator(settings),
         )
 
     def check_ready(self) -> dict[str, bool]:
@@ -56,5 +59,6 @@ class Services:
         return {"database": self.registry.check(), "storage": self.storage.check()}
 
     def close(self) -> None:
+        self.validator.close()
         self.storage.close()
         self.registry.close()

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     session_max_seconds_paid: int = Field(
         3600, gt=0, description="Longest session on the paid plan: expires_at = start + this."
     )
+    validate_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="How long POST /v1/avatars/validate waits for this API process's one "
+        "validation slot (the face models run one image at a time) before answering 503.",
+    )
     session_inline_wait_seconds: float = Field(
         30.0,
         gt=0,

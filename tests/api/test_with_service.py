@@ -8,6 +8,7 @@ PostgreSQL and S3 are tests/integration's.
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import threading
@@ -274,3 +275,40 @@ async def test_a_rejected_photo_has_an_overlay_but_no_renditions(
             f"/v1/avatars/{error['avatar_id']}/{path}", headers={"X-API-Key": stranger}
         )
         assert_envelope(response, 404, "avatar.not_found")
+
+
+# --- validation without an avatar ---------------------------------------------
+
+
+async def test_validate_judges_a_photo_and_stores_nothing(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    portrait = (SAMPLES / "accept_portrait.jpg").read_bytes()
+    accepted = await client.post("/v1/avatars/validate", files={"file": ("portrait.jpg", portrait)})
+    assert accepted.status_code == 200, accepted.text
+    body = accepted.json()
+    assert (body["verdict"], body["error"], body["warnings"]) == ("accept", None, [])
+    assert {c["name"] for c in body["checks"]} >= {"face_count", "yaw", "sharpness"}
+    sizes = {ar: (i["width"], i["height"]) for ar, i in body["images"].items()}
+    assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
+    assert body["source"]["sha256"] and body["face"]["score"] > 0.5
+
+    two = (SAMPLES / "reject_multiple_faces.jpg").read_bytes()
+    rejected = (await client.post("/v1/avatars/validate", files={"file": ("two.jpg", two)})).json()
+    assert (rejected["verdict"], rejected["error"]["code"]) == ("reject", "face.multiple")
+    assert len(rejected["candidates"]) >= 2 and rejected["images"] is None
+    assert any(not c["passed"] for c in rejected["checks"])
+
+    # The same body forms as upload, and the same cheap checks.
+    as_json = await client.post(
+        "/v1/avatars/validate", json={"image": base64.b64encode(portrait).decode()}
+    )
+    assert as_json.json()["verdict"] == "accept"
+    assert_envelope(
+        await client.post("/v1/avatars/validate", files={"file": ("x.jpg", b"not an image")}),
+        415,
+        "image.unsupported_format",
+    )
+    # Nothing of any of it was kept.
+    assert (await client.get("/v1/avatars")).json()["data"] == []
+    assert stored_files(settings) == []

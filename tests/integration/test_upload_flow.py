@@ -237,3 +237,22 @@ def test_list_shows_this_accounts_avatars_newest_first(stack: Stack, client: htt
     assert ids and ids == sorted(ids, reverse=True)
     with stack.client(stack.new_key("flow-empty")) as other:
         assert other.get("/v1/avatars").json()["data"] == []
+
+
+def test_validate_by_url_answers_the_verdict_and_stores_nothing(
+    stack: Stack, client: httpx.Client, images: ImageServer
+) -> None:
+    # The API process fetches and judges it: no worker, no row, no object.
+    before = client.get("/v1/avatars", params={"limit": 100}).json()["data"]
+    response = client.post(
+        "/v1/avatars/validate", json={"image": f"{images.base_url}/accept_astronaut.png"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["verdict"] == "accept" and body["source"]["format"] == "png"
+    assert set(body["images"]) == {"1:1", "4:3", "3:4"}
+    animal = client.post(
+        "/v1/avatars/validate", files={"file": ("a.png", sample("reject_animal.png"))}
+    )
+    assert animal.json()["verdict"] == "reject"
+    assert client.get("/v1/avatars", params={"limit": 100}).json()["data"] == before
