@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +30,18 @@ from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.enqueue import make_enqueue
+
+# The response headers a browser app may read besides the plain ones.
+CORS_EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "Location",
+    "Retry-After",
+    "ETag",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
 
 DESCRIPTION = """\
 Upload a face photo; get back an aligned avatar in three framings (1:1, 4:3, 3:4),
@@ -96,6 +109,16 @@ def create_app(
     # Added last, so it wraps the request-id middleware: it times the whole request.
     app.state.metrics = ApiMetrics.from_environment()
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics.http)
+    if app_settings.cors_allowed_origins:
+        # Outermost: a preflight is answered before authentication, which it cannot pass.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app_settings.cors_allowed_origins,
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     # Every route of these routers takes the key, so each can answer its rate limit.
     # Before the avatar routes: /v1/avatars/validate is not an avatar id.
     app.include_router(validate.router, responses=error_responses("rate_limited"))

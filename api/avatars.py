@@ -8,6 +8,7 @@ status with short async sleeps.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 import anyio
@@ -224,6 +225,7 @@ async def list_avatars(
             "description": "Redirect to a time-limited URL of the JPEG.",
             "headers": _location_header,
         },
+        304: {"description": "Not modified: `If-None-Match` named the image's `ETag`."},
         **error_responses(
             "request.invalid_field",
             "avatar.not_found",
@@ -234,6 +236,7 @@ async def list_avatars(
     },
 )
 async def get_avatar_image(
+    request: Request,
     avatar_id: AvatarIdPath,
     account: AccountDep,
     services: ServicesDep,
@@ -244,10 +247,34 @@ async def get_avatar_image(
     ref = await run_in_threadpool(services.avatars.image, account.id, avatar_id, aspect_ratio)
     if ref.url is not None:
         return RedirectResponse(ref.url, status_code=302)
-    # Renditions never change once written, but they are private to the account.
-    return Response(
-        ref.data, media_type=ref.content_type, headers={"Cache-Control": "private, max-age=3600"}
-    )
+    data = ref.data or b""
+    # Private to the account; the ETag (of the bytes) lets a client revalidate cheaply,
+    # and changes if the avatar is ever rendered again.
+    headers = {"Cache-Control": "private, max-age=3600", "ETag": entity_tag(data)}
+    if not_modified(request.headers.get("if-none-match", ""), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(data))
+        return Response(media_type=ref.content_type, headers=headers)
+    return Response(data, media_type=ref.content_type, headers=headers)
+
+
+# HEAD answers GET's headers without the body (not a separate operation in the spec).
+router.add_api_route(
+    "/{avatar_id}/image", get_avatar_image, methods=["HEAD"], include_in_schema=False
+)
+
+
+def entity_tag(data: bytes) -> str:
+    """A strong ETag of `data`: a quoted prefix of its SHA-256."""
+    return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+
+
+def not_modified(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (or `*`); a GET compares weakly,
+    so `W/"..."` matches too."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 @router.delete(

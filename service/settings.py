@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         "get 503 at_capacity instead of piling up.",
     )
 
+    # --- browsers ---
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (https://app.example.com) whose pages may call the API from a "
+        "browser (CORS). None by default: the API's own page at / needs none.",
+    )
+
     # --- per-key rate limits (per plan; service/ratelimit.py) ---
     rate_limit_window_seconds: float = Field(
         60.0, gt=0, description="The window of the per-key rate limits below."

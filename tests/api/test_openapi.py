@@ -11,7 +11,7 @@ from api.errors import CODES
 
 pytestmark = pytest.mark.anyio
 
-SUCCESS = {"200", "201", "202", "204", "302"}
+SUCCESS = {"200", "201", "202", "204", "302", "304"}
 
 
 async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -312,3 +312,53 @@ async def test_validate_judges_a_photo_and_stores_nothing(
     # Nothing of any of it was kept.
     assert (await client.get("/v1/avatars")).json()["data"] == []
     assert stored_files(settings) == []
+
+
+# --- HTTP basics: ETag, HEAD, CORS ---------------------------------------------
+
+
+async def test_an_image_revalidates_by_etag_and_answers_head(client: httpx.AsyncClient) -> None:
+    avatar = (await upload_file(client, "accept_portrait.jpg")).json()
+    url = avatar["images"]["4:3"]["url"]
+    first = await client.get(url)
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and first.headers["cache-control"].startswith("private")
+
+    again = await client.get(url, headers={"If-None-Match": f'W/"other", {etag}'})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    changed = await client.get(url, headers={"If-None-Match": '"another"'})
+    assert changed.status_code == 200 and changed.content == first.content
+
+    head = await client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(first.content)
+    assert (head.headers["etag"], head.headers["content-type"]) == (etag, "image/jpeg")
+
+
+async def test_cors_lets_listed_origins_call_the_api_and_no_others(
+    settings: Settings, real: Services
+) -> None:
+    allowed = "https://app.example.com"
+    app = create_app(settings.model_copy(update={"cors_allowed_origins": [allowed]}), real)
+    _, key = real.keys.create("browser", "paid")
+    async with open_client(app) as browser:
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type",
+        }
+        ok = await browser.options(UPLOAD, headers={"Origin": allowed, **preflight})
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["access-control-allow-origin"] == allowed
+        assert "x-api-key" in ok.headers["access-control-allow-headers"].lower()
+        listed = await browser.get("/v1/avatars", headers={"Origin": allowed, "X-API-Key": key})
+        assert listed.headers["access-control-allow-origin"] == allowed
+        assert "X-Request-Id" in listed.headers["access-control-expose-headers"]
+
+        other = await browser.options(
+            UPLOAD, headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in other.headers
+    # None by default: no CORS headers at all.
+    async with open_client(create_app(settings, real)) as plain:
+        response = await plain.get("/v1/avatars", headers={"Origin": allowed, "X-API-Key": key})
+        assert "access-control-allow-origin" not in response.headers
