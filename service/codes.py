@@ -29,6 +29,7 @@ from service.errors import (
     TransientError,
     Unavailable,
 )
+from service.queue import BrokerUnavailable
 
 # The error `type` of each status: the family a client may switch on first.
 TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -327,6 +328,13 @@ _DECLARED = (
         TransientError,
         503,
         "The same image was being uploaded and deleted at once; retry.",
+        retryable=True,
+    ),
+    Code(
+        "broker.unavailable",
+        BrokerUnavailable,
+        503,
+        "The broker refused the message (connection refused); the sweeper sends it again.",
         retryable=True,
     ),
     Code(

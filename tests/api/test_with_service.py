@@ -42,7 +42,10 @@ class ThreadWorker:
         self.services: Services | None = None
         self.threads: list[threading.Thread] = []
 
-    def __call__(self, avatar_id: str) -> None:
+    def ping(self) -> bool:
+        return True
+
+    def send(self, avatar_id: str) -> None:
         assert self.services is not None
         thread = threading.Thread(target=self.services.avatars.process, args=(avatar_id,))
         thread.start()
