@@ -1,9 +1,9 @@
 """The FastAPI application: `create_app(settings, services=None)`.
 
-The lifespan makes the heavy things once per process: the Celery app (only to
-send work; `tasks.enqueue`), `Services` (registry, storage, AvatarService,
+The lifespan makes the heavy things once per process: the work queue (only to
+send work; `tasks.queue`), `Services` (registry, storage, AvatarService,
 KeyService) and the rate limiter (its Redis client). Tests pass their own
-`Services` (made with a fake enqueue) and the app then owns neither them nor a
+`Services` (made with a fake queue) and the app then owns neither them nor a
 broker.
 """
 
@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from celery import Celery
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -28,8 +27,7 @@ from api.request_ids import RequestIdMiddleware
 from service.ratelimit import make_limiter
 from service.runtime import Services
 from service.settings import Settings
-from tasks.celery_app import make_celery
-from tasks.enqueue import make_enqueue
+from tasks.queue import CeleryQueue
 
 # The response headers a browser app may read besides the plain ones.
 CORS_EXPOSED_HEADERS = [
@@ -83,10 +81,10 @@ def create_app(
                 app.state.broker_ready = broker_probe
                 yield
                 return
-            celery = make_celery(app_settings)
-            made = await run_in_threadpool(Services.create, app_settings, make_enqueue(celery))
+            queue = CeleryQueue.from_settings(app_settings)
+            made = await run_in_threadpool(Services.create, app_settings, queue)
             app.state.services = made
-            app.state.broker_ready = lambda: broker_reachable(celery)
+            app.state.broker_ready = queue.ping
             try:
                 yield
             finally:
@@ -132,16 +130,6 @@ def create_app(
     app.include_router(metrics.router)
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     return app
-
-
-def broker_reachable(celery: Celery) -> bool:
-    """Whether the broker accepts a connection now (one try, the broker time-out)."""
-    try:
-        with celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=0, timeout=celery.conf.broker_connection_timeout)
-    except Exception:  # any failure to connect means "not ready", whatever the transport
-        return False
-    return True
 
 
 def _openapi_document(app: FastAPI) -> dict[str, Any]:

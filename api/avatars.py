@@ -22,7 +22,6 @@ from api.errors import (
     KEYED_ROUTE_CODES,
     error_response,
     error_responses,
-    status_for_failed_avatar,
 )
 from api.schemas import (
     AVATAR_ID_EXAMPLE,
@@ -33,6 +32,7 @@ from api.schemas import (
 )
 from api.uploads import read_upload
 from pipeline.aspect import AspectRatio
+from service.codes import status_for_failed_avatar
 from service.runtime import Services
 from service.status import UNFINISHED, AvatarStatus
 

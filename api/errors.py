@@ -2,15 +2,13 @@
 
 Every non-2xx response of the API is built here, in the shape of docs/api.md:
 `{"error": {"type", "code", "message", "param", "request_id", ["checks"], ...}}`.
-The status of an error is picked from its stable `code` in `CODES`; a code the
-table does not know (a new service code) falls back to its class in
-`CLASS_STATUS`. The error `type` follows from the status (`TYPE_BY_STATUS`).
-Nothing else in the API decides a status for an error.
+The status of an error, and the `type` that follows from it, come from the one
+registry of codes (`service/codes.py`); nothing else in the API decides a status
+for an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,178 +17,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorEnvelope
-from pipeline.errors import AvatarPrepError, ImageError, Rejected
-from service.errors import (
-    AuthenticationFailed,
-    Conflict,
-    InvalidRequest,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    TransientError,
-    Unavailable,
-)
+from pipeline.errors import AvatarPrepError
+from service.codes import CODES, TYPE_BY_STATUS, status_for
 from service.ids import new_id
-
-
-@dataclass(frozen=True)
-class Code:
-    """One stable error code: its HTTP status, and a message as clients see it
-    (used as the OpenAPI example, so /docs shows every code a route can answer)."""
-
-    status: int
-    example: str
-
-
-# THE status table. Codes of docs/api.md plus the request-level codes of this edge.
-CODES: dict[str, Code] = {
-    # --- the request itself ---
-    "request.malformed_body": Code(400, "The body is not valid JSON: Expecting value (char 0)."),
-    "request.unsupported_content_type": Code(
-        415,
-        "Content-Type text/plain is not accepted; send multipart/form-data or application/json.",
-    ),
-    "request.invalid_field": Code(422, "wait: Input should be less than or equal to 30 (got 31)."),
-    "request.route_not_found": Code(404, "No route GET /v1/avatar; see /docs for the API."),
-    "request.method_not_allowed": Code(405, "PUT is not allowed on /v1/avatars; allowed: GET."),
-    "metadata.too_large": Code(400, "metadata is 20480 bytes as JSON; the limit is 16384."),
-    "metadata.not_object": Code(
-        400, 'metadata must be a JSON object such as {"team": "blue"}; got an array.'
-    ),
-    # --- authentication and plans ---
-    "auth.missing_key": Code(
-        401, "No API key: send X-API-Key: <key> or Authorization: Bearer <key>."
-    ),
-    "auth.invalid_key": Code(401, "The API key is unknown or revoked."),
-    "plan.not_allowed": Code(403, "The free plan does not allow this operation."),
-    "plan.image_input_not_allowed": Code(
-        403, "The free plan may only start sessions with an avatar id (avat_...)."
-    ),
-    # --- cheap image checks at the edge, before any avatar exists ---
-    "image.missing": Code(
-        400, "No image: send it in the multipart field `file`, or as `image` in a JSON body."
-    ),
-    "image.base64_invalid": Code(
-        400, "image is not valid base64 (standard alphabet, padded to a multiple of 4)."
-    ),
-    "image.url_invalid": Code(400, "image URL must be an http or https URL with a host."),
-    "image.url_forbidden": Code(
-        400, "The URL resolves to 10.0.0.5, a private address; only public addresses are fetched."
-    ),
-    "image.too_large": Code(413, "The image is 25000000 bytes; the limit is 20000000 bytes."),
-    "image.too_many_pixels": Code(
-        413, "The image is 20000 x 20000 pixels; the limit is 50000000 pixels."
-    ),
-    "image.unsupported_format": Code(
-        415, "SVG is not supported; send JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF."
-    ),
-    "image.unreadable": Code(400, "The JPEG is truncated or corrupt and cannot be decoded."),
-    # --- verdicts on the content, known only after processing ---
-    "image.fetch_failed": Code(422, "Fetching the image URL failed: HTTP 404."),
-    "image.fetch_timeout": Code(422, "Fetching the image URL took longer than 10 s."),
-    "image.too_small": Code(422, "The image is 48 x 60 pixels; the short side must be 64 or more."),
-    "image.not_a_photo": Code(422, "The image does not look like a photograph."),
-    "face.none": Code(422, "No face found; upload a photo with one face clearly visible."),
-    "face.multiple": Code(
-        422, "The image shows 2 faces of similar size; upload a photo of one person."
-    ),
-    "face.too_small": Code(422, "The face is too small in the frame; crop closer to the face."),
-    "face.not_frontal": Code(422, "The head is turned 52 degrees; face the camera (45 at most)."),
-    "face.cut_off": Code(422, "31% of the face is outside the frame; 25% at most."),
-    "face.too_blurry": Code(422, "The face is too blurry; use a sharper photo."),
-    "face.too_dark": Code(422, "The face is too dark; use a brighter photo."),
-    "face.too_bright": Code(422, "48% of the face is blown out to white, at most 40% is allowed."),
-    "face.not_human": Code(422, "The face does not look human; upload a photo of a person."),
-    "face.eyes_closed": Code(422, "The eyes look closed; use a photo with the eyes open."),
-    "face.mouth_open": Code(422, "The mouth is wide open; use a photo with the mouth closed."),
-    "face.framing": Code(
-        422, "The photo is cropped too tightly for the 4:3 avatar: 31% of it would be invented."
-    ),
-    "image.too_compressed": Code(
-        422, "The JPEG is compressed to quality 6, at least 8 is needed; send the original."
-    ),
-    # --- objects ---
-    "avatar.not_found": Code(404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
-    "avatar.not_ready": Code(409, "The avatar is processing; its images exist once it is ready."),
-    "avatar.failed": Code(409, "The avatar failed (face.none); it has no images."),
-    "link.invalid": Code(403, "The link is altered or expired; ask for new links."),
-    # --- sessions ---
-    "room.platform_invalid": Code(400, "room.platform must be one of daily, livekit; got 'zoom'."),
-    "session.aspect_ratio_invalid": Code(
-        400, "aspect_ratio must be one of 1:1, 4:3, 3:4 (default 4:3); got '16:9'."
-    ),
-    "session.not_found": Code(404, "No session sess_01JD3Z9B2C4D5E6F7G8H9J0K1M."),
-    # --- capacity and dependencies ---
-    "rate_limited": Code(429, "Too many requests for this key; retry after 2 s."),
-    "at_capacity": Code(503, "The work queue is full; retry after 5 s."),
-    "dependency.unavailable": Code(503, "A dependency is unreachable; retry shortly."),
-    "database.unavailable": Code(503, "The database is unreachable; retry shortly."),
-    "database.conflict": Code(503, "The same image was being uploaded and deleted at once; retry."),
-    "storage.unavailable": Code(503, "Storage is unreachable; retry shortly."),
-    "service.not_ready": Code(503, "Not ready: broker unreachable."),
-    "storage.object_missing": Code(500, "The stored original of this avatar is missing."),
-    "processing.crashed": Code(
-        500, "Processing this image stopped the worker 10 times; it was given up."
-    ),
-    "api_error": Code(500, "Internal error; quote the request id when reporting it."),
-}
 
 # Every code an image can get, as a cheap check or a verdict: what a route that takes
 # an image declares.
-IMAGE_CODES = tuple(code for code in CODES if code.startswith(("image.", "face.")))
-
-# Status for a code missing from CODES, by the class that raised it (most specific first).
-CLASS_STATUS: tuple[tuple[type[AvatarPrepError], int], ...] = (
-    (Rejected, 422),
-    (ImageError, 400),
-    (InvalidRequest, 400),
-    (AuthenticationFailed, 401),
-    (PermissionDenied, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (RateLimited, 429),
-    (Unavailable, 503),
-    (TransientError, 503),
-)
-
-TYPE_BY_STATUS: dict[int, str] = {
-    400: "invalid_request",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found",
-    405: "invalid_request",
-    409: "conflict",
-    413: "invalid_request",
-    415: "invalid_request",
-    422: "invalid_request",
-    429: "rate_limited",
-    503: "at_capacity",
-    500: "api_error",
-}
+IMAGE_CODES = tuple(name for name, code in CODES.items() if code.verdict)
 
 # Seconds a client should wait before retrying a 503 that carries no figure of its own.
 DEFAULT_RETRY_AFTER = 5
-
-
-def status_for(error: AvatarPrepError) -> int:
-    """The HTTP status of an error raised at the edge (a cheap check, a lookup)."""
-    if error.code in CODES:
-        return CODES[error.code].status
-    for cls, status in CLASS_STATUS:
-        if isinstance(error, cls):
-            return status
-    return 500
-
-
-def status_for_failed_avatar(code: str) -> int:
-    """The status of an upload whose avatar failed while the client waited.
-
-    The upload itself was accepted, so a verdict on its content (every `image.*`
-    and `face.*` code, fetch failures included) is 422, whatever status the
-    same code has as a cheap check at the edge."""
-    if code.startswith(("image.", "face.")):
-        return 422
-    return CODES[code].status if code in CODES else 500
 
 
 def request_id_of(request: Request) -> str:
@@ -370,7 +206,7 @@ def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
             "summary": code,
             "value": {
                 "error": {
-                    "type": TYPE_BY_STATUS[entry.status],
+                    "type": entry.type,
                     "code": code,
                     "message": entry.example,
                     "param": None,

@@ -43,6 +43,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep, SettingsDep
+from service.codes import metric_label
 from service.errors import TransientError
 from service.runtime import Services
 from service.stats import AvatarCounts, avatar_counts
@@ -149,8 +150,11 @@ def _registry_families(counts: AvatarCounts | None, queue_limit: int) -> Iterato
         "Failed avatars in the registry by error code (the verdicts that stand).",
         labels=["code"],
     )
-    for code, n in sorted(counts.failed_by_code.items()):
-        failed.add_metric([code], n)
+    by_label: dict[str, int] = {}
+    for code, n in counts.failed_by_code.items():
+        by_label[metric_label(code)] = by_label.get(metric_label(code), 0) + n
+    for label, n in sorted(by_label.items()):
+        failed.add_metric([label], n)
     yield failed
 
 

@@ -26,7 +26,6 @@ from api.errors import (
     KEYED_ROUTE_CODES,
     error_response,
     error_responses,
-    status_for_failed_avatar,
 )
 from api.schemas import AVATAR_ID_EXAMPLE
 from api.session_schemas import (
@@ -44,6 +43,7 @@ from api.uploads import (
     read_capped,
 )
 from pipeline.aspect import AspectRatio
+from service.codes import status_for_failed_avatar
 from service.errors import InvalidRequest
 from service.keys import Account
 from service.runtime import Services

@@ -144,9 +144,18 @@ def upload(worker: _Worker, target: Upload, path: str, data: bytes) -> dict[str,
     return avatar
 
 
-def no_broker(avatar_id: str) -> None:
-    """The enqueue seam of batch uploads: nothing is sent; `upload` processes the
+class NoBroker:
+    """The work queue of batch uploads: nothing is sent; `upload` processes the
     avatar itself."""
+
+    def send(self, avatar_id: str) -> None:
+        del avatar_id
+
+    def ping(self) -> bool:
+        return True
+
+
+no_broker = NoBroker()
 
 
 def row_from_record(job: Job, record: dict[str, Any], data: bytes, time_ms: float) -> Row:

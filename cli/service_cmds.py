@@ -92,14 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     settings = Settings()
     _share_metrics_folder(settings)
-    from celery.signals import setup_logging
-
-    from service.logs import configure_logging
     from tasks.worker import run_worker
 
-    # A receiver of setup_logging replaces Celery's own logging set-up: every record
-    # of the worker, its pool processes and beat becomes a JSON line.
-    setup_logging.connect(lambda **_: configure_logging(args.loglevel), weak=False)
     run_worker(settings, concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
     return 0
 
@@ -118,7 +112,7 @@ def _share_metrics_folder(settings: Settings) -> None:
 def _keys_create(args: argparse.Namespace) -> int:
     from service.runtime import Services
 
-    services = Services.create(Settings(), enqueue=_no_enqueue)
+    services = Services.create(Settings(), _NoQueue())
     try:
         key_id, plain = services.keys.create(args.account, args.plan)
     finally:
@@ -133,7 +127,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     from service.errors import NotFound
     from service.runtime import Services
 
-    services = Services.create(Settings(), enqueue=_no_enqueue)
+    services = Services.create(Settings(), _NoQueue())
     try:
         services.keys.revoke(args.key_id)
     except NotFound as exc:
@@ -157,5 +151,11 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_enqueue(avatar_id: str) -> None:
-    raise RuntimeError(f"key commands never enqueue work (asked for {avatar_id})")
+class _NoQueue:
+    """The work queue of the key commands, which never send work."""
+
+    def send(self, avatar_id: str) -> None:
+        raise RuntimeError(f"key commands never enqueue work (asked for {avatar_id})")
+
+    def ping(self) -> bool:
+        return False

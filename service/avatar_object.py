@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import AvatarPrepError
+from service.codes import failed_type
 from service.registry import AvatarRow
 from service.status import AvatarStatus
 
@@ -59,10 +60,10 @@ def image_route(avatar_id: str, aspect_ratio: str) -> str:
 
 
 def error_object(error: AvatarPrepError) -> dict[str, Any]:
-    """`type`, `code`, `message`, `param` and, for verdicts, `checks`. A verdict on
-    the image (`image.*`, `face.*`) is the client's to fix; anything else is ours."""
-    kind = "invalid_request" if error.code.startswith(("image.", "face.")) else "api_error"
-    return {"type": kind, **error.to_dict()}
+    """`type`, `code`, `message`, `param` and, for verdicts, `checks`. The `type` is
+    the failed avatar's (`service.codes.failed_type`): a verdict on the image is the
+    client's to fix (`invalid_request`); anything else is ours (`api_error`)."""
+    return {"type": failed_type(error.code), **error.to_dict()}
 
 
 def rfc3339(moment: datetime) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +37,7 @@ from service.errors import Conflict, InvalidRequest, NotFound, TransientError, U
 from service.fetch import check_url
 from service.ids import new_id
 from service.processing import Processor, set_source
+from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
 from service.status import UNFINISHED, AvatarStatus
@@ -75,7 +75,7 @@ class ImageRef:
 
 class AvatarService:
     """Made once per process (FastAPI lifespan, Celery worker_process_init, the
-    CLI) from the one `Settings`; holds the registry, storage and enqueue seam.
+    CLI) from the one `Settings`; holds the registry, storage and work queue.
     `models` are needed only where `process` runs (workers)."""
 
     def __init__(
@@ -83,14 +83,14 @@ class AvatarService:
         settings: Settings,
         registry: Registry,
         storage: Storage,
-        enqueue: Callable[[str], None],
+        queue: WorkQueue,
         models: FaceModels | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
-        self._enqueue = enqueue
-        self._processor = Processor(settings, registry, storage, enqueue, models)
+        self._queue = queue
+        self._processor = Processor(settings, registry, storage, queue, models)
 
     # --- create (API side: cheap work only) ---------------------------------
 
@@ -185,8 +185,8 @@ class AvatarService:
     def _send(self, row: AvatarRow) -> dict[str, Any]:
         """Enqueue the id; a broker that refuses leaves the row `queued` for the sweeper."""
         try:
-            self._enqueue(row.id)
-        except Exception as exc:  # the broker's errors are its own; none may lose the row
+            self._queue.send(row.id)
+        except BrokerUnavailable as exc:
             logger.warning("avatar %s: enqueue failed (%s); the sweeper will send it", row.id, exc)
             try:
                 with self._registry.transaction() as session:

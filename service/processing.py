@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from pipeline.record import Check, FaceInfo
 from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.fetch import fetch
+from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
 from service.status import AvatarStatus, claim, finish
@@ -40,13 +40,13 @@ class Processor:
         settings: Settings,
         registry: Registry,
         storage: Storage,
-        enqueue: Callable[[str], None],
+        queue: WorkQueue,
         models: FaceModels | None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
-        self._enqueue = enqueue
+        self._queue = queue
         self._models = models
 
     def process(self, avatar_id: str) -> None:
@@ -207,8 +207,8 @@ class Processor:
         sent: list[str] = []
         for avatar_id in stuck:
             try:
-                self._enqueue(avatar_id)
-            except Exception as exc:  # the broker's own errors; try again next sweep
+                self._queue.send(avatar_id)
+            except BrokerUnavailable as exc:  # try again next sweep
                 logger.warning("sweeper: enqueue failed (%s); %d left", exc, len(stuck) - len(sent))
                 break
             sent.append(avatar_id)

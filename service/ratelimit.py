@@ -172,8 +172,10 @@ class RedisLimiter:
 
 
 def make_limiter(settings: Settings) -> RateLimiter:
-    """Redis buckets when the broker is Redis (shared by all API processes), else
-    buckets in this process. Call once per API process, in its lifespan."""
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        return RedisLimiter(settings.broker_url)
-    return InProcessLimiter()
+    """Redis buckets (shared by all API processes) at `rate_limit_redis_url`, or at
+    the broker's URL when that is Redis and no URL of its own is set; else buckets in
+    this process. Call once per API process, in its lifespan."""
+    url = settings.rate_limit_redis_url
+    if url is None and settings.broker_url.startswith(("redis://", "rediss://")):
+        url = settings.broker_url
+    return RedisLimiter(url) if url is not None else InProcessLimiter()

@@ -4,13 +4,13 @@ its end. Nothing here is made at import time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline import FaceModels
 from service.avatars import AvatarService
 from service.keys import KeyService
 from service.previews import Previews
+from service.queue import WorkQueue
 from service.registry import Registry
 from service.sessions import SessionService
 from service.settings import Settings
@@ -34,15 +34,15 @@ class Services:
     def create(
         cls,
         settings: Settings,
-        enqueue: Callable[[str], None],
+        queue: WorkQueue,
         models: FaceModels | None = None,
     ) -> Services:
-        """Open the registry and storage. `enqueue(avatar_id)` sends work to the
-        workers (it may raise when the broker is down). `models`, loaded by the
-        caller once per process, are needed where avatars are processed."""
+        """Open the registry and storage. `queue` sends work to the workers
+        (`tasks.queue.CeleryQueue`, or a fake). `models`, loaded by the caller once
+        per process, are needed where avatars are processed."""
         registry = Registry(settings)
         storage = make_storage(settings)
-        avatars = AvatarService(settings, registry, storage, enqueue, models)
+        avatars = AvatarService(settings, registry, storage, queue, models)
         return cls(
             settings=settings,
             registry=registry,

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     rate_limit_requests_paid: int = Field(
         3000, ge=1, description="Requests per window for a key of a paid account."
     )
+    rate_limit_redis_url: str | None = Field(
+        None,
+        description="Redis holding the buckets, shared by every API process (whatever the "
+        "broker is). None: the broker's URL when the broker is Redis, else each API process "
+        "keeps its own buckets (the limit then multiplies by the number of processes).",
+    )
 
     # --- sessions (per plan) ---
     session_max_seconds_free: int = Field(

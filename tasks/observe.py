@@ -38,6 +38,7 @@ from celery.signals import task_postrun, task_prerun
 from prometheus_client import Counter, Histogram
 
 from pipeline.errors import AvatarPrepError
+from service.codes import metric_label
 from service.errors import TransientError
 from service.logs import log_event
 from service.registry import Registry
@@ -125,7 +126,7 @@ class TaskObserver:
         self.metrics.duration.labels(PROCESS_TASK, status).observe(seconds)
         decided = after is not None and after.status in FINISHED
         if decided and (before is None or before.status not in FINISHED):
-            self.metrics.verdicts.labels(status, code or "").inc()
+            self.metrics.verdicts.labels(status, metric_label(code) if code else "").inc()
         log_event(
             logger,
             "task",

@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 
 from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError
 from service.errors import TransientError
+from service.logs import configure_logging
 from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
-from tasks.enqueue import make_enqueue
 from tasks.observe import TaskObserver
+from tasks.queue import CeleryQueue
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class WorkerRuntime:
 
     def open(self, **_signal: Any) -> None:
         self._models = FaceModels.load()
-        self._services = Services.create(self._settings, make_enqueue(self._app), self._models)
+        self._services = Services.create(self._settings, CeleryQueue(self._app), self._models)
         logger.info(
             "worker process %d ready: face models loaded, registry and storage open", os.getpid()
         )
@@ -135,6 +136,9 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     """Run a Celery worker (prefork, `concurrency` processes) until it is stopped
     (SIGTERM: warm shutdown, running tasks finish). With `beat`, the sweeper's
     schedule runs inside it."""
+    # A receiver of setup_logging replaces Celery's own logging set-up: every record
+    # of the worker, its pool processes and beat becomes a JSON line.
+    setup_logging.connect(lambda **_: configure_logging(loglevel), weak=False)
     app = make_celery(settings)
     app.conf.worker_proc_alive_timeout = PROCESS_INIT_TIMEOUT_SECONDS
     runtime = register_tasks(app, settings)

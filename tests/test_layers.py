@@ -52,3 +52,29 @@ def test_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from service import settings\n    import api.app\n")
     assert imported_project_packages(bad) == {"service", "api"}
+
+
+# Third-party packages only one layer may import: the broker belongs to tasks/.
+CONFINED = {"celery": "tasks", "kombu": "tasks"}
+
+
+def imported_top_levels(path: Path) -> set[str]:
+    """Top-level names of every module `path` imports (anywhere in it)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_broker_is_imported_only_by_tasks() -> None:
+    leaks = {
+        str(f.relative_to(ROOT)): sorted(
+            name for name in imported_top_levels(f) & set(CONFINED) if CONFINED[name] != package
+        )
+        for package in ALLOWED
+        for f in sorted((ROOT / package).rglob("*.py"))
+    }
+    assert {f: names for f, names in leaks.items() if names} == {}

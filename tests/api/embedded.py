@@ -25,7 +25,10 @@ class Sent:
 
     ids: list[str] = field(default_factory=list)
 
-    def __call__(self, avatar_id: str) -> None:
+    def ping(self) -> bool:
+        return True
+
+    def send(self, avatar_id: str) -> None:
         self.ids.append(avatar_id)
 
 

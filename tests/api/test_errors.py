@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from api.errors import CODES, TYPE_BY_STATUS, status_for, status_for_failed_avatar
 from pipeline.errors import AvatarPrepError, ImageError, Rejected
 from pipeline.record import Check
+from service.codes import CODES, TYPE_BY_STATUS, status_for, status_for_failed_avatar
 from service.errors import (
     Conflict,
     InvalidRequest,

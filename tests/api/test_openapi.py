@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.errors import CODES
+from service.codes import CODES
 
 pytestmark = pytest.mark.anyio
 

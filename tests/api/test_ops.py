@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
-from api.app import broker_reachable, create_app
+from api.app import create_app
 from service.settings import Settings
 from tasks.celery_app import make_celery
+from tasks.queue import broker_reachable
 from tests.api.conftest import open_client
 from tests.api.fakes import FakeServices
 from tests.api.test_errors import assert_envelope

@@ -69,16 +69,16 @@ class HoldingWorker(ThreadWorker):
         self.holding = False
         self.held: list[str] = []
 
-    def __call__(self, avatar_id: str) -> None:
+    def send(self, avatar_id: str) -> None:
         if self.holding:
             self.held.append(avatar_id)
         else:
-            super().__call__(avatar_id)
+            super().send(avatar_id)
 
     def release(self) -> None:
         self.holding = False
         for avatar_id in self.held:
-            super().__call__(avatar_id)
+            super().send(avatar_id)
         self.held.clear()
         self.join()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
 import struct
 import threading
 import zlib
@@ -42,7 +43,10 @@ class ThreadWorker:
         self.services: Services | None = None
         self.threads: list[threading.Thread] = []
 
-    def __call__(self, avatar_id: str) -> None:
+    def ping(self) -> bool:
+        return True
+
+    def send(self, avatar_id: str) -> None:
         assert self.services is not None
         thread = threading.Thread(target=self.services.avatars.process, args=(avatar_id,))
         thread.start()
@@ -187,6 +191,21 @@ async def test_urls_to_non_public_addresses_are_400_forbidden(
 @pytest.mark.parametrize("url", ["ftp://example.com/a.jpg", "https://u:p@example.com/a.jpg"])
 async def test_urls_of_the_wrong_form_are_400_invalid(client: httpx.AsyncClient, url: str) -> None:
     assert_envelope(await client.post(UPLOAD, json={"image": url}), 400, "image.url_invalid")
+
+
+async def test_a_host_that_does_not_resolve_now_is_503_with_retry_after(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name may resolve on a retry (a DNS hiccup): not the final 422 of a verdict.
+    def unresolvable(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    response = await client.post(UPLOAD, json={"image": "https://photos.example.com/a.jpg"})
+    error = assert_envelope(response, 503, "image.fetch_failed")
+    assert error["type"] == "at_capacity"
+    assert response.headers["retry-after"] == "5"
+    assert (await client.get("/v1/avatars")).json()["data"] == []
 
 
 async def test_delete_removes_every_stored_object(

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import FaceModels
 from service.avatars import ImageInput
+from service.queue import BrokerUnavailable
 from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Plan, Settings
@@ -38,9 +39,12 @@ class FakeBroker:
     sent: list[str] = field(default_factory=list)
     down: bool = False
 
-    def __call__(self, avatar_id: str) -> None:
+    def ping(self) -> bool:
+        return not self.down
+
+    def send(self, avatar_id: str) -> None:
         if self.down:
-            raise ConnectionRefusedError("broker unreachable (test)")
+            raise BrokerUnavailable("broker unreachable (test)")
         self.sent.append(avatar_id)
 
 

@@ -119,6 +119,13 @@ def test_redis_is_used_exactly_when_it_is_the_broker() -> None:
     assert isinstance(make_limiter(Settings(broker_url="redis://127.0.0.1:6379/3")), RedisLimiter)
 
 
+def test_a_redis_of_its_own_shares_the_buckets_whatever_the_broker() -> None:
+    rabbit = "amqp://guest:guest@127.0.0.1:5672//"
+    assert isinstance(make_limiter(Settings(broker_url=rabbit)), InProcessLimiter)
+    own = Settings(broker_url=rabbit, rate_limit_redis_url="redis://127.0.0.1:6379/4")
+    assert isinstance(make_limiter(own), RedisLimiter)
+
+
 # --- Redis -------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from service.errors import TransientError
 from service.settings import Settings
 from tasks import worker
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
+from tasks.queue import CeleryQueue
 from tasks.worker import WorkerRuntime, register_tasks
 
 AVATAR_ID = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
@@ -101,7 +102,7 @@ def test_process_init_makes_services_with_the_models_and_a_broker_enqueue(
 ) -> None:
     assert opened.made_with["settings"] is settings
     assert opened.made_with["models"] is opened.models
-    assert callable(opened.made_with["enqueue"])
+    assert isinstance(opened.made_with["enqueue"], CeleryQueue)
     opened.runtime.close()
     assert opened.services.closed and opened.models.closed
 

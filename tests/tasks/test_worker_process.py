@@ -16,11 +16,12 @@ import pytest
 
 from cli.local_stack import Child, start_worker
 from service.avatars import ImageInput
+from service.queue import BrokerUnavailable
 from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
-from tasks.enqueue import make_enqueue
+from tasks.queue import CeleryQueue
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 FINISH_TIMEOUT_SECONDS = 60.0
@@ -67,7 +68,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     )
     assert settings.broker_url == "filesystem://" and settings.storage_backend == "local"
     upgrade(settings)
-    services = Services.create(settings, make_enqueue(make_celery(settings)))
+    services = Services.create(settings, CeleryQueue(make_celery(settings)))
     _, key = services.keys.create("embedded-test", "paid")
     account = services.keys.authenticate(key)
     worker = start_worker(settings, root / "worker.log", concurrency=1, beat=True)
@@ -100,10 +101,14 @@ def test_a_rejected_photo_ends_failed_with_its_code_and_checks(embedded: Embedde
 
 
 def test_an_upload_the_broker_refused_is_sent_by_the_sweeper(embedded: Embedded) -> None:
-    def broker_down(avatar_id: str) -> None:
-        raise ConnectionRefusedError(f"broker down while sending {avatar_id}")
+    class BrokerDown:
+        def send(self, avatar_id: str) -> None:
+            raise BrokerUnavailable(f"broker down while sending {avatar_id}")
 
-    refused = Services.create(embedded.settings, broker_down)
+        def ping(self) -> bool:
+            return False
+
+    refused = Services.create(embedded.settings, BrokerDown())
     try:
         avatar = embedded.create("accept_astronaut.png", services=refused)
     finally:
