@@ -23,6 +23,7 @@ from api.errors import error_responses, install_error_handlers
 from api.metrics import ApiMetrics
 from api.observe import ObserveMiddleware
 from api.ops import BrokerProbe
+from api.quota_headers import QuotaHeadersMiddleware
 from api.request_ids import RequestIdMiddleware
 from service.ratelimit import make_limiter
 from service.runtime import Services
@@ -104,6 +105,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(QuotaHeadersMiddleware)
     # Added last, so it wraps the request-id middleware: it times the whole request.
     app.state.metrics = ApiMetrics.from_environment()
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics.http)

@@ -17,9 +17,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import AuthenticationFailed
+from service.errors import AuthenticationFailed, RateLimited
 from service.keys import Account
-from service.ratelimit import RateLimiter, limit_for, subject_for_key
+from service.ratelimit import Quota, RateLimiter, limit_for, subject_for_key
 from service.runtime import Services
 from service.settings import Settings
 
@@ -63,7 +63,13 @@ async def current_account(
     # For the request's log line (api/observe.py).
     request.state.account_id = account.id
     limiter: RateLimiter = request.app.state.limiter
-    await limiter.acquire(subject_for_key(key), limit_for(get_settings(request), account.plan))
+    limit = limit_for(get_settings(request), account.plan)
+    # The quota goes to the RateLimit-* headers of this response (api/quota_headers.py).
+    try:
+        request.state.quota = await limiter.acquire(subject_for_key(key), limit)
+    except RateLimited as refused:
+        request.state.quota = Quota(limit.requests, 0, refused.retry_after)
+        raise
     return account
 
 

@@ -52,8 +52,10 @@ KEY_PREFIX = "avatar-prep:rate:"
 IN_PROCESS_PRUNE_AT = 10_000
 
 # KEYS[1]: the bucket; ARGV[1]: interval in microseconds; ARGV[2]: window in
-# microseconds. Returns 0 when allowed, else the microseconds until it would be.
-# Microseconds since the epoch (~1.7e15) are exact in a Lua double.
+# microseconds. Returns {wait, backlog}: wait is 0 when allowed, else the
+# microseconds until it would be; backlog is how far the bucket's `tat` lies
+# ahead of now afterwards (what the quota headers are made from). Microseconds since the
+# epoch (~1.7e15) are exact in a Lua double.
 _GCRA_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -63,9 +65,9 @@ local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local new_tat = tat + interval
 local wait = new_tat - now - window
-if wait > 0 then return wait end
+if wait > 0 then return {wait, tat - now} end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return 0
+return {0, new_tat - now}
 """
 
 
@@ -79,6 +81,31 @@ class Limit:
     @property
     def interval_seconds(self) -> float:
         return self.window_seconds / self.requests
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a key stands after a request, for the RateLimit-* response headers:
+    `limit` requests per window, `remaining` of them now, and `reset` whole seconds
+    until the bucket is full again."""
+
+    limit: int
+    remaining: int
+    reset: int
+
+    @classmethod
+    def after(cls, limit: Limit, backlog_seconds: float) -> Quota:
+        """The quota when the bucket's `tat` lies `backlog_seconds` ahead of now."""
+        room = limit.window_seconds - backlog_seconds
+        remaining = max(0, math.floor(room / limit.interval_seconds + 1e-9))
+        return cls(limit.requests, min(remaining, limit.requests), math.ceil(backlog_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
 
 
 def limit_for(settings: Settings, plan: Plan) -> Limit:
@@ -107,8 +134,9 @@ def rate_limited(retry_after_seconds: float, limit: Limit) -> RateLimited:
 
 
 class RateLimiter(Protocol):
-    async def acquire(self, subject: str, limit: Limit) -> None:
-        """Count one request of `subject`; raise RateLimited when it is over `limit`."""
+    async def acquire(self, subject: str, limit: Limit) -> Quota | None:
+        """Count one request of `subject` and return its quota (None when it cannot
+        be known); raise RateLimited when it is over `limit`."""
 
     async def close(self) -> None: ...
 
@@ -121,7 +149,7 @@ class InProcessLimiter:
         self._clock = clock
         self._tat: dict[str, float] = {}
 
-    async def acquire(self, subject: str, limit: Limit) -> None:
+    async def acquire(self, subject: str, limit: Limit) -> Quota | None:
         now = self._clock()
         tat = max(self._tat.get(subject, now), now)
         new_tat = tat + limit.interval_seconds
@@ -131,6 +159,7 @@ class InProcessLimiter:
         self._tat[subject] = new_tat
         if len(self._tat) > IN_PROCESS_PRUNE_AT:
             self._tat = {s: t for s, t in self._tat.items() if t > now}
+        return Quota.after(limit, new_tat - now)
 
     async def close(self) -> None:
         self._tat.clear()
@@ -153,19 +182,22 @@ class RedisLimiter:
         self._script = self._client.register_script(_GCRA_LUA)
         self._down_logged_at = -math.inf
 
-    async def acquire(self, subject: str, limit: Limit) -> None:
+    async def acquire(self, subject: str, limit: Limit) -> Quota | None:
         interval_us = max(1, round(limit.interval_seconds * 1_000_000))
         window_us = round(limit.window_seconds * 1_000_000)
         try:
-            wait_us = await self._script(keys=[KEY_PREFIX + subject], args=[interval_us, window_us])
+            wait_us, backlog_us = await self._script(  # {wait, backlog}: see _GCRA_LUA
+                keys=[KEY_PREFIX + subject], args=[interval_us, window_us]
+            )
         except RedisError as exc:
             now = time.monotonic()
             if now - self._down_logged_at >= REDIS_DOWN_LOG_INTERVAL_SECONDS:
                 self._down_logged_at = now
                 logger.warning("rate limit not applied: Redis unreachable (%s)", type(exc).__name__)
-            return
+            return None
         if int(wait_us) > 0:
             raise rate_limited(int(wait_us) / 1_000_000, limit)
+        return Quota.after(limit, int(backlog_us) / 1_000_000)
 
     async def close(self) -> None:
         await self._client.aclose()

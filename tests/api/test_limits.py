@@ -71,6 +71,24 @@ async def test_each_plan_gets_its_own_limit_then_429_with_retry_after(limited: E
     assert 0 < int(refused.headers["retry-after"]) <= 20
 
 
+async def test_every_keyed_response_says_what_remains_of_the_limit(limited: Embedded) -> None:
+    async with open_client(limited.app, headers={"X-API-Key": limited.free_key}) as c:
+        responses = [await c.get("/v1/avatars") for _ in range(4)]
+        missing = await c.get("/v1/avatars/avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX")
+        unkeyed = await c.get("/healthz")
+    quotas = [
+        (r.status_code, r.headers["ratelimit-limit"], r.headers["ratelimit-remaining"])
+        for r in responses
+    ]
+    assert quotas == [(200, "3", "2"), (200, "3", "1"), (200, "3", "0"), (429, "3", "0")]
+    # Reset: seconds until the bucket is full again (20 s a slot); on the 429, the wait.
+    resets = [int(r.headers["ratelimit-reset"]) for r in responses[:3]]
+    assert all(full - 2 <= reset <= full for reset, full in zip(resets, (20, 40, 60), strict=True))
+    assert responses[3].headers["ratelimit-reset"] == responses[3].headers["retry-after"]
+    assert missing.status_code == 429 and "ratelimit-limit" in missing.headers
+    assert "ratelimit-limit" not in unkeyed.headers
+
+
 async def test_a_limited_upload_is_refused_before_its_body_is_read(limited: Embedded) -> None:
     headers = {"X-API-Key": limited.free_key}
     async with open_client(limited.app, headers=headers) as c:

@@ -69,6 +69,27 @@ async def test_the_refusal_carries_the_wait_rounded_up_and_does_not_count() -> N
     assert await allowed(limiter, "k", limit)
 
 
+async def test_each_request_learns_what_remains_and_when_the_bucket_is_full() -> None:
+    clock = Clock()
+    limiter = InProcessLimiter(clock)
+    limit = Limit(requests=4, window_seconds=60.0)  # one every 15 s
+    quotas = [await limiter.acquire("k", limit) for _ in range(4)]
+    assert [(q.limit, q.remaining, q.reset) for q in quotas if q] == [
+        (4, 3, 15),
+        (4, 2, 30),
+        (4, 1, 45),
+        (4, 0, 60),
+    ]
+    clock.now += 15.0  # one slot back
+    quota = await limiter.acquire("k", limit)
+    assert quota is not None and (quota.remaining, quota.reset) == (0, 60)
+    assert quota.headers() == {
+        "RateLimit-Limit": "4",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": "60",
+    }
+
+
 async def test_keys_have_separate_buckets() -> None:
     limiter = InProcessLimiter(Clock())
     limit = Limit(requests=1, window_seconds=60.0)
@@ -137,6 +158,10 @@ async def test_two_limiters_on_one_redis_share_each_bucket(redis_url: str) -> No
     try:
         results = [await allowed(lim, subject, limit) for lim in (first, second) * 3]
         assert results == [True, True, True, True, False, False]
+        # Both see one bucket's quota: the next key's first request leaves 3 of 4.
+        quota = await second.acquire(f"quota-{subject}", limit)
+        assert quota is not None and (quota.limit, quota.remaining) == (4, 3)
+        assert 14 <= quota.reset <= 15
         with pytest.raises(RateLimited) as info:
             await first.acquire(subject, limit)
         assert info.value.retry_after == 15  # one slot every 60 / 4 s
