@@ -79,12 +79,30 @@ def _json_path(loc: tuple[int | str, ...]) -> str | None:
     return path or None
 
 
+# pydantic's words for what a client never sees (class names, regular expressions),
+# by error type, and the forms a pattern allows, by pattern.
+_PLAIN_MESSAGES = {
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+}
+_PATTERN_FORMS = {
+    r"^(wss?|https?)://\S+$": "a URL that starts with wss://, ws://, https:// or http://",
+}
+
+
 def _describe(error: dict[str, Any]) -> str:
     """One validation error as a sentence naming the field, the rule and what came in.
     pydantic's messages already name the allowed values ("Input should be 'daily' or
-    'livekit'"); the received input is added when it is short enough to quote."""
+    'livekit'"); class names and patterns are put in words; the received input is
+    added when it is short enough to quote."""
     where = _json_path(tuple(error.get("loc", ()))) or "body"
-    text = f"{where}: {error.get('msg', 'invalid value')}"
+    kind = error.get("type", "")
+    message = _PLAIN_MESSAGES.get(kind, error.get("msg", "invalid value"))
+    if kind == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        message = f"must be {_PATTERN_FORMS.get(pattern, 'in the documented form')}"
+    text = f"{where}: {message}"
     given = error.get("input")
     if error.get("type") != "missing" and isinstance(given, str | int | float | bool):
         quoted = repr(given)

@@ -37,12 +37,14 @@ from api.session_schemas import (
 from api.uploads import (
     body_limits,
     check_metadata,
+    check_not_an_id,
     json_object,
     media_type_of,
     parse_image_text,
     read_capped,
 )
 from pipeline.aspect import AspectRatio
+from service.avatars import ImageInput
 from service.codes import status_for_failed_avatar
 from service.errors import InvalidRequest
 from service.keys import Account
@@ -152,9 +154,12 @@ async def create_session(
     avatar_id = fields.avatar_id.strip()
     inline: dict[str, Any] | None = None
     if not is_avatar_reference(avatar_id):
+        # A mistyped id is named as such before the plan is asked about images.
+        check_not_an_id(avatar_id, "avatar_id")
         services.sessions.check_image_input(account)
+        image = parse_image_text(avatar_id, field="avatar_id")
         inline = await _prepare_inline(
-            request, services, account, avatar_id, settings.session_inline_wait_seconds
+            request, services, account, image, settings.session_inline_wait_seconds
         )
         avatar_id = inline["id"]
     request.state.avatar_id = avatar_id  # for the request's log line (api/observe.py)
@@ -202,11 +207,10 @@ def _unusable_inline(request: Request, avatar: dict[str, Any], waited: float) ->
 
 
 async def _prepare_inline(
-    request: Request, services: Services, account: Account, image_text: str, wait: float
+    request: Request, services: Services, account: Account, image: ImageInput, wait: float
 ) -> dict[str, Any]:
     """The avatar of an image sent inline, made as upload-face makes it (an existing
     one for the same bytes), once finished or after `wait` seconds."""
-    image = parse_image_text(image_text)
     avatar, _ = await run_in_threadpool(
         lambda: services.avatars.create(
             account.id, image, name=None, user_exclusive=True, metadata={}
@@ -247,7 +251,7 @@ def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     validation handler. What came in under `room` is not quoted back: it may be the
     room's token, misspelt or mistyped."""
     errors = []
-    for error in exc.errors(include_url=False, include_context=False):
+    for error in exc.errors(include_url=False):
         loc = ("body", *error["loc"])
         entry: dict[str, Any] = {**error, "loc": loc}
         if error["loc"][:1] == ("room",):

@@ -34,6 +34,24 @@ FORM_FIELDS = ("file", "name", "user_exclusive", "metadata")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),", re.IGNORECASE)
 _WHITESPACE = b" \t\r\n\v\f"
+# A URL written without its scheme ("example.com/photo.jpg"): base64 has no ".",
+# so a host-like start is never an image.
+_SCHEMELESS_URL = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:[/?#]\S*)?$")
+# Shaped like an id (a UUID, hex, a ULID, `avatar_01...`) and too short for an
+# image (the smallest usable one is a few hundred bytes).
+_ID_LIKE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def check_not_an_id(text: str, field: str) -> None:
+    """A session's `avatar_id` that is shaped like an id but is not `avat_...` is a
+    mistyped id, not bad base64: 400 `avatar_id.invalid`, naming the id form."""
+    if _ID_LIKE.match(text):
+        raise InvalidRequest(
+            f"{field} {text!r} is neither an avatar id nor an image: ids look like avat_ "
+            "followed by 26 characters; or pass an https URL, a data URI or base64 image.",
+            code="avatar_id.invalid",
+            param=field,
+        )
 
 
 @dataclass(frozen=True)
@@ -262,7 +280,7 @@ def _parse_json(body: bytes) -> Upload:
             param="image",
         )
     doc = json_object(body, '{"image": "https://..."}')
-    if doc.get("image") in (None, ""):
+    if doc.get("image") is None:
         fields = ", ".join(sorted(doc)) or "none"
         raise ImageError(
             f"No image: put it in the field `image` (fields received: {fields}).",
@@ -288,26 +306,42 @@ def _parse_json(body: bytes) -> Upload:
     )
 
 
-def parse_image_text(text: str) -> ImageInput:
+def parse_image_text(text: str, field: str = "image") -> ImageInput:
     """Which of the three forms `text` is: a data URI whose media type is image/*, or
     bare standard base64 (both decoded here), or else a URL (anything that starts
     with a scheme, as base64 has no colon). The service checks the URL's form and
-    addresses (`image.url_invalid`, `image.url_forbidden`) when the avatar is made."""
+    addresses (`image.url_invalid`, `image.url_forbidden`) when the avatar is made.
+
+    `field` is the request's own name for the text (`image`, or a session's
+    `avatar_id`), used in `param` and the message. Errors: `image.missing` (empty),
+    `image.url_invalid` (a URL without its scheme), `image.base64_invalid`."""
     text = text.strip()
+    if not text:
+        raise ImageError(
+            f"{field} is empty; put the photo in it as an https URL, a data URI or base64.",
+            code="image.missing",
+            param=field,
+        )
     if text[:5].lower() == "data:":
-        return ImageInput(kind="base64", data=_decode_data_uri(text))
+        return ImageInput(kind="base64", data=_decode_data_uri(text, field))
     if _SCHEME.match(text):
         return ImageInput(kind="url", url=text)
-    return ImageInput(kind="base64", data=_decode_base64(text.encode("ascii", "replace")))
+    if _SCHEMELESS_URL.match(text):
+        raise ImageError(
+            f"{field} looks like a URL without its scheme; add https:// (https://{text[:80]}).",
+            code="image.url_invalid",
+            param=field,
+        )
+    return ImageInput(kind="base64", data=_decode_base64(text.encode("ascii", "replace"), field))
 
 
-def _decode_data_uri(uri: str) -> bytes:
+def _decode_data_uri(uri: str, field: str) -> bytes:
     match = _DATA_URI.match(uri)
     if match is None:
         raise ImageError(
-            "The data URI is malformed; the form is data:image/jpeg;base64,<data>.",
+            f"The data URI in {field} is malformed; the form is data:image/jpeg;base64,<data>.",
             code="image.base64_invalid",
-            param="image",
+            param=field,
         )
     media_type = match["type"].strip().lower()
     if not media_type.startswith("image/"):
@@ -315,18 +349,19 @@ def _decode_data_uri(uri: str) -> bytes:
             f"The data URI declares {media_type or 'no media type'}, not an image; send "
             "data:image/jpeg;base64,... (or png, webp, heic, ...).",
             code="image.unsupported_format",
-            param="image",
+            param=field,
         )
     if "base64" not in [p.strip().lower() for p in match["params"].split(";")]:
         raise ImageError(
-            "The data URI is not base64-encoded; the form is data:image/jpeg;base64,<data>.",
+            f"The data URI in {field} is not base64-encoded; the form is "
+            "data:image/jpeg;base64,<data>.",
             code="image.base64_invalid",
-            param="image",
+            param=field,
         )
-    return _decode_base64(uri[match.end() :].encode("ascii", "replace"))
+    return _decode_base64(uri[match.end() :].encode("ascii", "replace"), field)
 
 
-def _decode_base64(text: bytes) -> bytes:
+def _decode_base64(text: bytes, field: str) -> bytes:
     """Strict standard base64 (line breaks allowed, as MIME encoders wrap at 76).
     C-speed throughout (translate, a2b_base64): a 20 MB image is 27 MB of text, and
     this runs on the event loop."""
@@ -338,11 +373,11 @@ def _decode_base64(text: bytes) -> bytes:
         data = binascii.a2b_base64(compact, strict_mode=True)
     except binascii.Error as exc:
         raise ImageError(
-            "image is neither an http(s) URL, a data URI nor valid base64 (standard "
+            f"{field} is neither an http(s) URL, a data URI nor valid base64 (standard "
             "alphabet A-Z a-z 0-9 + /, padded with = to a multiple of 4).",
             code="image.base64_invalid",
-            param="image",
+            param=field,
         ) from exc
     if not data:
-        raise ImageError("image decodes to 0 bytes.", code="image.missing", param="image")
+        raise ImageError(f"{field} decodes to 0 bytes.", code="image.missing", param=field)
     return data

@@ -282,6 +282,13 @@ _DECLARED = (
     ),
     # --- sessions ---
     Code(
+        "avatar_id.invalid",
+        InvalidRequest,
+        400,
+        "avatar_id 'avatar_01JD3Z' is neither an avatar id nor an image: ids look like avat_ "
+        "followed by 26 characters; or pass an https URL, a data URI or base64 image.",
+    ),
+    Code(
         "room.platform_invalid",
         InvalidRequest,
         400,

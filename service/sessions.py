@@ -129,7 +129,10 @@ class SessionService:
         InvalidRequest (room.platform_invalid, session.aspect_ratio_invalid)."""
         check_platform(room.platform)
         check_aspect_ratio(aspect_ratio)
-        avatar = self._avatars.get(account.id, avatar_id)
+        try:
+            avatar = self._avatars.get(account.id, avatar_id)
+        except NotFound as missing:  # named as this request names it
+            raise NotFound(missing.message, code=missing.code, param="avatar_id") from None
         if avatar["status"] == AvatarStatus.FAILED:
             code = (avatar["error"] or {}).get("code", "unknown")
             raise Conflict(

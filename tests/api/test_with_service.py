@@ -381,3 +381,86 @@ async def test_cors_lets_listed_origins_call_the_api_and_no_others(
     async with open_client(create_app(settings, real)) as plain:
         response = await plain.get("/v1/avatars", headers={"Origin": allowed, "X-API-Key": key})
         assert "access-control-allow-origin" not in response.headers
+
+
+# --- errors that name the request's own field ---------------------------------
+
+ROOM = {"platform": "livekit", "url": "wss://demo.livekit.cloud"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param", "words"),
+    [
+        # Ids of other shapes given as avatar_id: the field and the id form are named.
+        (
+            {"avatar_id": "123e4567-e89b-12d3-a456-426614174000", "room": ROOM},
+            400,
+            "avatar_id.invalid",
+            "avatar_id",
+            "avat_ followed by 26",
+        ),
+        (
+            {"avatar_id": "0123456789abcdef0123456789abcdef", "room": ROOM},
+            400,
+            "avatar_id.invalid",
+            "avatar_id",
+            "avat_ followed by 26",
+        ),
+        (
+            {"avatar_id": "avatar_01JD3Z8G9YR3K2N5M6P7Q8W4TX", "room": ROOM},
+            400,
+            "avatar_id.invalid",
+            "avatar_id",
+            "https URL",
+        ),
+        (
+            {"avatar_id": "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX", "room": ROOM},
+            404,
+            "avatar.not_found",
+            "avatar_id",
+            "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX",
+        ),
+        (
+            {"avatar_id": "example.com/photo.jpg", "room": ROOM},
+            400,
+            "image.url_invalid",
+            "avatar_id",
+            "add https://",
+        ),
+        ({"avatar_id": "avat_x", "room": None}, 422, "request.invalid_field", "room", "object"),
+        (
+            {"avatar_id": "avat_x", "room": {"platform": "daily", "url": "ftp://x"}},
+            422,
+            "request.invalid_field",
+            "room.url",
+            "starts with wss://",
+        ),
+    ],
+)
+async def test_session_errors_name_the_field_sent(
+    client: httpx.AsyncClient,
+    body: dict[str, object],
+    status: int,
+    code: str,
+    param: str,
+    words: str,
+) -> None:
+    error = assert_envelope(await client.post("/v1/sessions", json=body), status, code)
+    assert error["param"] == param and words in error["message"]
+    assert "RoomRequest" not in error["message"] and "\\S" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("image", "code", "words"),
+    [
+        ("", "image.missing", "image is empty"),
+        ("example.com/photo.jpg", "image.url_invalid", "add https://"),
+        ("data:image/jpeg;base64,@@@@", "image.base64_invalid", "image is neither"),
+    ],
+)
+async def test_upload_errors_name_the_image_field(
+    client: httpx.AsyncClient, image: str, code: str, words: str
+) -> None:
+    error = assert_envelope(await client.post(UPLOAD, json={"image": image}), 400, code)
+    assert error["param"] == "image" and words in error["message"]
+    assert "fields received" not in error["message"]
