@@ -6,9 +6,10 @@ Those framings are cut with the photo's edges parallel to the frame's (see
 axis-aligned strips. They are filled by spreading: the photo's edge pixels
 stretched straight out (what `cv2.BORDER_REPLICATE` gives the warp), then
 blurred more the further they are from the photo, so at the border colour and
-texture run on without a step, and far out only soft colour is left, as in an
-out-of-focus background. Nothing is mirrored, so no second face or shoulder
-appears in the fill.
+texture run on without a step (the first few pixels mirror the photo, so its
+texture continues), and far out only soft colour is left, as in an
+out-of-focus background. Beyond those pixels nothing is mirrored, so no
+second face or collar appears in the fill.
 
 Coordinates: output pixels, origin at the top-left corner (pixel column i
 covers [i, i + 1)), as in `pipeline.align`.
@@ -21,12 +22,13 @@ import numpy as np
 
 from pipeline.align import invert, output_scale
 
-# At distance d (output px) from the photo the stretched pixels are blurred
-# at pyramid level log2(1 + d / SPREAD_START), a Gaussian sigma of about
-# half of d: streaks are gone within a few pixels, and the far fill is as soft
-# as the old blurred reflection (chosen by eye on the dev sets' sheets against
-# a start of 1 and 4 px).
-SPREAD_START = 2.0
+# At distance d (output px) from the photo the fill is pyramid level
+# log2(1 + d / SPREAD_START) (level k a blur of about 2**k px): the mirrored
+# texture fades out over the first few pixels, streaks soon after, and the
+# far fill is as soft as the old blurred reflection (chosen by eye on the dev
+# sets' sheets against starts of 2 and 8 px, and against mirroring at every
+# level, which shows ghosts of collars).
+SPREAD_START = 4.0
 # Levels of the blur pyramid: the last one is 2**SPREAD_LEVELS times smaller
 # than the frame (10 px across a 640 px frame), as soft as a fill needs.
 SPREAD_LEVELS = 6
@@ -66,6 +68,12 @@ def spread_fill(out: np.ndarray, photo: tuple[float, float, float, float]) -> No
     if not strips:
         return
     levels = _pyramid(out)
+    # Level 0, what the border itself shows: the photo mirrored about its
+    # edges, so its texture runs on across the border for a few pixels before
+    # the blurred stretch takes over (stretched, not mirrored, further out: a
+    # mirrored collar or shoulder would show as a ghost).
+    rows, cols = _mirror_index(height, top, bottom), _mirror_index(width, left, right)
+    levels[0] = out[rows][:, cols].astype(np.float32)
     for (r0, r1), (c0, c1) in strips:
         distance = np.sqrt(np.add.outer(np.square(dy[r0:r1]), np.square(dx[c0:c1])))
         level = np.log2(1 + distance / SPREAD_START)
@@ -77,6 +85,15 @@ def spread_fill(out: np.ndarray, photo: tuple[float, float, float, float]) -> No
             if weight.any():
                 blended += weight[..., None] * image[r0:r1, c0:c1]
         out[r0:r1, c0:c1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def _mirror_index(count: int, low: int, high: int) -> np.ndarray:
+    """Indices 0..count-1 reflected into [low, high) about its ends (the pixel
+    next to the edge repeats the edge pixel, as BORDER_REFLECT)."""
+    index = np.arange(count)
+    index = np.where(index < low, 2 * low - 1 - index, index)
+    index = np.where(index >= high, 2 * high - 1 - index, index)
+    return np.clip(index, low, high - 1)
 
 
 def _pyramid(image: np.ndarray) -> list[np.ndarray]:
