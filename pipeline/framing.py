@@ -15,8 +15,10 @@ the photo has, minimising the output pixels that lie outside it (the fill):
   centre at most `max_face_offcentre` of the width off the middle, the eye
   line between `min_eye_line` and `max_eye_line` of the height from the top,
   and the head's top (`Face.head_top`) at least `min_headroom` of the height
-  below the top edge. Among the positions with the least fill, the one nearest
-  today's placement (eyes at the same height, face centred) wins.
+  below the top edge (or as close as the photo allows: a photo that cuts the
+  hair is not given invented hair; the headroom check warns). Among the
+  positions with the least fill, the one nearest today's placement (eyes at
+  the same height, face centred) wins.
 - Scale: zoom z in [1, `max_framing_zoom`] times today's face size, in steps
   of 1%: the smallest z whose least fill is within `FILL_TOLERANCE` of the
   least at any z. Both framings take the same z (the head keeps its size when
