@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.aspect import AspectRatio
+
 Points = dict[str, tuple[float, float]]
 
 # The FFHQ recipe (Karras et al., ffhq-dataset `recreate_aligned_images`): an
@@ -49,7 +51,7 @@ class Framing:
     `face_centre` the output point (x, y) its centre lands on.
     """
 
-    aspect_ratio: str  # "1:1" | "4:3" | "3:4"
+    aspect_ratio: str  # an AspectRatio
     width: int
     height: int
     face_side: float
@@ -65,9 +67,17 @@ def framings(output_size: int) -> tuple[Framing, ...]:
     narrow = round(15 * s / 16)
     side = WIDE_FACE_SCALE * s
     return (
-        Framing("1:1", s, s, float(s), (s / 2, s / 2)),
-        Framing("4:3", wide, narrow, side, (wide / 2, narrow / 2 - LANDSCAPE_LIFT * side)),
-        Framing("3:4", narrow, wide, side, (narrow / 2, wide / 2 - PORTRAIT_LIFT * side)),
+        Framing(AspectRatio.SQUARE, s, s, float(s), (s / 2, s / 2)),
+        Framing(
+            AspectRatio.LANDSCAPE,
+            wide,
+            narrow,
+            side,
+            (wide / 2, narrow / 2 - LANDSCAPE_LIFT * side),
+        ),
+        Framing(
+            AspectRatio.PORTRAIT, narrow, wide, side, (narrow / 2, wide / 2 - PORTRAIT_LIFT * side)
+        ),
     )
 
 

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase
+from pipeline.aspect import AspectRatio
 from pipeline.decode import Probe, decode, probe
 from pipeline.detect import Candidate, detect, detect_tiled
 from pipeline.encode import encode_jpeg
@@ -129,7 +130,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         fits = fit(points, head_top, (info.width, info.height), frames[1:], settings)
         transforms = {frames[0].aspect_ratio: face_transform(points, frames[0])}
         transforms.update((ar, f.matrix) for ar, f in fits.items())
-        upscale = output_scale(transforms["1:1"])
+        upscale = output_scale(transforms[AspectRatio.SQUARE])
     with watch("decode"):
         # The detection decode serves the crops when it is no coarser than they
         # need (always for a non-JPEG: that one is the full decode).
@@ -138,7 +139,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("align"):
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
-        quality = measure_quality(crops["1:1"][0])
+        quality = measure_quality(crops[AspectRatio.SQUARE][0])
         # The share each framing will fill, as its warp will count it.
         fills = {
             f.aspect_ratio: filled_ratio(
@@ -150,7 +151,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         }
         headroom = min(f.headroom for f in fits.values())
     with watch("detect"):
-        human = human_score(crops["1:1"][0], models)
+        human = human_score(crops[AspectRatio.SQUARE][0], models)
 
     jpeg_quality = info.jpeg_quality if info.jpeg_quality is not None else 100
     measures = measure(

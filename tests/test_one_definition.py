@@ -24,12 +24,6 @@ HOMES = {
 
 # Literals that are allowed where they stand, and why.
 ALLOWED: dict[tuple[str, str], str] = {
-    # The framing geometry and its renderer switch to AspectRatio when their
-    # rewrite (another branch) is merged.
-    ("pipeline/align.py", "1:1"): "framing geometry, being rewritten",
-    ("pipeline/align.py", "4:3"): "framing geometry, being rewritten",
-    ("pipeline/align.py", "3:4"): "framing geometry, being rewritten",
-    ("pipeline/prepare.py", "1:1"): "rendering, being rewritten",
     # The same words with other meanings.
     ("api/schemas.py", "ready"): "/readyz's own status, not an avatar's",
     ("cli/prepare_cmd.py", "failed"): "the label of a failed check",

@@ -86,11 +86,6 @@ FAILURES = [
     (with_quality(brightness=S.min_brightness - 0.1), "brightness", "face.too_dark"),
     (with_quality(blown_share=S.max_blown_share + 0.01), "highlights", "face.too_bright"),
     (replace(GOOD, jpeg_quality=S.min_jpeg_quality - 1), "compression", "image.too_compressed"),
-    (
-        replace(GOOD, fills={**GOOD.fills, "4:3": S.max_fill_ratio + 0.01}),
-        "fill_4x3",
-        "face.framing",
-    ),
 ]
 
 
@@ -173,10 +168,22 @@ def framed(fills: dict[str, float], headroom: float = 0.1) -> dict[str, Any]:
     return by_name(replace(GOOD, fills={**GOOD.fills, **fills}, headroom=headroom))
 
 
-def test_fill_warns_for_any_rendition_and_rejects_only_the_default_one() -> None:
-    between = (S.warn_fill_ratio + S.max_fill_ratio) / 2
-    over = S.max_fill_ratio + 0.1
-    at_limits = framed({"4:3": S.max_fill_ratio, "3:4": S.warn_fill_ratio})
+def test_fill_only_warns_by_default_however_much_is_invented() -> None:
+    assert S.max_fill_ratio is None
+    most = framed({"4:3": 0.6, "3:4": 0.6, "1:1": 0.6})
+    assert [most[n].severity for n in ("fill_4x3", "fill_3x4", "fill_1x1")] == ["warn"] * 3
+    assert verdict(checks(replace(GOOD, fills={**GOOD.fills, "4:3": 0.6}), SETTINGS)) is None
+
+
+def test_fill_warns_for_any_rendition_and_rejects_only_the_default_one_when_set() -> None:
+    strict = PipelineSettings(max_fill_ratio=0.25)
+    between = (S.warn_fill_ratio + 0.25) / 2
+    over = 0.25 + 0.1
+
+    def framed(fills: dict[str, float]) -> dict[str, Any]:
+        return by_name(replace(GOOD, fills={**GOOD.fills, **fills}), strict)
+
+    at_limits = framed({"4:3": 0.25, "3:4": S.warn_fill_ratio})
     assert at_limits["fill_4x3"].severity == "warn" and at_limits["fill_3x4"].passed
 
     warned = framed({"4:3": between, "3:4": between, "1:1": between})
@@ -186,11 +193,7 @@ def test_fill_warns_for_any_rendition_and_rejects_only_the_default_one() -> None
     # Only the 4:3, the framing a session animates by default, rejects.
     assert framed({"3:4": over, "1:1": over})["fill_3x4"].severity == "warn"
     rejected = framed({"4:3": over})["fill_4x3"]
-    assert (rejected.severity, rejected.limit, rejected.value) == (
-        "reject",
-        S.max_fill_ratio,
-        round(over, 3),
-    )
+    assert (rejected.severity, rejected.limit, rejected.value) == ("reject", 0.25, round(over, 3))
     assert rejected.hint == "Use a photo with more room around the head and shoulders."
     assert "4:3" in rejected.message and f"{over:.0%}" in rejected.message
 
