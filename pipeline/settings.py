@@ -22,6 +22,16 @@ class PipelineSettings(BaseModel):
     max_pixels: int = Field(
         50_000_000, description="Largest width*height; bounds decode memory (decompression bombs)."
     )
+    max_decoder_bytes: int = Field(
+        135_000_000,
+        ge=1_000_000,
+        description="Most memory a decoder may hold whatever the output scale (the "
+        "coefficients of a progressive JPEG, a WebP, HEIC or AVIF frame decoded whole, an "
+        "interlaced PNG, a TIFF strip): an image needing more is too_many_pixels. With "
+        "the process's own 160-185 MB (imports, models) and the pipeline's arrays, a file "
+        "within the limits is prepared in under 350 MB. It lets a 24 MP iPhone HEIC "
+        "through (122 MB), not a 48 MP one.",
+    )
     min_side: int = Field(
         64, description="Smallest accepted short side in pixels; below it no face is usable."
     )

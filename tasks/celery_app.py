@@ -26,6 +26,19 @@ RETRY_BACKOFF_MAX_SECONDS = 60
 # run (about a second) or a retry countdown (at most the cap above).
 REDIS_VISIBILITY_TIMEOUT_SECONDS = 300
 
+# A hard ceiling under every task, so no single image can hang or exhaust a worker.
+# A run is a fetch (10 s at most), storage calls (10 s reads, 3 tries) and the
+# pipeline (1-5 s for any file within the limits): past the soft limit the task
+# gets SoftTimeLimitExceeded (its `except Exception` fails the avatar); past the
+# hard one the pool process is killed and replaced. Both stay far below the
+# visibility timeout above.
+TASK_SOFT_TIME_LIMIT_SECONDS = 60
+TASK_TIME_LIMIT_SECONDS = 90
+# A pool process holds about 210 MB (imports, models) and a decode of any file
+# within the limits adds at most about 150 MB (tests/pipeline/test_decode_bounds.py):
+# one that has grown past this (in kB, resident) is replaced after its task.
+WORKER_MAX_MEMORY_PER_CHILD_KB = 700_000
+
 PROCESS_TASK = "avatars.process"
 SWEEP_TASK = "avatars.sweep"
 
@@ -59,6 +72,9 @@ def make_celery(settings: Settings) -> Celery:
         # finished and acknowledged on a connection that no longer has them; the
         # broker redelivers the message and the task is idempotent.
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_SECONDS,
+        task_time_limit=TASK_TIME_LIMIT_SECONDS,
+        worker_max_memory_per_child=WORKER_MAX_MEMORY_PER_CHILD_KB,
         # The sweeper runs as a Celery beat entry; see tasks/worker.py.
         beat_schedule={
             "sweep-stuck-avatars": {
