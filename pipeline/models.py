@@ -12,7 +12,6 @@ never pays for it.
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +88,7 @@ class FaceModels:
 
     @staticmethod
     def version() -> str:
-        """The MediaPipe release whose bundled models these are (from the installed
-        package's metadata, which does not import it)."""
-        return importlib.metadata.version("mediapipe")
+        """The MediaPipe release whose bundled models these are."""
+        import mediapipe as mp  # already imported by `load`: a dictionary lookup
+
+        return str(mp.__version__)

@@ -237,3 +237,28 @@ async def test_the_lifespan_wires_the_embedded_defaults(settings: Settings) -> N
     assert made.status_code == 202 and made.json()["status"] == "queued"
     queued = list((Path(settings.data_dir) / "broker" / "queue").iterdir())
     assert len(queued) == 1 and made.json()["id"].encode() in queued[0].read_bytes()
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["exclusive", "shared"])
+async def test_another_account_sees_a_shared_avatar_but_never_an_exclusive_one(
+    settings: Settings, real: Services, client: httpx.AsyncClient, exclusive: bool
+) -> None:
+    # The real visibility rule, not a fake's: user_exclusive decides what others see.
+    data = (SAMPLES / "gray.jpg").read_bytes()
+    made = await client.post(
+        UPLOAD,
+        files={"file": ("gray.jpg", data)},
+        data={"user_exclusive": str(exclusive).lower()},
+    )
+    assert made.status_code == 202, made.text
+    avatar_id = made.json()["id"]
+    _, other_key = real.keys.create("other-co", "paid")
+    async with open_client(create_app(settings, real), headers={"X-API-Key": other_key}) as other:
+        seen = await other.get(f"/v1/avatars/{avatar_id}")
+        if exclusive:
+            assert_envelope(seen, 404, "avatar.not_found")
+        else:
+            assert seen.status_code == 200 and seen.json()["id"] == avatar_id
+        assert (await other.get("/v1/avatars")).json()["data"] == []
+        gone = await other.delete(f"/v1/avatars/{avatar_id}")
+        assert_envelope(gone, 404, "avatar.not_found")
