@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from cli import bench_api
+from cli import bench
 from service.settings import Plan, Settings
 
 # prometheus_client's own variable for its multiprocess mode.
@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations (idempotent)")
     upgrade.set_defaults(run=_db_upgrade)
 
-    bench_api.register(sub)
+    bench.register_api(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:

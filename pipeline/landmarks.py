@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from mediapipe.framework.formats import rect_pb2
 
 from pipeline.detect import Candidate, box_contains
 from pipeline.models import FaceModels
@@ -314,6 +313,8 @@ def _run_mesh(
     """Face Mesh on the square (centre, side in pixels), turned by `rotation`:
     the angle of the face's eye line, atan2(dy, dx) in image coordinates (y
     down), which the model undoes. Returns (468, 3) pixels or None."""
+    from mediapipe.framework.formats import rect_pb2  # MediaPipe loads with the models
+
     height, width = rgb.shape[:2]
     roi = rect_pb2.NormalizedRect(
         x_center=centre[0] / width,

@@ -4,17 +4,19 @@ and reused for every image: in a lifecycle hook (FastAPI lifespan, Celery
 
 A `FaceModels` is not thread-safe: each graph processes one image at a time.
 Everything runs offline on the models inside the mediapipe 0.10.21 wheel.
+
+MediaPipe itself is imported by `load` (about 1.5 s), not with this module, so
+a process that never loads the models (the command line starting, the API)
+never pays for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mediapipe as mp
-from google.protobuf import text_format
-from mediapipe.framework import calculator_pb2
-from mediapipe.python.solution_base import SolutionBase
+if TYPE_CHECKING:
+    from mediapipe.python.solution_base import SolutionBase
 
 # The detectors' own score floor. Kept below any sensible
 # `PipelineSettings.min_detection_score`, which is applied afterwards, so the
@@ -52,6 +54,11 @@ class FaceModels:
 
     @classmethod
     def load(cls) -> FaceModels:
+        import mediapipe as mp
+        from google.protobuf import text_format
+        from mediapipe.framework import calculator_pb2
+        from mediapipe.python.solution_base import SolutionBase
+
         detection = mp.solutions.face_detection
         mesh_config = text_format.Parse(_MESH_GRAPH, calculator_pb2.CalculatorGraphConfig())
         return cls(
@@ -82,4 +89,6 @@ class FaceModels:
     @staticmethod
     def version() -> str:
         """The MediaPipe release whose bundled models these are."""
+        import mediapipe as mp  # already imported by `load`: a dictionary lookup
+
         return str(mp.__version__)

@@ -75,7 +75,7 @@ class Code:
         return self.error is not None and issubclass(self.error, ImageError | Rejected)
 
 
-_DECLARED = (
+DECLARED = (
     # --- the request itself ---
     Code(
         "request.malformed_body",
@@ -392,7 +392,7 @@ _DECLARED = (
     ),
 )
 
-CODES: Final[dict[str, Code]] = {code.name: code for code in _DECLARED}
+CODES: Final[dict[str, Code]] = {code.name: code for code in DECLARED}
 
 # Status for a code missing from CODES, by the class that raised it (most specific first).
 CLASS_STATUS: Final[tuple[tuple[type[AvatarPrepError], int], ...]] = (

@@ -8,12 +8,13 @@ import ast
 import re
 from pathlib import Path
 
-from service.codes import _DECLARED, CODES
+from service.codes import CODES, DECLARED, TYPE_BY_STATUS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "service", "api", "tasks")
 # A verdict code written anywhere in the pipeline (rules, decode's limit errors).
 VERDICT = re.compile(r"(image|face)\.[a-z_]+")
+STATUS_ROW = re.compile(r"^\| (\d{3}) \| ([a-z_]+) \| ", re.MULTILINE)
 TABLE_ROW = re.compile(r"^\| `([a-z0-9_.]+)` \| (\d{3}) \| ([a-z_]+) \| (yes|no) \|", re.MULTILINE)
 
 
@@ -46,7 +47,7 @@ def raised_codes(path: Path, *, verdicts: bool) -> set[str]:
 
 
 def test_each_code_is_declared_once() -> None:
-    names = [code.name for code in _DECLARED]
+    names = [code.name for code in DECLARED]
     assert len(names) == len(set(names))
 
 
@@ -82,3 +83,8 @@ def test_docs_code_table_matches_the_registry() -> None:
     documented = {code: (int(status), kind, retry == "yes") for code, status, kind, retry in table}
     registered = {c.name: (c.status, c.type, c.retryable) for c in CODES.values()}
     assert documented == registered
+
+
+def test_docs_status_table_gives_each_status_its_type() -> None:
+    table = STATUS_ROW.findall((ROOT / "docs" / "api.md").read_text())
+    assert {int(status): kind for status, kind in table} == TYPE_BY_STATUS

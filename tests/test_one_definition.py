@@ -14,7 +14,7 @@ from pipeline.aspect import AspectRatio
 from service.status import AvatarStatus
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "service", "tasks", "api", "cli")
+PACKAGES = ("pipeline", "service", "tasks", "api", "cli", "harness")
 
 # Where each kind of literal is declared.
 HOMES = {

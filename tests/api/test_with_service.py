@@ -286,7 +286,7 @@ async def test_a_rejected_photo_has_an_overlay_but_no_renditions(
     overlay = await client.get(f"/v1/avatars/{error['avatar_id']}/overlay")
     assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/jpeg"
     # Another account sees neither the links nor the overlay.
-    other = Services.create(settings, lambda _: None)
+    other = Services.create(settings, ThreadWorker())
     _, stranger = other.keys.create("stranger", "paid")
     other.close()
     for path in ("links", "overlay"):
@@ -464,3 +464,28 @@ async def test_upload_errors_name_the_image_field(
     error = assert_envelope(await client.post(UPLOAD, json={"image": image}), 400, code)
     assert error["param"] == "image" and words in error["message"]
     assert "fields received" not in error["message"]
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["exclusive", "shared"])
+async def test_another_account_sees_a_shared_avatar_but_never_an_exclusive_one(
+    settings: Settings, real: Services, client: httpx.AsyncClient, exclusive: bool
+) -> None:
+    # The real visibility rule, not a fake's: user_exclusive decides what others see.
+    data = (SAMPLES / "gray.jpg").read_bytes()
+    made = await client.post(
+        UPLOAD,
+        files={"file": ("gray.jpg", data)},
+        data={"user_exclusive": str(exclusive).lower()},
+    )
+    assert made.status_code == 202, made.text
+    avatar_id = made.json()["id"]
+    _, other_key = real.keys.create("other-co", "paid")
+    async with open_client(create_app(settings, real), headers={"X-API-Key": other_key}) as other:
+        seen = await other.get(f"/v1/avatars/{avatar_id}")
+        if exclusive:
+            assert_envelope(seen, 404, "avatar.not_found")
+        else:
+            assert seen.status_code == 200 and seen.json()["id"] == avatar_id
+        assert (await other.get("/v1/avatars")).json()["data"] == []
+        gone = await other.delete(f"/v1/avatars/{avatar_id}")
+        assert_envelope(gone, 404, "avatar.not_found")

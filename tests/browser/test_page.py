@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from cli.local_stack import Child, create_key, run, start_api, start_worker
+from harness.local_stack import Child, create_key, run, start_api, start_worker
 from service.settings import Settings
 from tests.services import service_missing
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.bench import format_stages
+from harness.bench import format_stages
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PORTRAIT = SAMPLES / "accept_portrait.jpg"

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.bench_api import IMAGES, SAMPLES, percentile, unique_jpeg
-from cli.local_stack import ENV_PREFIX
+from harness.load import percentile, unique_jpeg
+from harness.local_stack import ENV_PREFIX
+from sample_images import BENCH_PHOTOS as IMAGES
+from sample_images import SAMPLES
 
 
 def test_unique_jpeg_changes_the_bytes_but_not_the_picture() -> None:

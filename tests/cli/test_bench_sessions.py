@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.bench_api import IMAGES, SAMPLES
-from cli.bench_sessions import Answer, PhotoServer, session_run
+from harness.bench_sessions import Answer, PhotoServer, session_run
+from sample_images import BENCH_PHOTOS as IMAGES
+from sample_images import SAMPLES
 
 
 def test_the_photo_server_sends_the_same_picture_with_new_bytes_each_time() -> None:

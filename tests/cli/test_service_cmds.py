@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.local_stack import run
+from harness.local_stack import run
 from service.errors import AuthenticationFailed
 from service.keys import KeyService
 from service.registry import Registry

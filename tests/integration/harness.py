@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from cli.local_stack import Child, create_key, start_api, start_worker
+from harness.local_stack import Child, create_key, start_api, start_worker
 from service.keys import KeyService
 from service.registry import AvatarRow, Registry
 from service.settings import Plan, Settings

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.local_stack import free_port, start_api
+from harness.local_stack import free_port, start_api
 from service.settings import Settings
 from tests.integration.harness import (
     ImageServer,

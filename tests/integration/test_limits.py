@@ -33,7 +33,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.local_stack import Child, run, start_api, start_worker
+from harness.local_stack import Child, run, start_api, start_worker
 from service.settings import Plan, Settings
 from tests.integration.harness import (
     FINISH_TIMEOUT_SECONDS,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cli.local_stack import Child, start_worker
+from harness.local_stack import Child, start_worker
 from service.avatars import ImageInput
 from service.queue import BrokerUnavailable
 from service.registry import upgrade

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import httpx
 
-from cli.bench_api import Reference, percentile, unique_jpeg
+from harness.load import Reference, percentile, unique_jpeg
 
 # A room the benchmark never joins; the session service stores it as given.
 ROOM = {"platform": "livekit", "url": "wss://bench.invalid/room", "room_name": "bench-api"}

@@ -14,7 +14,7 @@ For each photo (a 1.4 MP and a 12 MP JPEG from sample_images/):
 2. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
    accept latency, upload-to-ready (queueing included) and throughput;
 3. session creation (POST /v1/sessions) by avatar id and inline by image URL,
-   p50/p99: `cli/bench_sessions.py` says how (inline URLs need loopback URLs
+   p50/p99: `harness/bench_sessions.py` says how (inline URLs need loopback URLs
    allowed: `--start` allows them, a `--url` service must).
 
 Every upload carries different bytes (a JPEG comment with a random token), so
@@ -28,9 +28,7 @@ settings of the environment (AVATAR_PREP_*; with none, the embedded defaults).
 from __future__ import annotations
 
 import argparse
-import math
 import secrets
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,68 +37,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from pipeline import FaceModels, PipelineSettings, prepare
+from harness import bench_sessions, local_stack
+from harness.bench_sessions import SessionRun, print_session_results
+from harness.load import Reference, percentile, unique_jpeg
+from pipeline import FaceModels
+from sample_images import BENCH_PHOTOS, SAMPLES
 from service.settings import Settings
 from service.status import FINISHED, AvatarStatus
 
-if TYPE_CHECKING:
-    from cli.bench_sessions import SessionRun
-
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
-IMAGES = {"1mp": "accept_portrait.jpg", "12mp": "large_12mp.jpg"}
 POLL_SECONDS = 0.25
 # 40 12 MP photos on one worker take well under a minute.
 FINISH_TIMEOUT_SECONDS = 180.0
 
 
-def register(sub: Any) -> None:
-    bench = sub.add_parser("bench-api", help="load benchmark of the service through its HTTP API")
-    target = bench.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
-    target.add_argument(
-        "--start",
-        action="store_true",
-        help="start the API and a worker here (settings from AVATAR_PREP_*)",
-    )
-    bench.add_argument("--key", help="API key (with --url; --start makes its own)")
-    bench.add_argument("-n", type=int, default=40, help="uploads per photo (default %(default)s)")
-    bench.add_argument("-c", type=int, default=4, help="concurrent clients (default %(default)s)")
-    bench.add_argument(
-        "--sequential",
-        type=int,
-        default=10,
-        help="one-at-a-time uploads per photo for the overhead figure (default %(default)s)",
-    )
-    bench.add_argument(
-        "--workers",
-        default="1,2",
-        help="with --start: worker process counts to measure (default %(default)s)",
-    )
-    bench.add_argument(
-        "--images",
-        default="1mp,12mp",
-        help=f"photos to send, from {', '.join(IMAGES)} (default %(default)s)",
-    )
-    bench.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     kinds = [k.strip() for k in args.images.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in IMAGES]
+    unknown = [k for k in kinds if k not in BENCH_PHOTOS]
     if unknown or args.n < 1 or args.c < 1 or args.sequential < 1:
         print(
-            f"bad arguments: images must be among {', '.join(IMAGES)}; -n, -c, "
+            f"bad arguments: images must be among {', '.join(BENCH_PHOTOS)}; -n, -c, "
             "--sequential at least 1"
         )
         return 2
     if args.url and not args.key:
         print("--url needs --key")
         return 2
-    photos = {kind: (SAMPLES / IMAGES[kind]).read_bytes() for kind in kinds}
+    photos = {kind: (SAMPLES / BENCH_PHOTOS[kind]).read_bytes() for kind in kinds}
     # The session runs serve their inline images from this process on 127.0.0.1:
     # the stack `--start` runs must fetch them (a `--url` service decides for itself).
     settings = Settings().model_copy(update={"allow_loopback_urls": True})
@@ -112,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
             counts = [int(w) for w in args.workers.split(",")]
             results = list(measure_started(settings, photos, reference, args, counts))
     print_results([runs for runs, _ in results])
-    from cli.bench_sessions import print_session_results
-
     print_session_results([s for _, sessions in results for s in sessions])
     return 0
 
@@ -151,30 +115,6 @@ class Run:
     def added_ms(self) -> list[float]:
         """Upload-to-ready minus the pipeline alone, round by round."""
         return [r - p for r, p in zip(self.ready_ms, self.pipeline_ms, strict=True)]
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The pipeline alone, in this process, on the same photo as each round."""
-
-    models: FaceModels
-    settings: PipelineSettings
-
-    def warm_up(self, data: bytes) -> None:
-        prepare(data, self.models, self.settings)
-
-    def time_ms(self, data: bytes) -> float:
-        start = time.perf_counter()
-        prepare(data, self.models, self.settings)
-        return (time.perf_counter() - start) * 1000
-
-
-def unique_jpeg(data: bytes) -> bytes:
-    """The same picture with different bytes: a comment segment (COM) after SOI
-    holding a random token, so every upload is a new avatar, not a dedupe hit."""
-    assert data[:2] == b"\xff\xd8", "the benchmark photos are JPEGs"
-    token = b"bench-api " + secrets.token_hex(16).encode()
-    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(token) + 2) + token + data[2:]
 
 
 def upload(client: httpx.Client, data: bytes) -> Upload:
@@ -289,8 +229,6 @@ def measure(
     args: argparse.Namespace,
     workers: int | None,
 ) -> tuple[list[Run], list[SessionRun]]:
-    from cli import bench_sessions
-
     runs, sessions = [], []
     limits = httpx.Limits(max_connections=args.c + 2)
     with (
@@ -325,8 +263,6 @@ def measure_started(
     args: argparse.Namespace,
     counts: list[int],
 ) -> Iterator[tuple[list[Run], list[SessionRun]]]:
-    from cli import local_stack
-
     # Kept after the run: the place to look when an upload never finishes.
     log_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     print(f"logs of the API and workers: {log_dir}")
@@ -357,14 +293,6 @@ def _epoch(rfc3339: str) -> float:
 
 
 # --- report --------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile by nearest rank (with 40 values, p99 is the largest)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def print_results(results: list[list[Run]]) -> None:

@@ -1,7 +1,7 @@
 """The measuring half of `avatar-prep bench`, run as a child process:
 
-    python -m cli.stage_timing timing --runs N JPEG...   # stage medians, naive, plain decode
-    python -m cli.stage_timing memory JPEG               # peak RSS of one prepare()
+    python -m harness.stage_timing timing --runs N JPEG...   # stage medians, naive, plain decode
+    python -m harness.stage_timing memory JPEG               # peak RSS of one prepare()
 
 Prints one JSON object. One core: the parent starts this process with the
 variables of `SINGLE_THREAD_ENV` set to 1 (read when the libraries load, so
@@ -151,7 +151,7 @@ def measure_memory(path: Path, settings: PipelineSettings) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cli.stage_timing")
+    parser = argparse.ArgumentParser(prog="python -m harness.stage_timing")
     sub = parser.add_subparsers(dest="mode", required=True)
     timing = sub.add_parser("timing")
     timing.add_argument("--runs", type=int, default=9)
