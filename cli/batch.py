@@ -14,7 +14,8 @@ that key's account through the configured service (AVATAR_PREP_* settings: the
 same registry, storage and dedupe as an API upload), processed in the batch's
 own worker processes, and its `avat_` id is written in the report.
 
-Exit codes: 0 the batch ran (whatever the verdicts), 2 bad usage.
+Exit codes: 0 the batch ran (whatever the verdicts), 2 bad usage (a folder
+with no files to prepare included).
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.workers < 1:
         print("avatar-prep batch: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not find_files(args.dir, exclude=[args.output]):
+        print(
+            f"avatar-prep batch: {args.dir} has no files to prepare (hidden files and the "
+            "output folder are skipped); nothing was written",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.upload != bool(args.key):
         print("avatar-prep batch: --upload and --key go together", file=sys.stderr)

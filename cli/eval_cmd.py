@@ -40,12 +40,25 @@ from service.settings import Settings
 
 EXIT_DONE, EXIT_USAGE = 0, 2
 
+DESCRIPTION = """\
+Run the pipeline on a labelled folder of photos and score it: the confusion
+table (expected label against the verdict), accept/reject accuracy overall and
+for the clear and the AMBIGUOUS/BORDERLINE rows, reason agreement, results per
+category, the warnings, every disagreement, and the accuracy with the limits
+refitted on every row and left out per row. --graded adds the quality checks
+on the clearly accepted photos degraded at four strengths; --sheet FILE.png
+draws every rendition of the set on one contact sheet. The summary ends with
+the fill of the accepted photos' renditions (median, 90th percentile, max).
+
+Exit codes: 0 the set was scored, 2 bad usage (unreadable labels, a listed
+file missing)."""
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "eval",
         help="score the pipeline on a labelled folder of images",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folder", type=Path, metavar="DIR", help="folder of the images")

@@ -48,21 +48,32 @@ def register(sub: Any) -> None:
         help="also run the sweeper schedule; exactly one worker of a deployment "
         "should (default: on)",
     )
-    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument(
+        "--loglevel",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the least important log lines shown (default %(default)s)",
+    )
     worker.set_defaults(run=_worker)
 
     keys = sub.add_parser("keys", help="create or revoke API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_sub = keys.add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION", help="create or revoke"
+    )
     create = keys_sub.add_parser("create", help="create an API key (shown once)")
     create.add_argument("--account", required=True, help="account name; created if new")
-    create.add_argument("--plan", required=True, choices=get_args(Plan))
+    create.add_argument(
+        "--plan", required=True, choices=get_args(Plan), help="the account's plan: its limits"
+    )
     create.set_defaults(run=_keys_create)
     revoke = keys_sub.add_parser("revoke", help="revoke an API key by its id")
     revoke.add_argument("key_id", help="the key id printed by `keys create`")
     revoke.set_defaults(run=_keys_revoke)
 
     db = sub.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub = db.add_subparsers(
+        dest="db_command", required=True, metavar="ACTION", help="what to do with the schema"
+    )
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations (idempotent)")
     upgrade.set_defaults(run=_db_upgrade)
 
