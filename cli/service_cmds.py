@@ -1,4 +1,5 @@
-"""`avatar-prep serve | worker | keys | db | bench-api`: the service's processes and chores.
+"""`avatar-prep serve | worker | keys | accounts | db | bench-api`: the service's processes
+and chores.
 
 Each command builds the one `Settings()` from the environment (AVATAR_PREP_*)
 here, at the edge, and passes it in. With no environment at all they run on the
@@ -14,11 +15,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from cli import bench
+from pipeline.errors import AvatarPrepError
 from service.settings import Plan, Settings
+
+if TYPE_CHECKING:
+    from service.keys import KeyService
+
+T = TypeVar("T")
 
 # prometheus_client's own variable for its multiprocess mode.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -56,19 +64,35 @@ def register(sub: Any) -> None:
     )
     worker.set_defaults(run=_worker)
 
-    keys = sub.add_parser("keys", help="create or revoke API keys")
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
     keys_sub = keys.add_subparsers(
-        dest="keys_command", required=True, metavar="ACTION", help="create or revoke"
+        dest="keys_command", required=True, metavar="ACTION", help="create, list or revoke"
     )
     create = keys_sub.add_parser("create", help="create an API key (shown once)")
     create.add_argument("--account", required=True, help="account name; created if new")
     create.add_argument(
-        "--plan", required=True, choices=get_args(Plan), help="the account's plan: its limits"
+        "--plan",
+        choices=get_args(Plan),
+        help="a new account's plan (its limits); an existing account keeps its own",
     )
     create.set_defaults(run=_keys_create)
-    revoke = keys_sub.add_parser("revoke", help="revoke an API key by its id")
-    revoke.add_argument("key_id", help="the key id printed by `keys create`")
+    listed = keys_sub.add_parser("list", help="list keys: ids, accounts, plans, never secrets")
+    listed.add_argument("--account", help="only this account's keys")
+    listed.set_defaults(run=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke an API key by its id or the key itself")
+    revoke.add_argument(
+        "key_id", metavar="KEY", help="the key id (key_...) or the key (ak_live_...)"
+    )
     revoke.set_defaults(run=_keys_revoke)
+
+    accounts = sub.add_parser("accounts", help="change an account's plan")
+    accounts_sub = accounts.add_subparsers(
+        dest="accounts_command", required=True, metavar="ACTION", help="what to change"
+    )
+    set_plan = accounts_sub.add_parser("set-plan", help="move an account to another plan")
+    set_plan.add_argument("account", help="the account's name")
+    set_plan.add_argument("plan", choices=get_args(Plan), help="its new plan")
+    set_plan.set_defaults(run=_accounts_set_plan)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(
@@ -121,33 +145,57 @@ def _share_metrics_folder(settings: Settings) -> None:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from service.runtime import Services
-
-    services = Services.create(Settings(), _NoQueue())
-    try:
-        key_id, plain = services.keys.create(args.account, args.plan)
-    finally:
-        services.close()
+    created = _on_keys(lambda keys: keys.create(args.account, args.plan))
+    if created is None:
+        return 1
+    key_id, plain = created
     print(f"key id:  {key_id}")
     print(f"api key: {plain}")
     print("The key is shown only this once; store it now.")
     return 0
 
 
+def _keys_list(args: argparse.Namespace) -> int:
+    keys = _on_keys(lambda keys: keys.list_keys(args.account))
+    if keys is None:
+        return 1
+    print(f"{'key id':32}  {'account':20}  {'plan':5}  {'created':20}  revoked")
+    for key in keys:
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{key.id:32}  {key.account:20}  {key.plan:5}  {created:20}  {revoked}")
+    return 0
+
+
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from service.errors import NotFound
+    key_id = _on_keys(lambda keys: keys.revoke(args.key_id))
+    if key_id is None:
+        return 1
+    print(f"revoked {key_id}: requests with it now get 401 auth.invalid_key")
+    return 0
+
+
+def _accounts_set_plan(args: argparse.Namespace) -> int:
+    before = _on_keys(lambda keys: keys.set_plan(args.account, args.plan))
+    if before is None:
+        return 1
+    print(f"account {args.account}: {before} -> {args.plan}")
+    return 0
+
+
+def _on_keys(action: Callable[[KeyService], T]) -> T | None:
+    """`action` on the registry's KeyService; None (the error printed) when it
+    refuses."""
     from service.runtime import Services
 
     services = Services.create(Settings(), _NoQueue())
     try:
-        services.keys.revoke(args.key_id)
-    except NotFound as exc:
-        print(exc.message, file=sys.stderr)
-        return 1
+        return action(services.keys)
+    except AvatarPrepError as exc:
+        print(f"avatar-prep: {exc.message}", file=sys.stderr)
+        return None
     finally:
         services.close()
-    print(f"revoked {args.key_id}: requests with it now get 401 auth.invalid_key")
-    return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -314,6 +314,14 @@ DECLARED = (
         400,
         "The plan must be one of free, paid; got 'gold'.",
     ),
+    Code(
+        "account.plan_mismatch",
+        Conflict,
+        409,
+        "Account 'demo' is on the paid plan; creating a key never changes it. To move it to "
+        "free: avatar-prep accounts set-plan demo free.",
+    ),
+    Code("account.not_found", NotFound, 404, "No account 'demo'."),
     Code("key.not_found", NotFound, 404, "No API key key_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     # --- capacity and dependencies ---
     Code(

@@ -51,3 +51,41 @@ def test_keys_create_refuses_an_unknown_plan(settings: Settings) -> None:
         run(settings, "keys", "create", "--account", "acme", "--plan", "gold")
     assert failed.value.returncode == 2
     assert "invalid choice: 'gold'" in failed.value.stderr
+
+
+def test_keys_never_change_a_plan_silently_and_never_print_a_secret(settings: Settings) -> None:
+    run(settings, "db", "upgrade")
+    first = run(settings, "keys", "create", "--account", "acme", "--plan", "paid")
+    plain = re.search(r"^api key:\s*(ak_live_\S+)$", first, re.MULTILINE)
+    assert plain, first
+    # Another key for the same account: its plan stays; asking for another one is refused.
+    again = run(settings, "keys", "create", "--account", "acme")
+    assert "api key:" in again
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run(settings, "keys", "create", "--account", "acme", "--plan", "free")
+    assert refused.value.returncode == 1
+    assert "accounts set-plan acme free" in refused.value.stderr
+    with pytest.raises(subprocess.CalledProcessError) as new_without_plan:
+        run(settings, "keys", "create", "--account", "newco")
+    assert "give its plan" in new_without_plan.value.stderr
+
+    listed = run(settings, "keys", "list")
+    assert listed.count("acme") == 2 and "paid" in listed and "ak_live_" not in listed
+    # Revoked by the key itself: only its id is echoed.
+    revoked = run(settings, "keys", "revoke", plain.group(1))
+    assert plain.group(1) not in revoked and re.search(r"revoked key_\w+", revoked)
+    with pytest.raises(subprocess.CalledProcessError) as unknown:
+        run(settings, "keys", "revoke", "ak_live_" + "x" * 43)
+    assert "ak_live_" not in unknown.value.stderr + unknown.value.stdout
+    assert re.search(r"acme\s+paid\s+\S+ \S+\s+\d{4}-", run(settings, "keys", "list"))
+
+    moved = run(settings, "accounts", "set-plan", "acme", "free")
+    assert "paid -> free" in moved
+    registry = Registry(settings)
+    try:
+        assert KeyService(registry).list_keys("acme")[0].plan == "free"
+    finally:
+        registry.close()
+    with pytest.raises(subprocess.CalledProcessError) as missing:
+        run(settings, "accounts", "set-plan", "nobody", "free")
+    assert "No account 'nobody'" in missing.value.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from service.errors import AuthenticationFailed, InvalidRequest, NotFound
+from service.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
 from service.keys import KEY_PREFIX
 from service.registry import AccountRow, ApiKeyRow
 from service.runtime import Services
@@ -37,12 +37,19 @@ def test_keys_are_unique_and_an_account_may_hold_several(local: Services) -> Non
     assert local.keys.authenticate(first).id == local.keys.authenticate(second).id
 
 
-def test_creating_a_key_for_an_existing_account_sets_its_plan(local: Services) -> None:
-    _, free = local.keys.create("acme", "free")
-    local.keys.create("acme", "paid")
-    assert local.keys.authenticate(free).plan == "paid"
+def test_a_key_for_an_existing_account_never_changes_its_plan(local: Services) -> None:
+    # Issue 8: `keys create --plan free` once downgraded a paid account silently.
+    _, paid = local.keys.create("acme", "paid")
+    with pytest.raises(Conflict) as refused:
+        local.keys.create("acme", "free")
+    assert refused.value.code == "account.plan_mismatch"
+    assert "accounts set-plan acme free" in refused.value.message
+    _, second = local.keys.create("acme", None)
+    assert local.keys.authenticate(paid).plan == local.keys.authenticate(second).plan == "paid"
     with local.registry.transaction() as session:
         assert len(session.scalars(select(AccountRow)).all()) == 1
+    assert local.keys.set_plan("acme", "free") == "paid"
+    assert local.keys.authenticate(paid).plan == "free"
 
 
 @pytest.mark.parametrize(
