@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, docs, links, metrics, ops, page, sessions
+from api import avatars, docs, idempotency, links, metrics, ops, page, sessions, webhooks
 from api.errors import error_responses, install_error_handlers
+from api.idempotency import IdempotencyMiddleware
 from api.metrics import ApiMetrics
 from api.observe import ObserveMiddleware
 from api.ops import BrokerProbe
@@ -29,6 +30,7 @@ from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.enqueue import make_enqueue
+from tasks.webhooks import make_send_webhook
 
 DESCRIPTION = """\
 Upload a face photo; get back an aligned avatar in three framings (1:1, 4:3, 3:4),
@@ -71,7 +73,11 @@ def create_app(
                 yield
                 return
             celery = make_celery(app_settings)
-            made = await run_in_threadpool(Services.create, app_settings, make_enqueue(celery))
+            made = await run_in_threadpool(
+                lambda: Services.create(
+                    app_settings, make_enqueue(celery), send_webhook=make_send_webhook(celery)
+                )
+            )
             app.state.services = made
             app.state.broker_ready = lambda: broker_reachable(celery)
             try:
@@ -92,6 +98,8 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Inside the request-id middleware: a replayed answer gets its own request id.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestIdMiddleware)
     # Added last, so it wraps the request-id middleware: it times the whole request.
     app.state.metrics = ApiMetrics.from_environment()
@@ -100,6 +108,7 @@ def create_app(
     app.include_router(avatars.router, responses=error_responses("rate_limited"))
     app.include_router(sessions.router, responses=error_responses("rate_limited"))
     app.include_router(links.router, responses=error_responses("rate_limited"))
+    app.include_router(webhooks.router, responses=error_responses("rate_limited"))
     app.include_router(links.signed_router)
     app.include_router(page.router)
     app.include_router(docs.router)
@@ -135,6 +144,7 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
             "description": "This request's id, `req_` + ULID; quote it in bug reports.",
             "schema": {"type": "string", "example": "req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"},
         }
+        idempotency.document(schema)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})

@@ -120,6 +120,30 @@ CODES: dict[str, Code] = {
         400, "aspect_ratio must be one of 1:1, 4:3, 3:4 (default 4:3); got '16:9'."
     ),
     "session.not_found": Code(404, "No session sess_01JD3Z9B2C4D5E6F7G8H9J0K1M."),
+    # --- webhooks ---
+    "webhook.url_invalid": Code(400, "The webhook URL must start with http:// or https://."),
+    "webhook.url_forbidden": Code(
+        400,
+        "The webhook URL's host hooks.internal resolves to 10.0.0.5, a private address; "
+        "only public internet addresses are fetched.",
+    ),
+    "webhook.event_invalid": Code(
+        400, "events must be a non-empty list of avatar.ready, avatar.failed, ..."
+    ),
+    "webhook.too_many": Code(400, "The account has 16 webhook endpoints, the most allowed."),
+    "webhook.not_found": Code(404, "No webhook endpoint whep_01JD3Z9B2C4D5E6F7G8H9J0K1M."),
+    # --- idempotency ---
+    "idempotency.key_invalid": Code(
+        400, "Idempotency-Key must be 1 to 255 printable ASCII characters."
+    ),
+    "idempotency.key_reused": Code(
+        409,
+        "This Idempotency-Key was used with another request (a different path or body) "
+        "in the last 24 h; use a new key for a new request.",
+    ),
+    "idempotency.in_progress": Code(
+        409, "The first request with this Idempotency-Key is still running; retry after 1 s."
+    ),
     # --- capacity and dependencies ---
     "rate_limited": Code(429, "Too many requests for this key; retry after 2 s."),
     "at_capacity": Code(503, "The work queue is full; retry after 5 s."),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pipeline import FaceModels
 from service.avatars import AvatarService
+from service.idempotency import IdempotencyStore
 from service.keys import KeyService
 from service.previews import Previews
 from service.registry import Registry
@@ -16,6 +17,7 @@ from service.sessions import SessionService
 from service.settings import Settings
 from service.signing import make_signer
 from service.storage import Storage, make_storage
+from service.webhooks import WebhookService
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Services:
     keys: KeyService
     sessions: SessionService
     previews: Previews
+    webhooks: WebhookService
+    idempotency: IdempotencyStore
 
     @classmethod
     def create(
@@ -34,10 +38,14 @@ class Services:
         settings: Settings,
         enqueue: Callable[[str], None],
         models: FaceModels | None = None,
+        *,
+        send_webhook: Callable[[str], None] | None = None,
     ) -> Services:
         """Open the registry and storage. `enqueue(avatar_id)` sends work to the
         workers (it may raise when the broker is down). `models`, loaded by the
-        caller once per process, are needed where avatars are processed."""
+        caller once per process, are needed where avatars are processed.
+        `send_webhook(delivery_id)` queues a webhook delivery once the transaction
+        that recorded it commits (None: the worker's dispatcher sends it)."""
         registry = Registry(settings)
         storage = make_storage(settings)
         avatars = AvatarService(settings, registry, storage, enqueue, models)
@@ -49,6 +57,8 @@ class Services:
             keys=KeyService(registry),
             sessions=SessionService(settings, registry, storage, avatars),
             previews=Previews(settings, registry, storage, avatars, make_signer(settings)),
+            webhooks=WebhookService(settings, registry, send_webhook),
+            idempotency=IdempotencyStore(settings, registry),
         )
 
     def check_ready(self) -> dict[str, bool]:

@@ -85,4 +85,9 @@ def finish(
     row.error = error
     row.ready_at = now if status is AvatarStatus.READY else None
     row.record_key = record_key
+    # Imported here: webhooks builds the avatar object, whose module imports this one.
+    from service.webhooks import avatar_finished
+
+    # The event is written in the transaction that finishes the avatar (the outbox).
+    avatar_finished(row)
     return True
