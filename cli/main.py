@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import pipeline_cmds, service_cmds
+from cli import pipeline_cmds, service_cmds, webhook_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pipeline_cmds.register(sub)
     service_cmds.register(sub)
+    webhook_cmds.register(sub)
     return parser
 
 
