@@ -43,8 +43,18 @@ class FakeAvatars:
 
 
 @dataclass
+class FakeIdempotency:
+    sweeps: int = 0
+
+    def delete_expired(self) -> int:
+        self.sweeps += 1
+        return 0
+
+
+@dataclass
 class FakeServices:
     avatars: FakeAvatars
+    idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
     closed: bool = False
 
     def close(self) -> None:
@@ -84,8 +94,12 @@ def opened(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Worker:
     models = FakeModels()
     made_with: dict[str, Any] = {}
 
-    def create(settings: Settings, enqueue: Any, models: Any = None) -> FakeServices:
-        made_with.update(settings=settings, enqueue=enqueue, models=models)
+    def create(
+        settings: Settings, enqueue: Any, models: Any = None, *, send_webhook: Any = None
+    ) -> FakeServices:
+        made_with.update(
+            settings=settings, enqueue=enqueue, models=models, send_webhook=send_webhook
+        )
         return services
 
     monkeypatch.setattr(worker.Services, "create", create)
@@ -102,6 +116,7 @@ def test_process_init_makes_services_with_the_models_and_a_broker_enqueue(
     assert opened.made_with["settings"] is settings
     assert opened.made_with["models"] is opened.models
     assert callable(opened.made_with["enqueue"])
+    assert callable(opened.made_with["send_webhook"])
     opened.runtime.close()
     assert opened.services.closed and opened.models.closed
 
@@ -172,6 +187,8 @@ def test_verdict_errors_escaping_the_service_are_not_retried(opened: Worker) -> 
 def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     assert opened.run(SWEEP_TASK).state == "SUCCESS"
     assert opened.avatars.sweeps == 1
+    # The same sweep removes expired idempotency keys.
+    assert opened.services.idempotency.sweeps == 1
 
 
 def test_delivery_rules_are_set_on_the_app(settings: Settings) -> None:
