@@ -273,10 +273,13 @@ def document(schema: dict[str, Any]) -> None:
             examples = entry["content"]["application/json"]["examples"]
             target = responses.setdefault(
                 str(status),
-                {"description": "Error:", "content": {"application/json": {"schema": envelope}}},
+                {"description": "Error: ", "content": {"application/json": {"schema": envelope}}},
             )
             content = target.setdefault("content", {}).setdefault(
                 "application/json", {"schema": envelope}
             )
             content.setdefault("examples", {}).update(examples)
-            target["description"] += " " + ", ".join(f"`{c}`" for c in examples)
+            known = target["description"].removeprefix("Error: ")
+            target["description"] = "Error: " + ", ".join(
+                [*([known] if known else []), *(f"`{c}`" for c in examples)]
+            )
