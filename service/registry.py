@@ -201,6 +201,8 @@ class WebhookEventRow(Base):
     the exact JSON every delivery of it sends (and signs)."""
 
     __tablename__ = "webhook_events"
+    # The sweeper deletes events past their retention by age.
+    __table_args__ = (Index("ix_webhook_events_created_at", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # evt_<ULID>, webhook-id
     account_id: Mapped[str] = mapped_column(

@@ -181,6 +181,13 @@ class Settings(BaseSettings):
         "and any whose hand-off after commit was lost) and ends expired sessions.",
     )
 
+    webhook_retention_seconds: int = Field(
+        30 * 86_400,
+        gt=0,
+        description="Events and their delivery records older than this are deleted by "
+        "the sweeper; far beyond the last retry of a delivery.",
+    )
+
     # --- idempotency (service/idempotency.py) ---
     idempotency_ttl_seconds: int = Field(
         86_400, gt=0, description="How long an Idempotency-Key and its response are kept."

@@ -314,6 +314,19 @@ class WebhookService:
             sent += 1
         return sent
 
+    def delete_old(self) -> int:
+        """Delete events older than `webhook_retention_seconds` with their deliveries
+        (the sweeper runs this); how many events."""
+        cutoff = utcnow() - timedelta(seconds=self._settings.webhook_retention_seconds)
+        with self._registry.transaction() as session:
+            old = select(WebhookEventRow.id).where(WebhookEventRow.created_at < cutoff)
+            session.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.event_id.in_(old)))
+            result = session.execute(
+                delete(WebhookEventRow).where(WebhookEventRow.created_at < cutoff)
+            )
+            assert isinstance(result, CursorResult)
+            return result.rowcount
+
     def deliver(self, delivery_id: str) -> None:
         """One attempt of a due, pending delivery, recorded; nothing when it is not
         due (another worker holds it, or it was delivered or deleted)."""

@@ -133,6 +133,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
         if count:
             logger.warning("sweeper re-enqueued %d stuck avatars", count)
         runtime.services.idempotency.delete_expired()
+        runtime.services.webhooks.delete_old()
 
     del process_avatar, sweep  # registered on the app by name
     register_webhook_tasks(app, settings, lambda: runtime.services)

@@ -237,3 +237,22 @@ def _make_due(services: Services) -> None:
         session.execute(
             update(WebhookDeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1))
         )
+
+
+def test_events_past_their_retention_go_with_their_deliveries(services: Services) -> None:
+    a = account(services, "hooks-retention")
+    services.webhooks.create_endpoint(a, "http://127.0.0.1:9/old")
+    for avatar_id in ("avat_old", "avat_new"):
+        with services.registry.transaction() as session:
+            record_event(session, a, EventType.AVATAR_READY, {"id": avatar_id})
+    retention = timedelta(seconds=services.settings.webhook_retention_seconds)
+    with services.registry.transaction() as session:
+        oldest = session.scalars(select(WebhookEventRow).order_by(WebhookEventRow.id)).first()
+        assert oldest is not None
+        oldest.created_at = utcnow() - retention - timedelta(seconds=1)
+    assert services.webhooks.delete_old() == 1
+    with services.registry.transaction() as session:
+        (kept,) = session.scalars(select(WebhookEventRow)).all()
+        deliveries = session.scalars(select(WebhookDeliveryRow)).all()
+    assert '"avat_new"' in kept.body
+    assert [d.event_id for d in deliveries] == [kept.id]

@@ -52,9 +52,19 @@ class FakeIdempotency:
 
 
 @dataclass
+class FakeWebhooks:
+    sweeps: int = 0
+
+    def delete_old(self) -> int:
+        self.sweeps += 1
+        return 0
+
+
+@dataclass
 class FakeServices:
     avatars: FakeAvatars
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
+    webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
     closed: bool = False
 
     def close(self) -> None:
@@ -187,8 +197,9 @@ def test_verdict_errors_escaping_the_service_are_not_retried(opened: Worker) -> 
 def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     assert opened.run(SWEEP_TASK).state == "SUCCESS"
     assert opened.avatars.sweeps == 1
-    # The same sweep removes expired idempotency keys.
+    # The same sweep removes expired idempotency keys and old webhook events.
     assert opened.services.idempotency.sweeps == 1
+    assert opened.services.webhooks.sweeps == 1
 
 
 def test_delivery_rules_are_set_on_the_app(settings: Settings) -> None:

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
     )
     op.create_index("ix_webhook_events_account_id", "webhook_events", ["account_id"])
+    op.create_index("ix_webhook_events_created_at", "webhook_events", ["created_at"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(32), primary_key=True),
