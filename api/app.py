@@ -18,8 +18,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from api import avatars, docs, links, metrics, ops, page, sessions, validate
+from api import (
+    avatars,
+    docs,
+    idempotency,
+    links,
+    metrics,
+    ops,
+    page,
+    sessions,
+    validate,
+    webhooks,
+)
 from api.errors import error_responses, install_error_handlers
+from api.idempotency import IdempotencyMiddleware
 from api.metrics import ApiMetrics
 from api.observe import ObserveMiddleware
 from api.ops import BrokerProbe
@@ -29,6 +41,7 @@ from service.ratelimit import make_limiter
 from service.runtime import Services
 from service.settings import Settings
 from tasks.queue import CeleryQueue
+from tasks.webhooks import make_send_webhook
 
 # The response headers a browser app may read besides the plain ones.
 CORS_EXPOSED_HEADERS = [
@@ -83,7 +96,11 @@ def create_app(
                 yield
                 return
             queue = CeleryQueue.from_settings(app_settings)
-            made = await run_in_threadpool(Services.create, app_settings, queue)
+            made = await run_in_threadpool(
+                lambda: Services.create(
+                    app_settings, queue, send_webhook=make_send_webhook(queue.app)
+                )
+            )
             app.state.services = made
             app.state.broker_ready = queue.ping
             try:
@@ -104,6 +121,8 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Inside the request-id middleware: a replayed answer gets its own request id.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(QuotaHeadersMiddleware)
     # Added last, so it wraps the request-id middleware: it times the whole request.
@@ -125,6 +144,7 @@ def create_app(
     app.include_router(avatars.router, responses=error_responses("rate_limited"))
     app.include_router(sessions.router, responses=error_responses("rate_limited"))
     app.include_router(links.router, responses=error_responses("rate_limited"))
+    app.include_router(webhooks.router, responses=error_responses("rate_limited"))
     app.include_router(links.signed_router)
     app.include_router(page.router)
     app.include_router(docs.router)
@@ -150,6 +170,7 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
             "description": "This request's id, `req_` + ULID; quote it in bug reports.",
             "schema": {"type": "string", "example": "req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"},
         }
+        idempotency.document(schema)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from cli import pipeline_cmds, service_cmds
+from cli import pipeline_cmds, service_cmds, webhook_cmds
 from cli.native_logs import silence_native_stderr
 
 # The commands that run the face models in this process: their native start-up
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipeline_cmds.register(sub)
     service_cmds.register(sub)
+    webhook_cmds.register(sub)
     for name in MODEL_COMMANDS:
         sub.choices[name].add_argument(
             "--verbose",

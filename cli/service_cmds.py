@@ -188,7 +188,7 @@ def _on_keys(action: Callable[[KeyService], T]) -> T | None:
     refuses."""
     from service.runtime import Services
 
-    services = Services.create(Settings(), _NoQueue())
+    services = Services.create(Settings(), NoQueue())
     try:
         return action(services.keys)
     except AvatarPrepError as exc:
@@ -210,7 +210,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-class _NoQueue:
+class NoQueue:
     """The work queue of the key commands, which never send work."""
 
     def send(self, avatar_id: str) -> None:

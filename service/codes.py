@@ -323,6 +323,56 @@ DECLARED = (
     ),
     Code("account.not_found", NotFound, 404, "No account 'demo'."),
     Code("key.not_found", NotFound, 404, "No API key key_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
+    # --- webhooks ---
+    Code(
+        "webhook.url_invalid",
+        InvalidRequest,
+        400,
+        "The webhook URL must be an http or https URL with a host.",
+    ),
+    Code(
+        "webhook.url_forbidden",
+        InvalidRequest,
+        400,
+        "The webhook URL's host hooks.internal resolves to 10.0.0.5, a private address; "
+        "only public internet addresses are called.",
+    ),
+    Code(
+        "webhook.event_invalid",
+        InvalidRequest,
+        400,
+        "events must be a non-empty list of avatar.ready, avatar.failed, session.started, "
+        "session.ended.",
+    ),
+    Code(
+        "webhook.too_many",
+        InvalidRequest,
+        400,
+        "The account has 16 webhook endpoints, the most allowed; delete one first.",
+    ),
+    Code(
+        "webhook.not_found", NotFound, 404, "No webhook endpoint whep_01JD3Z9B2C4D5E6F7G8H9J0K1M."
+    ),
+    # --- idempotency ---
+    Code(
+        "idempotency.key_invalid",
+        InvalidRequest,
+        400,
+        "Idempotency-Key must be 1 to 255 printable ASCII characters (a UUID is a good key).",
+    ),
+    Code(
+        "idempotency.key_reused",
+        Conflict,
+        409,
+        "This Idempotency-Key was used with another request (a different path or body) in the "
+        "last 24 h; use a new key for a new request.",
+    ),
+    Code(
+        "idempotency.in_progress",
+        Conflict,
+        409,
+        "The first request with this Idempotency-Key is still running; retry after 1 s.",
+    ),
     # --- capacity and dependencies ---
     Code(
         "rate_limited",

@@ -191,6 +191,13 @@ def _get(target: Target, settings: Settings, deadline: float) -> bytes | str:
         conn.close()
 
 
+def connect(target: Target, settings: Settings, deadline: float) -> http.client.HTTPConnection:
+    """An open connection to one of `target`'s checked addresses (never a re-resolved
+    one), for requests other than the image GET that must keep to the same rules
+    (webhook deliveries). Raises as `fetch` does when no address answers."""
+    return _connect(target, settings, deadline)
+
+
 def _connect(target: Target, settings: Settings, deadline: float) -> _PinnedConnection:
     """A connection to the first checked address that answers, never to a re-resolved one."""
     last: OSError | None = None

@@ -23,10 +23,11 @@ from pipeline.record import Check, FaceInfo
 from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.fetch import fetch
+from service.lifecycle import finish_avatar
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
-from service.status import AvatarStatus, claim, finish
+from service.status import AvatarStatus, claim
 from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Processor:
                 row.attempts += 1
                 if row.attempts > self._settings.max_process_attempts:
                     error = error_object(_crashed(row.attempts - 1))
-                    finish(row, AvatarStatus.FAILED, utcnow(), error=error)
+                    finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
                     row = None
                 else:
                     claim(row, utcnow())
@@ -165,7 +166,7 @@ class Processor:
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
             if row is not None:
-                finish(
+                finish_avatar(
                     row,
                     status,
                     utcnow(),

@@ -23,6 +23,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -150,6 +152,8 @@ class SessionRow(Base):
     is a record of what ran, kept when its avatar is deleted later."""
 
     __tablename__ = "sessions"
+    # The beat's expiry sweep: open sessions by expiry (service/sessions.py end_expired).
+    __table_args__ = (Index("ix_sessions_ended_at_expires_at", "ended_at", "expires_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # sess_<ULID>
     account_id: Mapped[str] = mapped_column(
@@ -175,6 +179,89 @@ class SessionRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class WebhookEndpointRow(Base):
+    """A URL an account receives events at (service/webhooks.py). `secret` signs every
+    delivery, so it is kept as given out (`whsec_` + base64), never returned again."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # whep_<ULID>
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))
+    events: Mapped[list[str]] = mapped_column(Json)  # event types it receives
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookEventRow(Base):
+    """The outbox: one event, written in the transaction that made it happen. `body` is
+    the exact JSON every delivery of it sends (and signs)."""
+
+    __tablename__ = "webhook_events"
+    # The sweeper deletes events past their retention by age.
+    __table_args__ = (Index("ix_webhook_events_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # evt_<ULID>, webhook-id
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one endpoint: pending (due at `next_attempt_at`), delivered or
+    exhausted, with its attempts and the last attempt's error."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The dispatcher: pending deliveries by due time.
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # dlv_<ULID>
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | exhausted
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Due time while pending (during an attempt: when a lost attempt may be retried).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKeyRow(Base):
+    """One `Idempotency-Key` of one account (service/idempotency.py): the request's
+    fingerprint and, once answered, the response to replay until `expires_at`."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        # The primary key is what makes concurrent first uses safe: one insert wins.
+        PrimaryKeyConstraint("account_id", "key_hash", name="pk_idempotency_keys"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the client's key
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of method, path, body
+    status: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_headers: Mapped[list[list[str]] | None] = mapped_column(Json, nullable=True)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Registry:
     """The process's engine and session factory. `transaction()` is the one way in:
     a database that is down or drops the connection becomes `TransientError`
@@ -198,6 +285,12 @@ class Registry:
                 "the operation can be retried.",
                 code="database.unavailable",
             ) from exc
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """The factory behind `transaction()`, for session event listeners (webhooks
+        sends what a transaction recorded once it commits)."""
+        return self._sessions
 
     def check(self) -> bool:
         """Whether the database answers (readiness)."""

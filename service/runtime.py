@@ -4,10 +4,12 @@ its end. Nothing here is made at import time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline import FaceModels
 from service.avatars import AvatarService
+from service.idempotency import IdempotencyStore
 from service.keys import KeyService
 from service.previews import Previews
 from service.queue import WorkQueue
@@ -17,6 +19,7 @@ from service.settings import Settings
 from service.signing import make_signer
 from service.storage import Storage, make_storage
 from service.validation import Validator
+from service.webhooks import WebhookService
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Services:
     sessions: SessionService
     previews: Previews
     validator: Validator
+    webhooks: WebhookService
+    idempotency: IdempotencyStore
 
     @classmethod
     def create(
@@ -36,10 +41,14 @@ class Services:
         settings: Settings,
         queue: WorkQueue,
         models: FaceModels | None = None,
+        *,
+        send_webhook: Callable[[str], None] | None = None,
     ) -> Services:
         """Open the registry and storage. `queue` sends work to the workers
         (`tasks.queue.CeleryQueue`, or a fake). `models`, loaded by the caller once
-        per process, are needed where avatars are processed."""
+        per process, are needed where avatars are processed. `send_webhook(delivery_id)`
+        queues a webhook delivery once the transaction that recorded it commits
+        (None: the worker's dispatcher sends it)."""
         registry = Registry(settings)
         storage = make_storage(settings)
         avatars = AvatarService(settings, registry, storage, queue, models)
@@ -52,6 +61,8 @@ class Services:
             sessions=SessionService(settings, registry, storage, avatars),
             previews=Previews(settings, registry, storage, avatars, make_signer(settings)),
             validator=Validator(settings),
+            webhooks=WebhookService(settings, registry, send_webhook),
+            idempotency=IdempotencyStore(settings, registry),
         )
 
     def check_ready(self) -> dict[str, bool]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
+from sqlalchemy import select
+
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
 from service.avatar_object import image_route, rfc3339
 from service.avatars import AvatarService
@@ -33,12 +35,15 @@ from service.registry import Registry, SessionRow, utcnow
 from service.settings import Settings
 from service.status import AvatarStatus
 from service.storage import Storage, rendition_key
+from service.webhooks import EventType, record_event
 
 Platform = Literal["daily", "livekit"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 SESSION_TOKEN_PREFIX = "stok_"
 # Every rendition is a JPEG (pipeline/encode.py); presigned URLs serve it as one.
 RENDITION_CONTENT_TYPE = "image/jpeg"
+# Expired sessions ended per beat run at most; the rest on the next.
+EXPIRY_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class SessionService:
         )
         with self._registry.transaction() as session:
             session.add(row)
+            record_event(session, account.id, EventType.SESSION_STARTED, self._object(row, started))
         return {**self._object(row, started), "session_token": token}
 
     def get(self, account_id: str, session_id: str) -> dict[str, Any]:
@@ -189,7 +195,28 @@ class SessionService:
             if row.ended_at is None:
                 # An expired session ended when it expired, not when it was stopped.
                 row.ended_at = min(now, row.expires_at)
+                record_event(session, account_id, EventType.SESSION_ENDED, self._object(row, now))
         return self._object(row, now)
+
+    def end_expired(self) -> int:
+        """Write `ended_at = expires_at` on open sessions past their expiry (they
+        already read as ended) and tell their webhooks `session.ended`; the beat runs
+        this. How many were ended."""
+        now = utcnow()
+        with self._registry.transaction() as session:
+            rows = session.scalars(
+                select(SessionRow)
+                .where(SessionRow.ended_at.is_(None), SessionRow.expires_at <= now)
+                .order_by(SessionRow.expires_at)
+                .limit(EXPIRY_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.ended_at = row.expires_at
+                record_event(
+                    session, row.account_id, EventType.SESSION_ENDED, self._object(row, now)
+                )
+        return len(rows)
 
     @staticmethod
     def _own(row: SessionRow | None, account_id: str, session_id: str) -> SessionRow:

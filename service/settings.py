@@ -170,6 +170,62 @@ class Settings(BaseSettings):
         "base64) to be prepared before answering 409 avatar.not_ready with its avatar_id.",
     )
 
+    # --- webhooks (service/webhooks.py) ---
+    webhook_max_endpoints: int = Field(
+        16, ge=1, description="Webhook endpoints one account may register."
+    )
+    webhook_max_attempts: int = Field(
+        8,
+        ge=1,
+        description="Attempts of one delivery (the first included) before it is given up "
+        "(status exhausted).",
+    )
+    webhook_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Wait before the first retry of a failed delivery; each further retry "
+        "waits twice as long (30 s, 1 min, 2 min, ... about 1 h 4 min in all by default).",
+    )
+    webhook_backoff_max_seconds: float = Field(
+        4 * 3600.0, gt=0, description="Longest wait between two attempts of a delivery."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="One attempt, connect to answer; a receiver must answer 2xx within it.",
+    )
+    webhook_dispatch_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the worker's beat sends deliveries that are due (retries, "
+        "and any whose hand-off after commit was lost) and ends expired sessions.",
+    )
+
+    webhook_retention_seconds: int = Field(
+        30 * 86_400,
+        gt=0,
+        description="Events and their delivery records older than this are deleted by "
+        "the sweeper; far beyond the last retry of a delivery.",
+    )
+
+    # --- idempotency (service/idempotency.py) ---
+    idempotency_ttl_seconds: int = Field(
+        86_400, gt=0, description="How long an Idempotency-Key and its response are kept."
+    )
+    idempotency_wait_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a repeat of a request still running waits for its answer "
+        "before 409 idempotency.in_progress; above the longest request (wait=30, the "
+        "inline session wait).",
+    )
+    idempotency_stale_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A key still in progress this long belongs to a request whose process "
+        "died; the next repeat runs the request again.",
+    )
+
     def session_max_seconds(self, plan: Plan) -> int:
         """The maximum session length of `plan`, in seconds."""
         return self.session_max_seconds_paid if plan == "paid" else self.session_max_seconds_free

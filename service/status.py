@@ -5,8 +5,8 @@ an avatar reaches a final status.
     queued -> failed                    (given up, or failed by the task)
     processing -> processing            (a retry or a redelivery claims it again)
 
-`finish` is the only code that writes `ready` or `failed`: whatever must happen
-once per finished avatar (a webhook, a metric) hooks in there.
+`finish` is the only code that writes `ready` or `failed`; `service.lifecycle`
+wraps it with what must happen once per finished avatar (its webhook event).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Celery application: one factory, configured from the one `Settings`.
 
 The API and the command line call `make_celery(settings)` only to send work
-(`tasks.enqueue`); the worker (`tasks.worker.run_worker`) registers the tasks on
+(`tasks.queue`); the worker (`tasks.worker.run_worker`) registers the tasks on
 it and runs it. There is no result backend: the state of every avatar lives in
 the registry, so a task's return value is never read.
 """

@@ -36,6 +36,11 @@ class CeleryQueue:
     def from_settings(cls, settings: Settings) -> CeleryQueue:
         return cls(make_celery(settings))
 
+    @property
+    def app(self) -> Celery:
+        """The Celery app it sends through (for other tasks' senders: webhooks)."""
+        return self._app
+
     def send(self, avatar_id: str) -> None:
         """Send `avatars.process(avatar_id)`; BrokerUnavailable when the broker
         refuses, whatever the transport."""

@@ -34,6 +34,7 @@ from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
 from tasks.observe import TaskObserver
 from tasks.queue import CeleryQueue
+from tasks.webhooks import make_send_webhook, register_webhook_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ class WorkerRuntime:
 
     def open(self, **_signal: Any) -> None:
         self._models = FaceModels.load()
-        self._services = Services.create(self._settings, CeleryQueue(self._app), self._models)
+        self._services = Services.create(
+            self._settings,
+            CeleryQueue(self._app),
+            self._models,
+            send_webhook=make_send_webhook(self._app),
+        )
         logger.info(
             "worker process %d ready: face models loaded, registry and storage open", os.getpid()
         )
@@ -75,8 +81,8 @@ class WorkerRuntime:
 
 
 def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
-    """Register `avatars.process` and `avatars.sweep` on `app`; return the runtime
-    the tasks use, for the caller to open once per worker process."""
+    """Register `avatars.process`, `avatars.sweep` and the webhook tasks on `app`;
+    return the runtime the tasks use, for the caller to open once per worker process."""
     runtime = WorkerRuntime(settings, app)
 
     # shared=False: a "shared" task would be added to every Celery app made later
@@ -127,8 +133,11 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
         count = runtime.services.avatars.requeue_stuck()
         if count:
             logger.warning("sweeper re-enqueued %d stuck avatars", count)
+        runtime.services.idempotency.delete_expired()
+        runtime.services.webhooks.delete_old()
 
     del process_avatar, sweep  # registered on the app by name
+    register_webhook_tasks(app, settings, lambda: runtime.services)
     return runtime
 
 

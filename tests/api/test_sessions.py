@@ -560,7 +560,12 @@ async def test_the_openapi_document_states_every_rule_and_code(world: World) -> 
     )
     assert codes(create, "403") == {"plan.image_input_not_allowed"}
     assert codes(create, "404") == {"avatar.not_found"}
-    assert codes(create, "409") == {"avatar.not_ready", "avatar.failed"}
+    assert codes(create, "409") == {
+        "avatar.not_ready",
+        "avatar.failed",
+        "idempotency.key_reused",
+        "idempotency.in_progress",
+    }
     assert {"request.invalid_field", "face.none", "image.fetch_failed"} <= codes(create, "422")
     assert "Location" in create["responses"]["201"]["headers"]
     created_schema = doc["components"]["schemas"]["CreatedSession"]

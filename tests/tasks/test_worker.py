@@ -44,8 +44,28 @@ class FakeAvatars:
 
 
 @dataclass
+class FakeIdempotency:
+    sweeps: int = 0
+
+    def delete_expired(self) -> int:
+        self.sweeps += 1
+        return 0
+
+
+@dataclass
+class FakeWebhooks:
+    sweeps: int = 0
+
+    def delete_old(self) -> int:
+        self.sweeps += 1
+        return 0
+
+
+@dataclass
 class FakeServices:
     avatars: FakeAvatars
+    idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
+    webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
     closed: bool = False
 
     def close(self) -> None:
@@ -85,8 +105,12 @@ def opened(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Worker:
     models = FakeModels()
     made_with: dict[str, Any] = {}
 
-    def create(settings: Settings, enqueue: Any, models: Any = None) -> FakeServices:
-        made_with.update(settings=settings, enqueue=enqueue, models=models)
+    def create(
+        settings: Settings, enqueue: Any, models: Any = None, *, send_webhook: Any = None
+    ) -> FakeServices:
+        made_with.update(
+            settings=settings, enqueue=enqueue, models=models, send_webhook=send_webhook
+        )
         return services
 
     monkeypatch.setattr(worker.Services, "create", create)
@@ -103,6 +127,7 @@ def test_process_init_makes_services_with_the_models_and_a_broker_enqueue(
     assert opened.made_with["settings"] is settings
     assert opened.made_with["models"] is opened.models
     assert isinstance(opened.made_with["enqueue"], CeleryQueue)
+    assert callable(opened.made_with["send_webhook"])
     opened.runtime.close()
     assert opened.services.closed and opened.models.closed
 
@@ -173,6 +198,9 @@ def test_verdict_errors_escaping_the_service_are_not_retried(opened: Worker) -> 
 def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     assert opened.run(SWEEP_TASK).state == "SUCCESS"
     assert opened.avatars.sweeps == 1
+    # The same sweep removes expired idempotency keys and old webhook events.
+    assert opened.services.idempotency.sweeps == 1
+    assert opened.services.webhooks.sweeps == 1
 
 
 def test_delivery_rules_are_set_on_the_app(settings: Settings) -> None:

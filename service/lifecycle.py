@@ -1,0 +1,26 @@
+"""The one place an avatar is finished: the status move (`service.status.finish`)
+and, in the same transaction, what must happen once per finished avatar (its
+`avatar.ready` or `avatar.failed` webhook event, written to the outbox).
+
+Kept apart from `service.status` so the state machine imports nothing of the
+services that react to it (the webhook event carries the avatar object, whose
+module reads the statuses)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from service.registry import AvatarRow
+from service.status import AvatarStatus, finish
+from service.webhooks import avatar_finished
+
+
+def finish_avatar(row: AvatarRow, status: AvatarStatus, now: datetime, **found: Any) -> bool:
+    """`service.status.finish(row, status, now, **found)` and, when it moved the row,
+    the avatar's webhook event in the same transaction (the outbox). Returns whether
+    it moved the row."""
+    if not finish(row, status, now, **found):
+        return False
+    avatar_finished(row)
+    return True

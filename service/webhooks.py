@@ -1,0 +1,503 @@
+"""Webhooks: endpoints an account registers, the events it is told of, and their
+delivery, signed as the Standard Webhooks scheme signs (so its verifier libraries
+work).
+
+Events: `avatar.ready` and `avatar.failed` (written by `lifecycle.finish_avatar`, the one
+place an avatar finishes), `session.started`, `session.ended` (a stop, or the
+beat's expiry sweep). Each is written as an outbox row (`webhook_events`) with
+one `webhook_deliveries` row per endpoint of that account subscribed to its type,
+IN THE TRANSACTION THAT MADE IT HAPPEN: a process that dies right after the
+commit loses no event. After the commit the delivery ids are handed to the
+Celery task (`send`); a hand-off that is lost (broker down, process killed
+between commit and send) is picked up by the beat's dispatcher, which sends
+every pending delivery that is due.
+
+A delivery: the URL is checked again with the image URL rules of
+service/fetch.py (public addresses only, connect to the checked address), then
+one POST of the event's JSON with `webhook-id` (the event id, the same on every
+retry, for de-duplication), `webhook-timestamp` (Unix seconds of this attempt)
+and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed
+with the endpoint's secret (`whsec_<base64 of 32 random bytes>`). A 2xx answer
+within `webhook_timeout_seconds` delivers it; anything else (other status,
+redirect, time-out, refused address) is retried after `webhook_backoff_seconds`,
+doubling each time up to `webhook_backoff_max_seconds`, until
+`webhook_max_attempts`, after which it is `exhausted`. At least once, in no
+guaranteed order between events: receivers de-duplicate on `webhook-id` and
+order on the payload's `created_at`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, object_session
+
+from pipeline.errors import AvatarPrepError
+from service.avatar_object import avatar_object, rfc3339
+from service.errors import InvalidRequest, NotFound
+from service.fetch import check_url, connect
+from service.ids import new_id
+from service.logs import log_event
+from service.registry import (
+    AccountRow,
+    AvatarRow,
+    Registry,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookEventRow,
+    utcnow,
+)
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+MAX_DESCRIPTION = 200
+# Delivery ids a transaction recorded, in its session's `info`, sent after commit.
+_TO_SEND = "webhook_deliveries_to_send"
+# An attempt holds its delivery this much past the time-out; a worker lost mid-attempt
+# leaves it due again after that.
+LEASE_MARGIN_SECONDS = 30.0
+# Sent per dispatcher run at most; the rest go on the next run.
+DISPATCH_BATCH = 500
+# A receiver's answer is read this far (and dropped): enough to finish the exchange.
+MAX_ANSWER_BYTES = 64 * 1024
+_USER_AGENT = "avatar-prep/0.1 (webhooks)"
+
+
+class EventType(StrEnum):
+    AVATAR_READY = "avatar.ready"
+    AVATAR_FAILED = "avatar.failed"
+    SESSION_STARTED = "session.started"
+    SESSION_ENDED = "session.ended"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    EXHAUSTED = "exhausted"
+
+
+def new_secret() -> str:
+    """A signing secret as Standard Webhooks writes it: `whsec_` + base64 of 32 bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: `v1,` + base64 of HMAC-SHA256 over
+    `{id}.{timestamp}.{body}`, keyed with the secret's decoded bytes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def backoff_seconds(attempts: int, settings: Settings) -> float:
+    """Wait after the `attempts`-th failed attempt (1-based): base x 2^(attempts-1),
+    capped. No jitter: each delivery's schedule starts at its own failure."""
+    delay = settings.webhook_backoff_seconds * 2 ** (attempts - 1)
+    return float(min(delay, settings.webhook_backoff_max_seconds))
+
+
+# --- recording events (inside the caller's transaction) --------------------------
+
+
+def record_event(session: Session, account_id: str, type_: EventType, data: dict[str, Any]) -> None:
+    """Write `type_` with `data` (the avatar or session object) to the outbox, one
+    delivery per endpoint of the account subscribed to it, in `session`'s
+    transaction. Nothing is written when no endpoint wants it."""
+    endpoints = session.scalars(
+        select(WebhookEndpointRow).where(WebhookEndpointRow.account_id == account_id)
+    ).all()
+    subscribed = [e for e in endpoints if type_ in e.events]
+    if not subscribed:
+        return
+    now = utcnow()
+    event_id = new_id("evt")
+    body = json.dumps(
+        {"id": event_id, "type": type_, "created_at": rfc3339(now), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    session.add(
+        WebhookEventRow(id=event_id, account_id=account_id, type=type_, body=body, created_at=now)
+    )
+    session.flush()  # the event row before the deliveries that point at it
+    ids = []
+    for endpoint in subscribed:
+        delivery_id = new_id("dlv")
+        session.add(
+            WebhookDeliveryRow(
+                id=delivery_id,
+                event_id=event_id,
+                endpoint_id=endpoint.id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        ids.append(delivery_id)
+    session.info.setdefault(_TO_SEND, []).extend(ids)
+
+
+def avatar_finished(row: AvatarRow) -> None:
+    """`avatar.ready` or `avatar.failed` for a row `lifecycle.finish_avatar` just finished, in
+    the transaction the row was locked in."""
+    session = object_session(row)
+    if session is None:
+        raise ValueError(f"avatar {row.id} is not in a transaction; finish it under its lock")
+    record_event(session, row.account_id, EventType(f"avatar.{row.status}"), avatar_object(row))
+
+
+# --- the service ------------------------------------------------------------------
+
+
+class WebhookService:
+    """Endpoints, the after-commit hand-off and delivery. `send(delivery_id)` queues
+    the delivery task (None: deliveries wait for the beat's dispatcher)."""
+
+    def __init__(
+        self, settings: Settings, registry: Registry, send: Callable[[str], None] | None
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._send = send
+        if send is not None:
+            event.listen(registry.session_factory, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        for delivery_id in session.info.pop(_TO_SEND, []):
+            self.send(delivery_id)
+
+    def send(self, delivery_id: str) -> bool:
+        """Queue one delivery; False when the broker refused it (the dispatcher will)."""
+        if self._send is None:
+            return False
+        try:
+            self._send(delivery_id)
+        except Exception as exc:  # the broker's own errors; the dispatcher sends it later
+            logger.warning("webhook %s not queued (%s); the dispatcher will", delivery_id, exc)
+            return False
+        return True
+
+    # --- endpoints ---
+
+    def check_url(self, url: str) -> str:
+        """The URL if it may receive webhooks: the image URL rules (http(s), a host
+        that resolves, public addresses only). 400 webhook.url_invalid or
+        webhook.url_forbidden."""
+        try:
+            return check_url(url, self._settings).url
+        except AvatarPrepError as exc:
+            code = (
+                "webhook.url_forbidden"
+                if exc.code == "image.url_forbidden"
+                else ("webhook.url_invalid")
+            )
+            raise InvalidRequest(_for_webhook(exc.message), code=code, param="url") from exc
+
+    def create_endpoint(
+        self,
+        account_id: str,
+        url: str,
+        *,
+        events: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Register `url` for `events` (default: every type). Returns the endpoint
+        object with its `secret`, the only time the secret is shown."""
+        chosen = check_events(events)
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise InvalidRequest(
+                f"description must be at most {MAX_DESCRIPTION} characters.",
+                code="request.invalid_field",
+                param="description",
+            )
+        checked = self.check_url(url.strip())
+        row = WebhookEndpointRow(
+            id=new_id("whep"),
+            account_id=account_id,
+            url=checked,
+            secret=new_secret(),
+            events=chosen,
+            description=description,
+            created_at=utcnow(),
+        )
+        with self._registry.transaction() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(WebhookEndpointRow)
+                .where(WebhookEndpointRow.account_id == account_id)
+            )
+            if (count or 0) >= self._settings.webhook_max_endpoints:
+                raise InvalidRequest(
+                    f"The account has {count} webhook endpoints, the most allowed; delete "
+                    "one first (DELETE /v1/webhook_endpoints/{id}).",
+                    code="webhook.too_many",
+                )
+            session.add(row)
+        return {**endpoint_object(row), "secret": row.secret}
+
+    def list_endpoints(self, account_id: str) -> list[dict[str, Any]]:
+        with self._registry.transaction() as session:
+            rows = session.scalars(
+                select(WebhookEndpointRow)
+                .where(WebhookEndpointRow.account_id == account_id)
+                .order_by(WebhookEndpointRow.id)
+            ).all()
+        return [endpoint_object(r) for r in rows]
+
+    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any]:
+        """The endpoint with its last deliveries (newest first)."""
+        with self._registry.transaction() as session:
+            row = _own(session.get(WebhookEndpointRow, endpoint_id), account_id, endpoint_id)
+            deliveries = session.execute(
+                select(WebhookDeliveryRow, WebhookEventRow.type)
+                .join(WebhookEventRow, WebhookEventRow.id == WebhookDeliveryRow.event_id)
+                .where(WebhookDeliveryRow.endpoint_id == endpoint_id)
+                .order_by(WebhookDeliveryRow.id.desc())
+                .limit(20)
+            ).all()
+        return {
+            **endpoint_object(row),
+            "recent_deliveries": [delivery_object(d, t) for d, t in deliveries],
+        }
+
+    def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        """Remove the endpoint and its deliveries (pending ones are never sent)."""
+        with self._registry.transaction() as session:
+            row = _own(session.get(WebhookEndpointRow, endpoint_id), account_id, endpoint_id)
+            session.execute(
+                delete(WebhookDeliveryRow).where(WebhookDeliveryRow.endpoint_id == endpoint_id)
+            )
+            session.delete(row)
+
+    def account_id(self, name: str) -> str:
+        """The id of the account named `name` (the command line names accounts)."""
+        with self._registry.transaction() as session:
+            found = session.scalar(select(AccountRow.id).where(AccountRow.name == name))
+        if found is None:
+            raise NotFound(f"No account {name!r}.", code="account.not_found", param="account")
+        return found
+
+    # --- delivery (worker side) ---
+
+    def dispatch(self) -> int:
+        """Queue every pending delivery that is due; how many were queued."""
+        with self._registry.transaction() as session:
+            due = session.scalars(
+                select(WebhookDeliveryRow.id)
+                .where(
+                    WebhookDeliveryRow.status == DeliveryStatus.PENDING,
+                    WebhookDeliveryRow.next_attempt_at <= utcnow(),
+                )
+                .order_by(WebhookDeliveryRow.next_attempt_at)
+                .limit(DISPATCH_BATCH)
+            ).all()
+        sent = 0
+        for delivery_id in due:
+            if not self.send(delivery_id):
+                break
+            sent += 1
+        return sent
+
+    def delete_old(self) -> int:
+        """Delete events older than `webhook_retention_seconds` with their deliveries
+        (the sweeper runs this); how many events."""
+        cutoff = utcnow() - timedelta(seconds=self._settings.webhook_retention_seconds)
+        with self._registry.transaction() as session:
+            old = select(WebhookEventRow.id).where(WebhookEventRow.created_at < cutoff)
+            session.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.event_id.in_(old)))
+            result = session.execute(
+                delete(WebhookEventRow).where(WebhookEventRow.created_at < cutoff)
+            )
+            assert isinstance(result, CursorResult)
+            return result.rowcount
+
+    def deliver(self, delivery_id: str) -> None:
+        """One attempt of a due, pending delivery, recorded; nothing when it is not
+        due (another worker holds it, or it was delivered or deleted)."""
+        claimed = self._claim(delivery_id)
+        if claimed is None:
+            return
+        url, secret, event_id, body, attempt = claimed
+        started = time.monotonic()
+        error = self._post(url, secret, event_id, body.encode())
+        now = utcnow()
+        with self._registry.transaction() as session:
+            row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True)
+            if row is None:
+                return  # its endpoint was deleted meanwhile
+            row.last_attempt_at = now
+            row.last_error = error
+            if error is None:
+                row.status = DeliveryStatus.DELIVERED
+                row.delivered_at = now
+                row.next_attempt_at = None
+            elif attempt >= self._settings.webhook_max_attempts:
+                row.status = DeliveryStatus.EXHAUSTED
+                row.next_attempt_at = None
+            else:
+                row.next_attempt_at = now + timedelta(
+                    seconds=backoff_seconds(attempt, self._settings)
+                )
+            status, next_at = row.status, row.next_attempt_at
+        log_event(
+            logger,
+            "webhook delivery",
+            delivery_id=delivery_id,
+            event_id=event_id,
+            attempt=attempt,
+            status=status,
+            error=error,
+            next_attempt_at=rfc3339(next_at) if next_at else None,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    def _claim(self, delivery_id: str) -> tuple[str, str, str, str, int] | None:
+        """Take a due delivery for one attempt: count it and push its due time past the
+        attempt's time-out, in one conditional UPDATE (one winner on any database).
+        (url, secret, event id, body, attempt number) or None."""
+        now = utcnow()
+        lease = timedelta(seconds=self._settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
+        with self._registry.transaction() as session:
+            result = session.execute(
+                update(WebhookDeliveryRow)
+                .where(
+                    WebhookDeliveryRow.id == delivery_id,
+                    WebhookDeliveryRow.status == DeliveryStatus.PENDING,
+                    WebhookDeliveryRow.next_attempt_at <= now,
+                )
+                .values(attempts=WebhookDeliveryRow.attempts + 1, next_attempt_at=now + lease)
+            )
+            assert isinstance(result, CursorResult)
+            if result.rowcount != 1:
+                return None
+            found = session.execute(
+                select(
+                    WebhookEndpointRow.url,
+                    WebhookEndpointRow.secret,
+                    WebhookEventRow.id,
+                    WebhookEventRow.body,
+                    WebhookDeliveryRow.attempts,
+                )
+                .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
+                .join(WebhookEventRow, WebhookEventRow.id == WebhookDeliveryRow.event_id)
+                .where(WebhookDeliveryRow.id == delivery_id)
+            ).one()
+        return found[0], found[1], found[2], found[3], found[4]
+
+    def _post(self, url: str, secret: str, event_id: str, body: bytes) -> str | None:
+        """POST the signed body; None when the receiver answered 2xx, else what went
+        wrong, as recorded in `last_error`."""
+        deadline = time.monotonic() + self._settings.webhook_timeout_seconds
+        try:
+            target = check_url(url, self._settings)
+            conn = connect(target, self._settings, deadline)
+        except AvatarPrepError as exc:
+            return _for_webhook(exc.message)
+        timestamp = int(time.time())
+        try:
+            assert conn.sock is not None  # connected
+            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
+            conn.request(
+                "POST",
+                target.path,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": _USER_AGENT,
+                    "webhook-id": event_id,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(secret, event_id, timestamp, body),
+                },
+            )
+            response = conn.getresponse()
+            response.read(MAX_ANSWER_BYTES)
+        except TimeoutError:
+            return f"No answer within {self._settings.webhook_timeout_seconds:g} s."
+        except OSError as exc:
+            return f"The connection failed: {type(exc).__name__}."
+        except Exception as exc:  # http.client's protocol errors: a receiver's bad answer
+            return f"The answer was not HTTP: {type(exc).__name__}."
+        finally:
+            conn.close()
+        if 200 <= response.status < 300:
+            return None
+        if 300 <= response.status < 400:
+            return f"HTTP {response.status}: redirects are not followed; register the final URL."
+        return f"HTTP {response.status}."
+
+
+def check_events(events: Sequence[str] | None) -> list[str]:
+    """The event types asked for (every type when None): 400 webhook.event_invalid
+    for an unknown one or an empty list."""
+    if events is None:
+        return list(EventType)
+    known = [str(t) for t in EventType]
+    unknown = [e for e in events if e not in known]
+    if unknown or not events:
+        raise InvalidRequest(
+            f"events must be a non-empty list of {', '.join(known)}"
+            + (f"; unknown: {', '.join(map(str, unknown))}." if unknown else "."),
+            code="webhook.event_invalid",
+            param="events",
+        )
+    return list(dict.fromkeys(events))
+
+
+def endpoint_object(row: WebhookEndpointRow) -> dict[str, Any]:
+    """The API's webhook endpoint object (never the secret)."""
+    return {
+        "object": "webhook_endpoint",
+        "id": row.id,
+        "url": row.url,
+        "events": row.events,
+        "description": row.description,
+        "created_at": rfc3339(row.created_at),
+    }
+
+
+def delivery_object(row: WebhookDeliveryRow, event_type: str) -> dict[str, Any]:
+    """One delivery as the API shows it."""
+
+    def at(moment: datetime | None) -> str | None:
+        return rfc3339(moment) if moment is not None else None
+
+    pending = row.status == DeliveryStatus.PENDING
+    return {
+        "id": row.id,
+        "event_id": row.event_id,
+        "event_type": event_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "last_attempt_at": at(row.last_attempt_at),
+        "next_attempt_at": at(row.next_attempt_at) if pending else None,
+        "delivered_at": at(row.delivered_at),
+        "created_at": at(row.created_at),
+    }
+
+
+def _own(row: WebhookEndpointRow | None, account_id: str, endpoint_id: str) -> WebhookEndpointRow:
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"No webhook endpoint {endpoint_id}.", code="webhook.not_found", param="id")
+    return row
+
+
+def _for_webhook(message: str) -> str:
+    """service/fetch.py's messages name the image URL; the rules are the same here."""
+    return message.replace("image URL", "webhook URL")
