@@ -1,4 +1,5 @@
-"""`avatar-prep serve | worker | keys | db | bench-api`: the service's processes and chores.
+"""`avatar-prep serve | worker | keys | db | bench-api | reprocess`: the service's
+processes and chores.
 
 Each command builds the one `Settings()` from the environment (AVATAR_PREP_*)
 here, at the edge, and passes it in. With no environment at all they run on the
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from cli import bench
+from cli import bench, reprocess_cmd
 from service.settings import Plan, Settings
 
 # prometheus_client's own variable for its multiprocess mode.
@@ -67,6 +68,7 @@ def register(sub: Any) -> None:
     upgrade.set_defaults(run=_db_upgrade)
 
     bench.register_api(sub)
+    reprocess_cmd.register(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:

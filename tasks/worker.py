@@ -34,6 +34,7 @@ from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
 from tasks.observe import TaskObserver
 from tasks.queue import CeleryQueue
+from tasks.reprocess import register_reprocess_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,15 @@ class WorkerRuntime:
             raise RuntimeError("worker process not initialised: worker_process_init did not run")
         return self._services
 
+    @property
+    def models(self) -> FaceModels | None:
+        return self._models
+
 
 def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
-    """Register `avatars.process` and `avatars.sweep` on `app`; return the runtime
-    the tasks use, for the caller to open once per worker process."""
+    """Register `avatars.process` and `avatars.sweep` (and reprocess's tasks,
+    tasks/reprocess.py) on `app`; return the runtime the tasks use, for the caller
+    to open once per worker process."""
     runtime = WorkerRuntime(settings, app)
 
     # shared=False: a "shared" task would be added to every Celery app made later
@@ -129,6 +135,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
             logger.warning("sweeper re-enqueued %d stuck avatars", count)
 
     del process_avatar, sweep  # registered on the app by name
+    register_reprocess_tasks(app, runtime, settings)
     return runtime
 
 
