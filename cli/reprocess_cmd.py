@@ -7,7 +7,7 @@ safe; this is the command's side: select, send, wait, report).
 One line per avatar as its outcome arrives (`[3/40] avat_...: replaced`), then
 the verdict changes, which are never applied. Stopping the command (or a
 time-out) loses nothing: a rerun skips what is done and sends the rest again.
-Exit code 0 when every selected avatar has an outcome and none failed, else 1.
+Exit code 0 when every selected avatar has an outcome other than `error`, else 1.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _run(reprocessor: Reprocessor, ids: list[str], run: str, timeout: float) -> 
         if pending:
             time.sleep(PROGRESS_POLL_SECONDS)
     changed = [o for o in outcomes.values() if o is not None and o.verdict_changed]
-    failed = [o for o in outcomes.values() if o is not None and o.result == "failed"]
+    failed = [o for o in outcomes.values() if o is not None and o.result == "error"]
     if changed:
         print(f"{len(changed)} verdict changes, not applied (the avatars keep what they had):")
         for outcome in changed:

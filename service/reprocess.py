@@ -62,9 +62,9 @@ logger = logging.getLogger(__name__)
 # What an accepted avatar's verdict is called in outcomes (a rejection is its code).
 ACCEPTED = "accepted"
 
-Result = Literal["replaced", "rejected_again", "verdict_changed", "current", "failed"]
+Result = Literal["replaced", "rejected_again", "verdict_changed", "current", "error"]
 
-# A verdict change is reported once per versions; a failure (original missing, a
+# A verdict change is reported once per versions; an error (original missing, a
 # decoder error) is tried again by the next run.
 _DONE_RESULTS = frozenset({"replaced", "rejected_again", "verdict_changed", "current"})
 
@@ -267,7 +267,7 @@ class Reprocessor:
                 report("rejected_again", rejected.code, rejected.message)
             return
         except (ImageError, ObjectMissing) as error:
-            report("failed", error.code, error.message)
+            report("error", error.code, error.message)
             return
         if row.status == AvatarStatus.FAILED:
             report("verdict_changed", ACCEPTED, "The photo is accepted now.")
