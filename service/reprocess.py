@@ -186,7 +186,7 @@ class Reprocessor:
         reported: list[Outcome] = []
         current = 0
         for avatar_id, status, key in rows:
-            made_by = self._record_versions(key or "")
+            made_by = self._record_versions(key) if key else None
             if is_current(made_by, self.current):
                 current += 1
                 continue

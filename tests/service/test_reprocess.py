@@ -22,7 +22,7 @@ from service.registry import AvatarRow
 from service.reprocess import Reprocessor, generation, version_key
 from service.runtime import Services
 from service.settings import Settings
-from service.storage import LocalStorage, avatar_prefix
+from service.storage import LocalStorage, avatar_prefix, record_key
 from tests.service.conftest import FakeBroker, account, sample, stored_keys, upload
 
 OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0)
@@ -238,3 +238,25 @@ def test_an_avatar_deleted_meanwhile_leaves_no_objects(
     )
     assert local.storage.list_keys(avatar_prefix(avatar_id)) == []
     assert queue.discards == []
+
+
+def test_a_photo_rejected_again_gets_the_new_rejection_record_and_stays_failed(
+    local: Services, reprocessor: Reprocessor, models: FaceModels
+) -> None:
+    avatar_id = made_with(local, models, "reject_face_too_small.jpg", OLD_FRAMING)
+    before = row(local, avatar_id)
+    assert before.status == "failed"
+    assert "versions" not in record(local, avatar_id)  # rejection records had none
+
+    reprocessor.reprocess(avatar_id, "run1")
+
+    after = row(local, avatar_id)
+    # The new error object (its checks as measured now), with the same code.
+    assert after.status == "failed"
+    assert (after.error or {})["code"] == (before.error or {})["code"] == "face.too_small"
+    assert after.record_key == record_key(avatar_id, generation(reprocessor.current))
+    assert record(local, avatar_id)["versions"] == reprocessor.current
+    outcome = reprocessor.last_outcome(avatar_id)
+    assert outcome is not None
+    assert outcome.result == "rejected_again"
+    assert reprocessor.select(account=None, before_version=None).todo == []
