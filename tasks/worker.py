@@ -1,4 +1,5 @@
-"""The worker: the two tasks, what each worker process makes once, and how it runs.
+"""The worker: the two tasks, what each worker process makes once, and how it runs
+(the tasks of `avatar-prep reprocess` are in tasks/reprocess.py).
 
 Tasks are thin: they take an avatar id and call the avatar service, which owns
 the state machine and is idempotent (a re-run writes the same keys and state).
