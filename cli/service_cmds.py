@@ -1,5 +1,5 @@
-"""`avatar-prep serve | worker | keys | accounts | db | bench-api`: the service's processes
-and chores.
+"""`avatar-prep serve | worker | keys | accounts | db | bench-api | reprocess`: the
+service's processes and chores.
 
 Each command builds the one `Settings()` from the environment (AVATAR_PREP_*)
 here, at the edge, and passes it in. With no environment at all they run on the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from cli import bench
+from cli import bench, reprocess_cmd
 from pipeline.errors import AvatarPrepError
 from service.settings import Plan, Settings
 
@@ -102,6 +102,7 @@ def register(sub: Any) -> None:
     upgrade.set_defaults(run=_db_upgrade)
 
     bench.register_api(sub)
+    reprocess_cmd.register(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:

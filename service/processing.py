@@ -135,21 +135,10 @@ class Processor:
             logger.info("avatar %s: same bytes as another avatar of %s", avatar_id, account_id)
 
     def _store_renditions(self, avatar_id: str, result: Prepared) -> dict[str, Any]:
-        images: dict[str, Any] = {}
-        for ratio, rendition in result.renditions.items():
-            key = rendition_key(avatar_id, ratio)
-            self._storage.put(key, rendition.data, rendition.content_type)
-            images[ratio] = {
-                "key": key,
-                "width": rendition.width,
-                "height": rendition.height,
-                "content_type": rendition.content_type,
-            }
-        self._store_json(record_key(avatar_id), result.to_dict())
-        return images
+        return store_prepared(self._storage, avatar_id, result)
 
     def _store_json(self, key: str, record: dict[str, Any]) -> None:
-        self._storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
+        store_json(self._storage, key, record)
 
     def _finish(
         self,
@@ -219,6 +208,29 @@ class Processor:
                     update(AvatarRow).where(AvatarRow.id.in_(sent)).values(enqueued_at=utcnow())
                 )
         return len(sent)
+
+
+def store_prepared(
+    storage: Storage, avatar_id: str, result: Prepared, generation: str | None = None
+) -> dict[str, Any]:
+    """Store every rendition and the record (under `generation`'s folder when given);
+    returns the row's `images` (aspect ratio -> key, width, height, content_type)."""
+    images: dict[str, Any] = {}
+    for ratio, rendition in result.renditions.items():
+        key = rendition_key(avatar_id, ratio, generation)
+        storage.put(key, rendition.data, rendition.content_type)
+        images[ratio] = {
+            "key": key,
+            "width": rendition.width,
+            "height": rendition.height,
+            "content_type": rendition.content_type,
+        }
+    store_json(storage, record_key(avatar_id, generation), result.to_dict())
+    return images
+
+
+def store_json(storage: Storage, key: str, record: dict[str, Any]) -> None:
+    storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
 
 
 def set_source(row: AvatarRow, info: Probe, sha256: str) -> None:

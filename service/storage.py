@@ -3,8 +3,11 @@ default, any S3 API (AWS, MinIO, SeaweedFS, R2) via boto3 in production.
 
 Keys are made here from the avatar id, never from anything a client sent:
 `avatars/<avatar_id>/original`, `avatars/<avatar_id>/<AspectRatio.slug>.jpg`,
-`avatars/<avatar_id>/record.json`. Every object is private; S3 images are
-handed out as presigned, time-limited GET URLs.
+`avatars/<avatar_id>/record.json`; an avatar re-rendered by `reprocess` gets its
+renditions and record under a generation folder
+(`avatars/<avatar_id>/<generation>/<slug>.jpg`, `.../record.json`) and the
+outcome of its last reprocess at `avatars/<avatar_id>/reprocess.json`. Every
+object is private; S3 images are handed out as presigned, time-limited GET URLs.
 
 Failures: an unreachable or failing backend raises `TransientError`
 (`storage.unavailable`, worth a retry); a missing object raises `ObjectMissing`.
@@ -46,13 +49,25 @@ def original_key(avatar_id: str) -> str:
     return f"{avatar_prefix(avatar_id)}original"
 
 
-def rendition_key(avatar_id: str, aspect_ratio: str) -> str:
-    """`1:1` -> `avatars/<id>/1x1.jpg` (the ratio's slug: no `:` in keys)."""
-    return f"{avatar_prefix(avatar_id)}{AspectRatio(aspect_ratio).slug}.jpg"
+def _folder(avatar_id: str, generation: str | None) -> str:
+    """The avatar's folder, or its `generation` subfolder (a re-render's objects)."""
+    prefix = avatar_prefix(avatar_id)
+    return prefix if generation is None else f"{prefix}{generation}/"
 
 
-def record_key(avatar_id: str) -> str:
-    return f"{avatar_prefix(avatar_id)}record.json"
+def rendition_key(avatar_id: str, aspect_ratio: str, generation: str | None = None) -> str:
+    """`1:1` -> `avatars/<id>/1x1.jpg` (the ratio's slug: no `:` in keys), or
+    `avatars/<id>/<generation>/1x1.jpg` for a re-render."""
+    return f"{_folder(avatar_id, generation)}{AspectRatio(aspect_ratio).slug}.jpg"
+
+
+def record_key(avatar_id: str, generation: str | None = None) -> str:
+    return f"{_folder(avatar_id, generation)}record.json"
+
+
+def reprocess_key(avatar_id: str) -> str:
+    """The outcome of the avatar's last `reprocess` (service/reprocess.py)."""
+    return f"{avatar_prefix(avatar_id)}reprocess.json"
 
 
 class Storage(Protocol):
@@ -63,6 +78,9 @@ class Storage(Protocol):
 
     def get(self, key: str) -> bytes:
         """The object's bytes; ObjectMissing when there is none."""
+
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing one is fine."""
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove every object under the folder `prefix` (ends with `/`); none is fine."""
@@ -131,6 +149,12 @@ class LocalStorage:
             return self._path(key).read_bytes()
         except FileNotFoundError as exc:
             raise ObjectMissing(f"No stored object {key}.") from exc
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise _unavailable(exc) from exc
 
@@ -205,6 +229,12 @@ class S3Storage:
                 raise ObjectMissing(f"No stored object {key}.") from exc
             raise _unavailable(exc) from exc
         except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=_checked(key))
+        except (BotoCoreError, ClientError) as exc:
             raise _unavailable(exc) from exc
 
     def delete_prefix(self, prefix: str) -> None:

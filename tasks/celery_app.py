@@ -41,6 +41,10 @@ WORKER_MAX_MEMORY_PER_CHILD_KB = 700_000
 
 PROCESS_TASK = "avatars.process"
 SWEEP_TASK = "avatars.sweep"
+# `avatar-prep reprocess` (tasks/reprocess.py): re-render one avatar; delete the
+# objects a re-render replaced, later.
+REPROCESS_TASK = "avatars.reprocess"
+DISCARD_TASK = "avatars.discard"
 
 
 def make_celery(settings: Settings) -> Celery:

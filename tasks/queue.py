@@ -44,9 +44,18 @@ class CeleryQueue:
     def send(self, avatar_id: str) -> None:
         """Send `avatars.process(avatar_id)`; BrokerUnavailable when the broker
         refuses, whatever the transport."""
+        self._publish(PROCESS_TASK, [avatar_id])
+
+    def _publish(self, task: str, args: list[object], countdown: float | None = None) -> None:
+        """Send `task(*args)` (in `countdown` seconds); BrokerUnavailable when the
+        broker refuses, whatever the transport."""
         try:
             self._app.send_task(
-                PROCESS_TASK, args=[avatar_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY
+                task,
+                args=args,
+                countdown=countdown,
+                retry=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
             )
         except self._refusals as exc:
             raise BrokerUnavailable(

@@ -1,4 +1,5 @@
-"""The worker: the two tasks, what each worker process makes once, and how it runs.
+"""The worker: the two tasks, what each worker process makes once, and how it runs
+(the tasks of `avatar-prep reprocess` are in tasks/reprocess.py).
 
 Tasks are thin: they take an avatar id and call the avatar service, which owns
 the state machine and is idempotent (a re-run writes the same keys and state).
@@ -34,6 +35,7 @@ from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
 from tasks.observe import TaskObserver
 from tasks.queue import CeleryQueue
+from tasks.reprocess import register_reprocess_tasks
 from tasks.webhooks import make_send_webhook, register_webhook_tasks
 
 logger = logging.getLogger(__name__)
@@ -79,10 +81,15 @@ class WorkerRuntime:
             raise RuntimeError("worker process not initialised: worker_process_init did not run")
         return self._services
 
+    @property
+    def models(self) -> FaceModels | None:
+        return self._models
+
 
 def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
-    """Register `avatars.process`, `avatars.sweep` and the webhook tasks on `app`;
-    return the runtime the tasks use, for the caller to open once per worker process."""
+    """Register `avatars.process`, `avatars.sweep`, the webhook tasks (tasks/webhooks.py)
+    and reprocess's (tasks/reprocess.py) on `app`; return the runtime the tasks use,
+    for the caller to open once per worker process."""
     runtime = WorkerRuntime(settings, app)
 
     # shared=False: a "shared" task would be added to every Celery app made later
@@ -138,6 +145,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
 
     del process_avatar, sweep  # registered on the app by name
     register_webhook_tasks(app, settings, lambda: runtime.services)
+    register_reprocess_tasks(app, runtime, settings)
     return runtime
 
 
