@@ -37,6 +37,7 @@ from api.observe import ObserveMiddleware
 from api.ops import BrokerProbe
 from api.quota_headers import QuotaHeadersMiddleware
 from api.request_ids import RequestIdMiddleware
+from pipeline.version import package_version
 from service.ratelimit import make_limiter
 from service.runtime import Services
 from service.settings import Settings
@@ -112,7 +113,7 @@ def create_app(
 
     app = FastAPI(
         title="avatar-prep",
-        version="1.0.0",
+        version=package_version(),
         summary="Face upload and avatar preparation for realtime talking avatars.",
         description=DESCRIPTION,
         lifespan=lifespan,

@@ -7,11 +7,11 @@ import argparse
 import difflib
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from cli import pipeline_cmds, service_cmds, webhook_cmds
 from cli.native_logs import silence_native_stderr
+from pipeline.version import package_version
 
 # The commands that run the face models in this process: their native start-up
 # lines are hidden unless --verbose.
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="avatar-prep",
         description="Prepare face photos for talking avatars: check, align, crop, store.",
     )
-    parser.add_argument("--version", action="version", version=f"avatar-prep {_version()}")
+    parser.add_argument("--version", action="version", version=f"avatar-prep {package_version()}")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
@@ -77,13 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence_native_stderr()
     code: int = args.run(args)
     return code
-
-
-def _version() -> str:
-    try:
-        return version("avatar-prep")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 if __name__ == "__main__":

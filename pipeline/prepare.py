@@ -25,10 +25,8 @@ the same output bytes.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from time import perf_counter
 
 import cv2
@@ -49,6 +47,7 @@ from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
 from pipeline.settings import PipelineSettings
+from pipeline.version import package_version
 from pipeline.warp import filled_ratio, warp, warp_together
 
 STAGES = ("decode", "detect", "mesh", "align", "encode")
@@ -337,9 +336,4 @@ def versions(settings: PipelineSettings) -> dict[str, str]:
     """What produced a record: the package, the MediaPipe models and a short hash
     of every setting (two records with the same hash used the same limits)."""
     digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:12]
-    return {"pipeline": _package_version(), "mediapipe": FaceModels.version(), "settings": digest}
-
-
-@cache
-def _package_version() -> str:
-    return importlib.metadata.version("avatar-prep")
+    return {"pipeline": package_version(), "mediapipe": FaceModels.version(), "settings": digest}
