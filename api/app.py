@@ -120,6 +120,9 @@ def create_app(
         # Served by api/docs.py with their assets from this app, not a CDN.
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names (`upload_face`, `get_avatar`), so
+        # generated clients get methods a person would have named.
+        generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
     # Inside the request-id middleware: a replayed answer gets its own request id.
@@ -172,6 +175,7 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
             "schema": {"type": "string", "example": "req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"},
         }
         idempotency.document(schema)
+        _hoist_definitions(schema)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})
@@ -185,6 +189,19 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _hoist_definitions(schema: dict[str, Any]) -> None:
+    """Move the `$defs` of request bodies written as JSON schemas (the upload and
+    session bodies, parsed by hand for their error messages) into the document's
+    components, where their `#/components/schemas/...` references point."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                definitions = media.get("schema", {}).pop("$defs", {})
+                for name, definition in definitions.items():
+                    components.setdefault(name, definition)
 
 
 def _is_fastapi_default_422(response: dict[str, Any] | None) -> bool:

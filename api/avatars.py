@@ -25,10 +25,12 @@ from api.errors import (
 )
 from api.schemas import (
     AVATAR_ID_EXAMPLE,
+    QUEUED_AVATAR_EXAMPLE,
     Avatar,
     AvatarList,
     UploadFaceForm,
     UploadFaceJson,
+    body_schema,
 )
 from api.uploads import read_upload
 from pipeline.aspect import AspectRatio
@@ -56,9 +58,9 @@ _UPLOAD_BODY = {
     "required": True,
     "description": "The image as a multipart file, or JSON with a URL, a data URI or base64.",
     "content": {
-        "multipart/form-data": {"schema": UploadFaceForm.model_json_schema()},
+        "multipart/form-data": {"schema": body_schema(UploadFaceForm)},
         "application/json": {
-            "schema": UploadFaceJson.model_json_schema(),
+            "schema": body_schema(UploadFaceJson),
             "examples": {
                 "url": {
                     "summary": "An https URL (fetched by the worker)",
@@ -105,6 +107,7 @@ _UPLOAD_BODY = {
             "model": Avatar,
             "description": "Accepted; `queued` or `processing`.",
             "headers": _location_header,
+            "content": {"application/json": {"example": QUEUED_AVATAR_EXAMPLE}},
         },
         **error_responses(
             *IMAGE_CODES,

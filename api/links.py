@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
-from api.schemas import AVATAR_ID_EXAMPLE
+from api.schemas import AVATAR_ID_EXAMPLE, Timestamp
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
 from service.avatar_object import rfc3339
 from service.errors import PermissionDenied
@@ -38,7 +38,9 @@ class ImageLinks(BaseModel):
 
     object: str = Field("image_links", examples=["image_links"])
     avatar_id: str = Field(examples=[AVATAR_ID_EXAMPLE])
-    expires_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:20:30.000Z"])
+    expires_at: Timestamp = Field(
+        description="RFC 3339 UTC.", examples=["2025-01-07T10:20:30.000Z"]
+    )
     images: dict[str, str] = Field(
         description="Rendition URL by aspect ratio; empty until the avatar is ready. Relative "
         "to this API, or absolute when storage is S3.",
@@ -62,7 +64,7 @@ class ImageLinks(BaseModel):
     response_model=ImageLinks,
     responses=error_responses("avatar.not_found", *KEYED_ROUTE_CODES, "storage.unavailable"),
 )
-async def image_links(
+async def get_avatar_links(
     avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep
 ) -> ImageLinks:
     links = await run_in_threadpool(services.previews.links, account.id, avatar_id)
@@ -87,7 +89,9 @@ async def image_links(
         ),
     },
 )
-async def overlay(avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep) -> Response:
+async def get_avatar_overlay(
+    avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep
+) -> Response:
     await run_in_threadpool(services.previews.links, account.id, avatar_id)  # may it see it?
     data = await run_in_threadpool(services.previews.image, avatar_id, "overlay")
     return Response(data, media_type="image/jpeg", headers=_PRIVATE_CACHE)

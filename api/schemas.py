@@ -8,14 +8,32 @@ an added field never breaks a client's schema check.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from service.status import AvatarStatus
 
 AVATAR_ID_EXAMPLE = "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"
 MAX_NAME_LENGTH = 200  # the registry's column
+
+# RFC 3339 in UTC with milliseconds (`2025-01-07T10:15:30.123Z`). Declared as
+# `date-time` so generated clients parse it into their date type; a string here
+# because responses carry the service's own formatting.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A reference to `model` for a request body the route parses itself, carrying
+    `model`'s schema and its nested models under `$defs`; the app's OpenAPI document
+    moves them into its components (api/app.py), so clients get named types."""
+    template = "#/components/schemas/{model}"
+    schema = model.model_json_schema(ref_template=template)
+    definitions = schema.pop("$defs", {})
+    return {
+        "$ref": template.format(model=model.__name__),
+        "$defs": {**definitions, model.__name__: schema},
+    }
 
 
 class Check(BaseModel):
@@ -130,23 +148,51 @@ class Source(BaseModel):
     bytes: int | None = Field(None, examples=[2480123])
 
 
+class Landmarks(BaseModel):
+    """The five alignment points as [x, y] in upright source pixels; `left_*` is on
+    the image's left (the subject's right)."""
+
+    left_eye: list[float] = Field(examples=[[1500.2, 1010.4]])
+    right_eye: list[float] = Field(examples=[[1890.0, 1002.8]])
+    nose: list[float] = Field(examples=[[1702.6, 1250.3]])
+    mouth_left: list[float] = Field(examples=[[1560.1, 1480.9]])
+    mouth_right: list[float] = Field(examples=[[1840.4, 1476.2]])
+
+
+class Pose(BaseModel):
+    """The head's rotation in degrees, 0 when facing the camera: yaw (turned left or
+    right), pitch (nodded up or down), roll (tilted in the image plane)."""
+
+    yaw: float = Field(examples=[3.1])
+    pitch: float = Field(examples=[-4.0])
+    roll: float = Field(examples=[1.2])
+
+
+class Quality(BaseModel):
+    """What the quality checks measured on the face (see `checks` for their limits)."""
+
+    sharpness: float = Field(
+        description="Edge energy of the face at a fixed scale; higher is sharper.",
+        examples=[312.5],
+    )
+    brightness: float = Field(
+        description="How bright the face's lit parts are, 0-255.", examples=[121.0]
+    )
+    blown_share: float | None = Field(
+        None, description="The share of the face clipped to white, 0-1.", examples=[0.0]
+    )
+
+
 class Face(BaseModel):
     """The chosen face, in upright source pixels (x, y), origin top-left."""
 
     box: list[float] = Field(
         description="x, y, width, height.", examples=[[1210.5, 640.0, 980.2, 1180.7]]
     )
-    score: float = Field(examples=[0.97])
-    landmarks: dict[str, list[float]] = Field(
-        description="left_eye, right_eye, nose, mouth_left, mouth_right as [x, y]; "
-        "`left_*` is on the image's left (the subject's right).",
-        examples=[{"left_eye": [1500.2, 1010.4], "right_eye": [1890.0, 1002.8]}],
-    )
-    pose: dict[str, float] = Field(
-        description="yaw, pitch, roll in degrees.",
-        examples=[{"yaw": 3.1, "pitch": -4.0, "roll": 1.2}],
-    )
-    quality: dict[str, float] = Field(examples=[{"sharpness": 312.5, "brightness": 121.0}])
+    score: float = Field(description="The detector's confidence, 0-1.", examples=[0.97])
+    landmarks: Landmarks
+    pose: Pose
+    quality: Quality
 
 
 class ImageInfo(BaseModel):
@@ -170,9 +216,15 @@ class Avatar(BaseModel):
         description="Usable only by the account that made it.", examples=[True]
     )
     metadata: dict[str, Any] = Field(examples=[{"team": "blue"}])
-    created_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"])
-    updated_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"])
-    ready_at: str | None = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"])
+    created_at: Timestamp = Field(
+        description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"]
+    )
+    updated_at: Timestamp = Field(
+        description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"]
+    )
+    ready_at: Timestamp | None = Field(
+        description="RFC 3339 UTC.", examples=["2025-01-07T10:15:31.020Z"]
+    )
     source: Source
     face: Face | None = Field(None, description="Present once the face was found.")
     checks: list[Check] | None = Field(
@@ -190,6 +242,33 @@ class Avatar(BaseModel):
     error: ErrorObject | None = Field(
         None, description="For a `failed` avatar: what failed (code, message, checks)."
     )
+
+
+# A `202` answer: accepted, nothing measured yet (the field examples show a ready one).
+QUEUED_AVATAR_EXAMPLE: dict[str, Any] = {
+    "object": "avatar",
+    "id": AVATAR_ID_EXAMPLE,
+    "status": "queued",
+    "name": "Ada on stage",
+    "user_exclusive": True,
+    "metadata": {"team": "blue"},
+    "created_at": "2025-01-07T10:15:30.123Z",
+    "updated_at": "2025-01-07T10:15:30.123Z",
+    "ready_at": None,
+    "source": {
+        "kind": "file",
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "format": None,
+        "width": None,
+        "height": None,
+        "bytes": 2480123,
+    },
+    "face": None,
+    "checks": None,
+    "warnings": None,
+    "images": None,
+    "error": None,
+}
 
 
 class AvatarList(BaseModel):

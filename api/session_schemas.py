@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from api.schemas import AVATAR_ID_EXAMPLE
+from api.schemas import AVATAR_ID_EXAMPLE, Timestamp
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
 from service.sessions import Platform
 
@@ -104,12 +104,14 @@ class Session(BaseModel):
     room: Room
     aspect_ratio: AspectRatio = Field(examples=[AspectRatio.LANDSCAPE])
     metadata: dict[str, Any] = Field(examples=[{"customer": "c_42"}])
-    started_at: str = Field(description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"])
-    expires_at: str = Field(
+    started_at: Timestamp = Field(
+        description="RFC 3339 UTC.", examples=["2025-01-07T10:15:30.123Z"]
+    )
+    expires_at: Timestamp = Field(
         description="RFC 3339 UTC: `started_at` plus the plan's maximum session length.",
         examples=["2025-01-07T11:15:30.123Z"],
     )
-    ended_at: str | None = Field(
+    ended_at: Timestamp | None = Field(
         description="RFC 3339 UTC: when it was stopped, or `expires_at` if it ran out; "
         "null while started.",
         examples=[None],

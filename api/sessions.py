@@ -27,7 +27,7 @@ from api.errors import (
     error_response,
     error_responses,
 )
-from api.schemas import AVATAR_ID_EXAMPLE
+from api.schemas import AVATAR_ID_EXAMPLE, body_schema
 from api.session_schemas import (
     SESSION_ID_EXAMPLE,
     CreatedSession,
@@ -60,19 +60,11 @@ SessionIdPath = Annotated[str, Path(description="The session's id.", examples=[S
 _location_header = {"Location": {"description": "The session's URL.", "schema": {"type": "string"}}}
 
 
-def _request_schema() -> dict[str, Any]:
-    """The body's JSON schema with the room's inlined: pydantic puts nested models
-    under `$defs`, which an OpenAPI document cannot point into."""
-    schema = CreateSessionRequest.model_json_schema()
-    schema["properties"]["room"] = schema.pop("$defs")["RoomRequest"]
-    return schema
-
-
 _CREATE_BODY = {
     "required": True,
     "content": {
         "application/json": {
-            "schema": _request_schema(),
+            "schema": body_schema(CreateSessionRequest),
             "examples": {
                 "avatar_id": {
                     "summary": "A ready avatar, by id",

@@ -79,7 +79,7 @@ class Validation(BaseModel):
         *KEYED_ROUTE_CODES,
     ),
 )
-async def validate(
+async def validate_photo(
     request: Request, account: AccountDep, services: ServicesDep, settings: SettingsDep
 ) -> dict[str, Any]:
     upload = await read_upload(request, settings.pipeline.max_bytes)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
+from api.schemas import Timestamp
 from service.webhooks import DeliveryStatus, EventType
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
@@ -58,7 +59,7 @@ class WebhookEndpoint(BaseModel):
     url: str
     events: list[EventType]
     description: str | None
-    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    created_at: Timestamp
 
 
 class CreatedWebhookEndpoint(WebhookEndpoint):
@@ -90,10 +91,10 @@ class WebhookDelivery(BaseModel):
     )
     attempts: int
     last_error: str | None = Field(examples=["HTTP 500."])
-    last_attempt_at: str | None = Field(json_schema_extra={"format": "date-time"})
-    next_attempt_at: str | None = Field(json_schema_extra={"format": "date-time"})
-    delivered_at: str | None = Field(json_schema_extra={"format": "date-time"})
-    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    last_attempt_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
 
 
 class WebhookEndpointDetail(WebhookEndpoint):

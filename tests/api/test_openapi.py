@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import httpx
@@ -19,6 +21,15 @@ async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
     assert response.status_code == 200
     doc: dict[str, Any] = response.json()
     return doc
+
+
+def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or the component its `$ref` names."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: dict[str, Any] = doc["components"]["schemas"][ref.removeprefix("#/components/schemas/")]
+    return found
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -73,10 +84,12 @@ async def test_every_error_status_is_the_envelope_with_examples_of_known_codes(
 async def test_upload_face_documents_both_bodies_and_every_result(
     client: httpx.AsyncClient,
 ) -> None:
-    op = (await openapi(client))["paths"]["/v1/avatars/upload-face"]["post"]
+    doc = await openapi(client)
+    op = doc["paths"]["/v1/avatars/upload-face"]["post"]
     content = op["requestBody"]["content"]
-    assert content["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
-    assert set(content["application/json"]["schema"]["properties"]) == {
+    form = resolve(doc, content["multipart/form-data"]["schema"])
+    assert form["properties"]["file"]["format"] == "binary"
+    assert set(resolve(doc, content["application/json"]["schema"])["properties"]) == {
         "image",
         "name",
         "user_exclusive",
@@ -94,3 +107,46 @@ async def test_docs_render(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "swagger-ui" in response.text and "/openapi.json" in response.text
+
+
+async def test_every_reference_resolves(client: httpx.AsyncClient) -> None:
+    """A `$ref` into nowhere (pydantic's `#/$defs/...` in a hand-written body) stops
+    a client generator from making the operation."""
+    doc = await openapi(client)
+    text = json.dumps(doc)
+    assert "#/$defs/" not in text and '"$defs"' not in text
+    named = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    assert named <= set(doc["components"]["schemas"])
+    session_body = doc["paths"]["/v1/sessions"]["post"]["requestBody"]["content"]
+    assert resolve(doc, session_body["application/json"]["schema"])["title"] == (
+        "CreateSessionRequest"
+    )
+
+
+async def test_operation_ids_are_the_routes_names(client: httpx.AsyncClient) -> None:
+    ids = {(m, p): op["operationId"] for m, p, op in operations(await openapi(client))}
+    assert ids[("POST", "/v1/avatars/upload-face")] == "upload_face"
+    assert ids[("GET", "/v1/avatars/{avatar_id}")] == "get_avatar"
+    assert ids[("POST", "/v1/sessions")] == "create_session"
+    assert len(set(ids.values())) == len(ids)
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", op_id) for op_id in ids.values())
+
+
+async def test_nested_objects_and_timestamps_are_typed(client: httpx.AsyncClient) -> None:
+    schemas = (await openapi(client))["components"]["schemas"]
+    face = schemas["Face"]["properties"]
+    assert face["pose"] == {"$ref": "#/components/schemas/Pose"}
+    assert set(schemas["Pose"]["properties"]) == {"yaw", "pitch", "roll"}
+    assert schemas["Pose"]["properties"]["yaw"]["type"] == "number"
+    assert face["landmarks"] == {"$ref": "#/components/schemas/Landmarks"}
+    assert face["quality"] == {"$ref": "#/components/schemas/Quality"}
+    avatar = schemas["Avatar"]["properties"]
+    assert avatar["created_at"]["format"] == "date-time"
+    assert {"type": "string", "format": "date-time"} in avatar["ready_at"]["anyOf"]
+    assert schemas["Session"]["properties"]["started_at"]["format"] == "date-time"
+
+
+async def test_the_202_example_is_an_unfinished_avatar(client: httpx.AsyncClient) -> None:
+    op = (await openapi(client))["paths"]["/v1/avatars/upload-face"]["post"]
+    example = op["responses"]["202"]["content"]["application/json"]["example"]
+    assert example["status"] == "queued" and example.get("images") is None
