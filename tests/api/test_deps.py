@@ -1,4 +1,5 @@
-"""Authentication: X-API-Key or Authorization: Bearer; 401 envelopes otherwise."""
+"""Authentication: X-API-Key or Authorization: Bearer; 401 envelopes otherwise. And
+which account sees which avatar, on the service's own visibility rule."""
 
 from __future__ import annotations
 
@@ -88,6 +89,23 @@ async def test_accounts_see_only_their_own_avatars(
     assert_envelope(deleted, 404, "avatar.not_found")
     mine = await anonymous.get(f"/v1/avatars/{avatar_id}", headers={"X-API-Key": paid_key})
     assert mine.status_code == 200
+
+
+async def test_a_shared_avatar_is_readable_by_id_but_stays_its_owners(
+    anonymous: httpx.AsyncClient, paid_key: str, free_key: str
+) -> None:
+    """`user_exclusive: false`: another account may read it by its id (service/avatars.py
+    `_visible`), but it is not in their list and not theirs to delete."""
+    avatar_id = await upload_as(anonymous, paid_key, user_exclusive="false")
+    other = await anonymous.get(f"/v1/avatars/{avatar_id}", headers={"X-API-Key": free_key})
+    assert other.status_code == 200
+    assert (other.json()["id"], other.json()["user_exclusive"]) == (avatar_id, False)
+    listed = await anonymous.get("/v1/avatars", headers={"X-API-Key": free_key})
+    assert listed.json()["data"] == []
+    deleted = await anonymous.delete(f"/v1/avatars/{avatar_id}", headers={"X-API-Key": free_key})
+    assert_envelope(deleted, 404, "avatar.not_found")
+    mine = await anonymous.get("/v1/avatars", headers={"X-API-Key": paid_key})
+    assert [a["id"] for a in mine.json()["data"]] == [avatar_id]
 
 
 async def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(
