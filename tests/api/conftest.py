@@ -1,4 +1,8 @@
-"""The API app over the fake services, driven through ASGI by httpx.
+"""The API app over the real service on its embedded defaults (tests/api/embedded.py:
+a migrated SQLite registry and a storage folder under tmp_path, the recording
+work queue), driven through ASGI by httpx. Two accounts, free and paid, with real
+keys. Avatars stay `queued` unless a test starts the queue's in-process worker
+(`worker.work(services.avatars.process)`), which runs the real pipeline.
 
 The lifespan runs as it does under uvicorn (`app.router.lifespan_context`), and
 app exceptions are not re-raised into the test: a bug must come back as the 500
@@ -7,18 +11,21 @@ envelope, as a client would see it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import io
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from PIL import Image
 
-from api.app import create_app
 from pipeline import FaceModels
+from service.runtime import Services
 from service.settings import Settings
-from tests.api.fakes import PAID_KEY, FakeServices
+from tests.api.embedded import Embedded, Sent, embedded_app, embedded_settings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
@@ -38,27 +45,45 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'registry.db'}",
-        storage_dir=tmp_path / "storage",
-    )
+    return embedded_settings(tmp_path)
 
 
 @pytest.fixture
-def services() -> FakeServices:
-    return FakeServices()
+def embedded(settings: Settings, models: FaceModels) -> Iterator[Embedded]:
+    with embedded_app(settings, models) as e:
+        yield e
 
 
 @pytest.fixture
-def app(settings: Settings, services: FakeServices) -> FastAPI:
-    return create_app(settings, services)  # type: ignore[arg-type]  # the fake at the seam
+def services(embedded: Embedded) -> Services:
+    return embedded.services
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+def worker(embedded: Embedded) -> Sent:
+    """The work queue: the ids sent; `worker.work(services.avatars.process)` starts it."""
+    return embedded.sent
+
+
+@pytest.fixture
+def paid_key(embedded: Embedded) -> str:
+    return embedded.paid_key
+
+
+@pytest.fixture
+def free_key(embedded: Embedded) -> str:
+    return embedded.free_key
+
+
+@pytest.fixture
+def app(embedded: Embedded) -> FastAPI:
+    return embedded.app
+
+
+@pytest.fixture
+async def client(app: FastAPI, paid_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app, authenticated as the paid account."""
-    async with open_client(app, headers={"X-API-Key": PAID_KEY}) as c:
+    async with open_client(app, headers={"X-API-Key": paid_key}) as c:
         yield c
 
 
@@ -79,3 +104,36 @@ async def open_client(
         httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as c,
     ):
         yield c
+
+
+def photo(n: int = 0) -> bytes:
+    """A small JPEG the service's cheap checks accept (no face: a worker would reject
+    it); each `n` gives other bytes (another width)."""
+    out = io.BytesIO()
+    Image.new("RGB", (96 + n, 80), (200, 120, 80)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def fail_with(
+    monkeypatch: pytest.MonkeyPatch, target: object, method: str, error: Exception
+) -> None:
+    """Make `target.method` raise `error`: an exception at the API's seam, where the
+    real service cannot be made to raise it on demand."""
+
+    def raising(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(target, method, raising)
+
+
+def spy(monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> list[tuple[Any, ...]]:
+    """The arguments of every call of `target.method`, which still runs."""
+    calls: list[tuple[Any, ...]] = []
+    real: Callable[..., Any] = getattr(target, method)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, method, recording)
+    return calls

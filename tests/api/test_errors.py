@@ -21,13 +21,13 @@ from service.errors import (
     TransientError,
     Unavailable,
 )
-from tests.api.conftest import open_client
-from tests.api.fakes import FakeServices
+from service.runtime import Services
+from tests.api.conftest import fail_with, open_client, photo
 
 pytestmark = pytest.mark.anyio
 
 REQUEST_ID = re.compile(r"req_[0-7][0-9A-HJKMNP-TV-Z]{25}")
-JPEG = b"\xff\xd8\xff\xe0 not really a jpeg, the fake service does not look"
+JPEG = photo()
 
 # docs/api.md: every image and face code, with the status the contract gives it
 # when it is raised at the edge (cheap checks) or as a verdict.
@@ -129,19 +129,20 @@ def test_a_failed_avatar_is_422_for_every_content_verdict() -> None:
 )
 async def test_each_error_class_gets_its_status_and_envelope(
     client: httpx.AsyncClient,
-    services: FakeServices,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
     error: AvatarPrepError,
     status: int,
     code: str,
 ) -> None:
-    services.avatars.fail_with = error
+    fail_with(monkeypatch, services.avatars, "create", error)
     response = await client.post("/v1/avatars/upload-face", files={"file": ("a.jpg", JPEG)})
     body = assert_envelope(response, status, code)
     assert body["message"] == error.message
 
 
 async def test_rejection_carries_its_checks(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     check = Check(
         "face_count",
@@ -154,7 +155,8 @@ async def test_rejection_carries_its_checks(
         bound="max",
         message="2 faces",
     )
-    services.avatars.fail_with = Rejected("2 faces", code="face.multiple", checks=(check,))
+    rejected = Rejected("2 faces", code="face.multiple", checks=(check,))
+    fail_with(monkeypatch, services.avatars, "create", rejected)
     response = await client.post("/v1/avatars/upload-face", files={"file": ("a.jpg", JPEG)})
     error = assert_envelope(response, 422, "face.multiple")
     assert error["param"] == "image"
@@ -181,9 +183,13 @@ async def test_rejection_carries_its_checks(
     ],
 )
 async def test_429_and_503_carry_retry_after(
-    client: httpx.AsyncClient, services: FakeServices, error: AvatarPrepError, retry_after: str
+    client: httpx.AsyncClient,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    error: AvatarPrepError,
+    retry_after: str,
 ) -> None:
-    services.avatars.fail_with = error
+    fail_with(monkeypatch, services.avatars, "create", error)
     response = await client.post("/v1/avatars/upload-face", files={"file": ("a.jpg", JPEG)})
     assert_envelope(response, status_for(error), error.code)
     assert response.headers["retry-after"] == retry_after
@@ -262,9 +268,10 @@ async def test_a_json_body_route_gets_json_paths_and_400_for_broken_json(
 
 
 async def test_an_unhandled_exception_is_a_500_envelope_without_details(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services.keys.fail_with = RuntimeError("password=hunter2 at /srv/secret.py line 3")
+    bug = RuntimeError("password=hunter2 at /srv/secret.py line 3")
+    fail_with(monkeypatch, services.keys, "authenticate", bug)
     response = await client.get("/v1/avatars")
     error = assert_envelope(response, 500, "api_error")
     assert "hunter2" not in response.text

@@ -1,16 +1,20 @@
-"""Liveness and readiness, and the real broker probe."""
+"""Liveness and readiness (on the real service, with its database and storage really
+down), and the real broker probe."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.queue import broker_reachable
 from tests.api.conftest import open_client
-from tests.api.fakes import FakeServices
+from tests.api.embedded import Sent
 from tests.api.test_errors import assert_envelope
 
 
@@ -23,8 +27,8 @@ async def test_healthz_needs_no_key(app: FastAPI) -> None:
 
 
 @pytest.mark.anyio
-async def test_readyz_reports_each_dependency(settings: Settings, services: FakeServices) -> None:
-    app = create_app(settings, services, broker_probe=lambda: True)  # type: ignore[arg-type]
+async def test_readyz_reports_each_dependency(settings: Settings, services: Services) -> None:
+    app = create_app(settings, services, broker_probe=lambda: True)
     async with open_client(app) as c:
         response = await c.get("/readyz")
     assert response.status_code == 200
@@ -44,12 +48,22 @@ async def test_readyz_reports_each_dependency(settings: Settings, services: Fake
     ],
 )
 async def test_readyz_is_503_naming_what_is_down(
-    settings: Settings, services: FakeServices, ready: dict[str, bool], broker: bool, says: str
+    settings: Settings, tmp_path: Path, ready: dict[str, bool], broker: bool, says: str
 ) -> None:
-    services.ready = ready
-    app = create_app(settings, services, broker_probe=lambda: broker)  # type: ignore[arg-type]
-    async with open_client(app) as c:
-        response = await c.get("/readyz")
+    down: dict[str, object] = {}
+    if not ready["database"]:  # SQLite cannot open a folder as its database file
+        (tmp_path / "a-folder").mkdir()
+        down["database_url"] = f"sqlite:///{tmp_path / 'a-folder'}"
+    if not ready["storage"]:  # the storage folder cannot be made under a file
+        (tmp_path / "a-file").write_bytes(b"")
+        down["storage_dir"] = tmp_path / "a-file" / "storage"
+    services = Services.create(settings.model_copy(update=down), Sent())
+    try:
+        app = create_app(settings, services, broker_probe=lambda: broker)
+        async with open_client(app) as c:
+            response = await c.get("/readyz")
+    finally:
+        services.close()
     error = assert_envelope(response, 503, "service.not_ready")
     assert error["message"] == f"Not ready: {says}."
     assert response.headers["retry-after"] == "5"

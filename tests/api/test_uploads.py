@@ -1,16 +1,18 @@
 """Reading upload-face requests: the three image forms, the byte cap, the fields,
-and that no failed request reaches the service."""
+and that no failed request reaches the service. Through HTTP on the real service:
+what an upload stored is read back from the API, the registry and the storage
+folder; a refused request leaves none of them changed."""
 
 from __future__ import annotations
 
 import base64
-import io
+import hashlib
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from PIL import Image
 
 from api.uploads import (
     BODY_OVERHEAD_BYTES,
@@ -20,8 +22,12 @@ from api.uploads import (
     parse_image_text,
 )
 from pipeline.errors import AvatarPrepError, ImageError
+from service.registry import AvatarRow
+from service.runtime import Services
 from service.settings import Settings
-from tests.api.fakes import FakeServices
+from service.storage import original_key
+from tests.api.conftest import photo, spy
+from tests.api.embedded import Sent, stored_avatars, stored_objects
 from tests.api.test_errors import assert_envelope
 
 pytestmark = pytest.mark.anyio
@@ -30,13 +36,7 @@ UPLOAD = "/v1/avatars/upload-face"
 MB = 1_000_000
 
 
-def small_jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (32, 24), (200, 120, 80)).save(out, "JPEG")
-    return out.getvalue()
-
-
-JPEG = small_jpeg()
+JPEG = photo()
 JPEG_B64 = base64.b64encode(JPEG).decode()
 
 
@@ -128,18 +128,43 @@ def test_body_limits_leave_room_for_the_image_in_each_form() -> None:
 # --- through HTTP: what reaches the service -------------------------------------
 
 
+def the_one_stored(services: Services) -> AvatarRow:
+    """The one avatar the registry holds."""
+    (row,) = stored_avatars(services)
+    return row
+
+
+def original(services: Services, row: AvatarRow) -> bytes:
+    """The original the service stored for `row`, under its own server-made key."""
+    assert row.original_key == original_key(row.id)
+    return services.storage.get(row.original_key)
+
+
 async def test_multipart_upload_reaches_the_service_as_given(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    given = spy(monkeypatch, services.avatars, "create")
     response = await client.post(
         UPLOAD,
         files={"file": ("../../etc/me.jpg", JPEG, "image/jpeg")},
         data={"name": "Ada", "user_exclusive": "false", "metadata": '{"team": "blue"}'},
     )
     assert response.status_code == 202, response.text
-    (image,) = services.avatars.created
-    assert (image.kind, image.data, image.filename) == ("file", JPEG, "../../etc/me.jpg")
     avatar = response.json()
+    source = avatar["source"]
+    assert (source["kind"], source["sha256"], source["bytes"]) == (
+        "file",
+        hashlib.sha256(JPEG).hexdigest(),
+        len(JPEG),
+    )
+    row = the_one_stored(services)
+    assert original(services, row) == JPEG
+    # The client's file name reaches the service, which stores nothing by it.
+    ((_, image),) = given
+    assert image.filename == "../../etc/me.jpg"
+    assert [
+        p.relative_to(services.settings.storage_dir).as_posix() for p in stored_objects(services)
+    ] == [row.original_key]
     assert (avatar["name"], avatar["user_exclusive"], avatar["metadata"]) == (
         "Ada",
         False,
@@ -157,39 +182,52 @@ async def test_multipart_defaults(client: httpx.AsyncClient) -> None:
     "image", [JPEG_B64, f"data:image/jpeg;base64,{JPEG_B64}"], ids=["base64", "data-uri"]
 )
 async def test_json_base64_upload_reaches_the_service_decoded(
-    client: httpx.AsyncClient, services: FakeServices, image: str
+    client: httpx.AsyncClient, services: Services, image: str
 ) -> None:
     response = await client.post(
         UPLOAD, json={"image": image, "name": "Bo", "metadata": {"k": 1}, "user_exclusive": False}
     )
     assert response.status_code == 202, response.text
-    (given,) = services.avatars.created
-    assert (given.kind, given.data) == ("base64", JPEG)
+    source = response.json()["source"]
+    assert (source["kind"], source["sha256"]) == ("base64", hashlib.sha256(JPEG).hexdigest())
+    assert original(services, the_one_stored(services)) == JPEG
     assert response.json()["metadata"] == {"k": 1}
 
 
 async def test_json_url_upload_reaches_the_service_unfetched(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services, worker: Sent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    public = socket.getaddrinfo("93.184.215.14", 443, type=socket.SOCK_STREAM)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: public)  # no DNS here
     response = await client.post(UPLOAD, json={"image": "https://example.com/face.jpg"})
-    assert response.status_code == 202
-    (given,) = services.avatars.created
-    assert (given.kind, given.url, given.data) == ("url", "https://example.com/face.jpg", None)
+    assert response.status_code == 202, response.text
+    avatar = response.json()
+    assert (avatar["source"]["kind"], avatar["source"]["sha256"]) == ("url", None)
+    row = the_one_stored(services)
+    assert (row.source_url, row.original_key) == ("https://example.com/face.jpg", None)
+    assert stored_objects(services) == []  # the worker fetches it, not the API
+    assert worker.ids == [avatar["id"]]
 
 
 # --- through HTTP: cheap failures, nothing created ------------------------------
 
 
+def assert_nothing_created(services: Services) -> None:
+    """No avatar row (so nothing sent to the workers either), no stored object."""
+    assert stored_avatars(services) == []
+    assert stored_objects(services) == []
+
+
 async def failed(
-    client: httpx.AsyncClient, services: FakeServices, status: int, code: str, **request: object
+    client: httpx.AsyncClient, services: Services, status: int, code: str, **request: object
 ) -> dict[str, object]:
     response = await client.post(UPLOAD, **request)  # type: ignore[arg-type]
     error = assert_envelope(response, status, code)
-    assert services.avatars.created == []
+    assert_nothing_created(services)
     return error
 
 
-async def test_empty_body(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_empty_body(client: httpx.AsyncClient, services: Services) -> None:
     await failed(client, services, 400, "image.missing")
     await failed(
         client,
@@ -201,7 +239,7 @@ async def test_empty_body(client: httpx.AsyncClient, services: FakeServices) -> 
     )
 
 
-async def test_empty_multipart(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_empty_multipart(client: httpx.AsyncClient, services: Services) -> None:
     await failed(
         client,
         services,
@@ -212,31 +250,29 @@ async def test_empty_multipart(client: httpx.AsyncClient, services: FakeServices
     )
 
 
-async def test_wrong_field_name(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_wrong_field_name(client: httpx.AsyncClient, services: Services) -> None:
     error = await failed(client, services, 400, "image.missing", files={"image": ("a.jpg", JPEG)})
     assert "`file`" in str(error["message"]) and "image" in str(error["message"])
     error = await failed(client, services, 400, "image.missing", json={"file": JPEG_B64})
     assert "fields received: file" in str(error["message"])
 
 
-async def test_file_sent_as_a_text_field(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_file_sent_as_a_text_field(client: httpx.AsyncClient, services: Services) -> None:
     error = await failed(
         client, services, 400, "image.missing", data={"file": "abc"}, files={"other": ("x", b"")}
     )
     assert "file part" in str(error["message"])
 
 
-async def test_empty_file(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_empty_file(client: httpx.AsyncClient, services: Services) -> None:
     await failed(client, services, 400, "image.missing", files={"file": ("a.jpg", b"")})
 
 
-async def test_garbage_base64(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_garbage_base64(client: httpx.AsyncClient, services: Services) -> None:
     await failed(client, services, 400, "image.base64_invalid", json={"image": "%%% not b64 %%%"})
 
 
-async def test_data_uri_that_is_not_an_image(
-    client: httpx.AsyncClient, services: FakeServices
-) -> None:
+async def test_data_uri_that_is_not_an_image(client: httpx.AsyncClient, services: Services) -> None:
     error = await failed(
         client,
         services,
@@ -249,7 +285,7 @@ async def test_data_uri_that_is_not_an_image(
 
 @pytest.mark.parametrize("metadata", ["[1, 2]", '"text"', "42", "null", "{not json"], ids=str)
 async def test_form_metadata_not_an_object(
-    client: httpx.AsyncClient, services: FakeServices, metadata: str
+    client: httpx.AsyncClient, services: Services, metadata: str
 ) -> None:
     error = await failed(
         client,
@@ -264,7 +300,7 @@ async def test_form_metadata_not_an_object(
 
 @pytest.mark.parametrize("metadata", [[1, 2], "text", 42, None], ids=str)
 async def test_json_metadata_not_an_object(
-    client: httpx.AsyncClient, services: FakeServices, metadata: object
+    client: httpx.AsyncClient, services: Services, metadata: object
 ) -> None:
     await failed(
         client, services, 400, "metadata.not_object", json={"image": JPEG_B64, "metadata": metadata}
@@ -272,7 +308,7 @@ async def test_json_metadata_not_an_object(
 
 
 async def test_oversized_metadata_in_either_form(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services
 ) -> None:
     big = {"notes": "x" * (MAX_METADATA_BYTES + 1)}
     await failed(
@@ -283,13 +319,11 @@ async def test_oversized_metadata_in_either_form(
 
 
 @pytest.mark.parametrize("wait", ["-1", "31", "soon"])
-async def test_wait_out_of_bounds(
-    client: httpx.AsyncClient, services: FakeServices, wait: str
-) -> None:
+async def test_wait_out_of_bounds(client: httpx.AsyncClient, services: Services, wait: str) -> None:
     response = await client.post(f"{UPLOAD}?wait={wait}", files={"file": ("a.jpg", JPEG)})
     error = assert_envelope(response, 422, "request.invalid_field")
     assert error["param"] == "wait"
-    assert services.avatars.created == []
+    assert_nothing_created(services)
 
 
 @pytest.mark.parametrize(
@@ -303,7 +337,7 @@ async def test_wait_out_of_bounds(
 )
 async def test_form_fields_are_validated(
     client: httpx.AsyncClient,
-    services: FakeServices,
+    services: Services,
     fields: dict[str, str],
     param: str,
     says: str,
@@ -325,14 +359,14 @@ async def test_form_fields_are_validated(
     ],
 )
 async def test_json_fields_are_validated(
-    client: httpx.AsyncClient, services: FakeServices, body: object, param: str, says: str
+    client: httpx.AsyncClient, services: Services, body: object, param: str, says: str
 ) -> None:
     error = await failed(client, services, 422, "request.invalid_field", json=body)
     assert error["param"] == param
     assert says in str(error["message"])
 
 
-async def test_malformed_json(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_malformed_json(client: httpx.AsyncClient, services: Services) -> None:
     await failed(
         client,
         services,
@@ -353,7 +387,7 @@ async def test_malformed_json(client: httpx.AsyncClient, services: FakeServices)
     await failed(client, services, 400, "metadata.not_object", **form)
 
 
-async def test_malformed_multipart(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_malformed_multipart(client: httpx.AsyncClient, services: Services) -> None:
     await failed(
         client,
         services,
@@ -364,7 +398,7 @@ async def test_malformed_multipart(client: httpx.AsyncClient, services: FakeServ
     )  # no boundary
 
 
-async def test_two_files(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_two_files(client: httpx.AsyncClient, services: Services) -> None:
     await failed(
         client,
         services,
@@ -374,7 +408,7 @@ async def test_two_files(client: httpx.AsyncClient, services: FakeServices) -> N
     )
 
 
-async def test_other_content_types(client: httpx.AsyncClient, services: FakeServices) -> None:
+async def test_other_content_types(client: httpx.AsyncClient, services: Services) -> None:
     error = await failed(
         client,
         services,
@@ -387,13 +421,15 @@ async def test_other_content_types(client: httpx.AsyncClient, services: FakeServ
 
 
 async def test_svg_file_is_passed_to_the_service_to_sniff(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services
 ) -> None:
-    """The edge never trusts a declared type: the service sniffs the bytes (its
-    refusal of SVG is tested with the real service)."""
+    """The edge never trusts a declared type: the service sniffs the bytes and refuses
+    what they are, whatever the part says."""
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>'
-    await client.post(UPLOAD, files={"file": ("face.jpg", svg, "image/jpeg")})
-    assert [i.data for i in services.avatars.created] == [svg]
+    response = await client.post(UPLOAD, files={"file": ("face.jpg", svg, "image/jpeg")})
+    error = assert_envelope(response, 415, "image.unsupported_format")
+    assert "SVG" in str(error["message"])
+    assert_nothing_created(services)
 
 
 # --- the byte cap -----------------------------------------------------------------
@@ -429,7 +465,7 @@ def multipart_head() -> bytes:
 
 
 async def test_25_mb_body_with_content_length_is_refused_unread(
-    client: httpx.AsyncClient, services: FakeServices
+    client: httpx.AsyncClient, services: Services
 ) -> None:
     body = CountingBody(25 * MB, multipart_head())
     response = await client.post(
@@ -443,7 +479,7 @@ async def test_25_mb_body_with_content_length_is_refused_unread(
     error = assert_envelope(response, 413, "image.too_large")
     assert str(25 * MB) in str(error["message"])
     assert body.pulled == 0
-    assert services.avatars.created == []
+    assert_nothing_created(services)
 
 
 @pytest.mark.parametrize(
@@ -458,7 +494,7 @@ async def test_25_mb_body_with_content_length_is_refused_unread(
 )
 async def test_oversized_chunked_body_is_refused_after_the_cap(
     client: httpx.AsyncClient,
-    services: FakeServices,
+    services: Services,
     settings: Settings,
     content_type: str,
     size: int,
@@ -473,24 +509,31 @@ async def test_oversized_chunked_body_is_refused_after_the_cap(
         assert_envelope(response, 413, "image.too_large")
     assert body.pulled <= max(body_limits(settings.pipeline.max_bytes)) + 65536
     assert body.pulled < size
-    assert services.avatars.created == []
+    assert_nothing_created(services)
+
+
+def at_the_cap(settings: Settings) -> bytes:
+    """A JPEG of exactly the byte cap: a small one with zeros after its end."""
+    return JPEG + b"\0" * (settings.pipeline.max_bytes - len(JPEG))
 
 
 async def test_a_body_at_the_cap_is_read(
-    client: httpx.AsyncClient, services: FakeServices, settings: Settings
+    client: httpx.AsyncClient, services: Services, settings: Settings
 ) -> None:
     """Just under the multipart cap is still an upload (the service then judges it)."""
-    data = b"\xff\xd8\xff" + b"\0" * (settings.pipeline.max_bytes - 3)
+    data = at_the_cap(settings)
     response = await client.post(UPLOAD, files={"file": ("big.jpg", data)})
-    assert response.status_code == 202
-    assert len(services.avatars.created[0].data or b"") == settings.pipeline.max_bytes
+    assert response.status_code == 202, response.text[:300]
+    assert response.json()["source"]["bytes"] == settings.pipeline.max_bytes
+    assert len(original(services, the_one_stored(services))) == settings.pipeline.max_bytes
 
 
 async def test_json_cap_fits_a_max_size_image_as_base64(
-    client: httpx.AsyncClient, services: FakeServices, settings: Settings
+    client: httpx.AsyncClient, services: Services, settings: Settings
 ) -> None:
-    data = b"\xff" * settings.pipeline.max_bytes
+    data = at_the_cap(settings)
     body = json.dumps({"image": "data:image/jpeg;base64," + base64.b64encode(data).decode()})
     response = await client.post(UPLOAD, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 202, response.text[:300]
-    assert services.avatars.created[0].data == data
+    assert response.json()["source"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert original(services, the_one_stored(services)) == data
