@@ -30,17 +30,18 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels
 from pipeline.aspect import AspectRatio
-from pipeline.decode import probe
+from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
 from service.avatar_object import avatar_object
+from service.codes import failure_is_final
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
-from service.fetch import check_url
+from service.fetch import fetch
 from service.ids import new_id
 from service.processing import Processor, set_source
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
-from service.status import UNFINISHED, AvatarStatus
+from service.status import UNFINISHED, AvatarStatus, reopen
 from service.storage import Storage, avatar_prefix, original_key
 
 logger = logging.getLogger(__name__)
@@ -103,12 +104,28 @@ class AvatarService:
         user_exclusive: bool,
         metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], bool]:
-        """Cheap checks (size, sniffed format, header limits), store the original
-        under a server-made key, insert the row `queued`, enqueue. Returns the avatar
-        object (api.md shape) and `created` (False: same bytes already uploaded by
-        this account, the existing avatar is returned). Raises ImageError for cheap
-        check failures (no row, no object left behind), Unavailable when the queue
-        is full, TransientError when the registry or storage is down."""
+        """Cheap checks (a URL fetched, size, sniffed format, header limits), store the
+        original under a server-made key, insert the row `queued`, enqueue. Returns the
+        avatar object (api.md shape) and `created`: False when this account already has
+        an avatar of these bytes, returned as it is; True for a new avatar, or for that
+        one processed again under its id because it failed for a reason that was no
+        verdict on the image (`service.codes.failure_is_final`). Raises ImageError for
+        cheap check failures (no row, no object left behind), Unavailable when the
+        queue is full, TransientError when the registry, storage or the URL's server
+        is down for now (nothing left behind either)."""
+        data = image.data or b""
+        source_url: str | None = None
+        if image.kind == "url":
+            # Fetched here, before any avatar exists: the bytes decide the avatar, so a
+            # URL dedupes like an upload and concurrent requests for the same bytes
+            # meet at the unique constraint below. A failed fetch leaves nothing.
+            source_url = image.url or ""
+            data = fetch(source_url, self._settings)
+        info = probe(data, self._settings.pipeline)
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = self._admit(account_id, sha256)
+        if existing is not None:
+            return self._same_bytes_again(existing, data, info)
         row = AvatarRow(
             id=new_id("avat"),
             account_id=account_id,
@@ -117,21 +134,9 @@ class AvatarService:
             user_exclusive=user_exclusive,
             meta=metadata,
             source_kind=image.kind,
+            source_url=source_url,
             attempts=0,
         )
-        if image.kind == "url":
-            # The worker fetches; the URL's form and addresses are checked now.
-            row.source_url = check_url(image.url or "", self._settings).url
-            self._admit(account_id, None)
-            self._insert(row)
-            return self._send(row), True
-
-        data = image.data or b""
-        info = probe(data, self._settings.pipeline)
-        sha256 = hashlib.sha256(data).hexdigest()
-        existing = self._admit(account_id, sha256)
-        if existing is not None:
-            return avatar_object(existing), False
         set_source(row, info, sha256)
         row.dedupe_sha256 = sha256
         row.original_key = original_key(row.id)
@@ -143,14 +148,47 @@ class AvatarService:
             self._discard_objects(row.id)
             existing = self._find_same_bytes(account_id, sha256)
             if existing is None:  # and it was deleted meanwhile
-                raise TransientError(
-                    "The same image was being uploaded and deleted at once; retry.",
-                    code="database.conflict",
-                ) from None
-            return avatar_object(existing), False
+                raise _deleted_meanwhile() from None
+            return self._same_bytes_again(existing, data, info)
         except TransientError:
             self._discard_objects(row.id)
             raise
+        return self._send(row), True
+
+    def _same_bytes_again(
+        self, existing: AvatarRow, data: bytes, info: Probe
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer to bytes the account already has as `existing`: that avatar
+        (`created` False), unless it failed for a reason that was no verdict on the
+        image; then it is reopened, its original stored again, and sent (`created`
+        True). Concurrent uploads of those bytes reopen it once."""
+        if existing.status != AvatarStatus.FAILED or failure_is_final(
+            (existing.error or {}).get("code")
+        ):
+            return avatar_object(existing), False
+        key = original_key(existing.id)
+        # Stored first (the same key, the same bytes: harmless when another upload
+        # does it too), so the row never points at a missing original.
+        self._storage.put(key, data, f"image/{info.format}")
+        with self._registry.transaction() as session:
+            row = session.get(AvatarRow, existing.id, with_for_update=True)
+            reopened = (
+                row is not None
+                and row.status == AvatarStatus.FAILED
+                and not failure_is_final((row.error or {}).get("code"))
+                and reopen(row, utcnow())
+            )
+            if reopened and row is not None:
+                set_source(row, info, existing.sha256 or "")
+                row.original_key = key
+        if row is None:  # deleted meanwhile: what was just stored must go too
+            self._discard_objects(existing.id)
+            raise _deleted_meanwhile()
+        if not reopened:  # another upload reopened it first
+            return avatar_object(row), False
+        logger.info(
+            "avatar %s: processed again after %s", row.id, (existing.error or {}).get("code")
+        )
         return self._send(row), True
 
     def _admit(self, account_id: str, sha256: str | None) -> AvatarRow | None:
@@ -292,6 +330,13 @@ class AvatarService:
 def _same_bytes(account_id: str, sha256: str) -> Select[AvatarRow]:
     return select(AvatarRow).where(
         AvatarRow.account_id == account_id, AvatarRow.dedupe_sha256 == sha256
+    )
+
+
+def _deleted_meanwhile() -> TransientError:
+    return TransientError(
+        "The same image was being uploaded and deleted at once; retry.",
+        code="database.conflict",
     )
 
 

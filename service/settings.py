@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         3, ge=1, description="boto3 tries per call (standard retry mode, with backoff)."
     )
 
-    # --- URL images (fetched by the worker) ---
+    # --- URL images (fetched by the API before the avatar is made; service/fetch.py) ---
     allow_loopback_urls: bool = Field(
         False, description="Allow image URLs on 127.0.0.0/8 and ::1. For tests only."
     )

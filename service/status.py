@@ -4,8 +4,11 @@ an avatar reaches a final status.
     queued -> processing -> ready | failed
     queued -> failed                    (given up, or failed by the task)
     processing -> processing            (a retry or a redelivery claims it again)
+    failed -> queued                    (reopened: its bytes uploaded again after a
+                                         failure that was no verdict on the image)
 
-`finish` is the only code that writes `ready` or `failed`; `service.lifecycle`
+`finish` is the only code that writes `ready` or `failed`, `reopen` the only one
+that leaves `failed`; `service.lifecycle`
 wraps it with what must happen once per finished avatar (its webhook event).
 """
 
@@ -39,7 +42,8 @@ TRANSITIONS: dict[AvatarStatus, frozenset[AvatarStatus]] = {
     AvatarStatus.QUEUED: frozenset({AvatarStatus.PROCESSING, *FINISHED}),
     AvatarStatus.PROCESSING: frozenset({AvatarStatus.PROCESSING, *FINISHED}),
     AvatarStatus.READY: frozenset(),
-    AvatarStatus.FAILED: frozenset(),
+    # Only `reopen` takes this move, and only after a failure that was no verdict.
+    AvatarStatus.FAILED: frozenset({AvatarStatus.QUEUED}),
 }
 
 
@@ -85,4 +89,20 @@ def finish(
     row.error = error
     row.ready_at = now if status is AvatarStatus.READY else None
     row.record_key = record_key
+    return True
+
+
+def reopen(row: AvatarRow, now: datetime) -> bool:
+    """Move a locked `failed` row back to `queued` at `now`, as new: no error, no
+    result, no attempts, sent now. The caller decides that its failure was not final
+    (`service.codes.failure_is_final`). Returns False, and changes nothing, when the
+    row is not `failed` (another upload reopened it first)."""
+    if not can_move(row, AvatarStatus.QUEUED):
+        return False
+    row.status = AvatarStatus.QUEUED
+    row.updated_at = row.enqueued_at = now
+    row.error = row.face = row.images = row.checks = row.warnings = None
+    row.ready_at = None
+    row.record_key = None
+    row.attempts = 0
     return True
