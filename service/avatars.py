@@ -7,11 +7,16 @@ or `failed` (the error object stored). The guarantees, and how each is kept:
 - Nothing orphaned on create: the original is stored first, then the row is
   written; if the row cannot be written the object is removed again.
 - Nothing lost: a row the broker refused stays `queued` with no `enqueued_at`,
-  and `requeue_stuck` (the sweeper) sends it again; so is a row stuck in
-  `processing` after a worker died. Every start counts in `attempts`; an image
-  that keeps killing its worker fails with `processing.crashed`.
+  and `requeue_stuck` (the sweeper) sends it again; so is a row `processing` by
+  a worker that stopped beating (service/heartbeats.py), or stuck too long.
+  Every start counts in `attempts`; an image that keeps killing its worker
+  fails with `processing.crashed`.
 - Idempotent processing: the same keys are written with the same bytes; a
   `ready` or `failed` avatar is left as it is.
+- One avatar per bytes: a URL is fetched at create, so every kind of upload
+  meets at the (account, sha256) unique constraint. Only a verdict on the image
+  is final: a failed avatar whose bytes come again after any other failure is
+  reopened under its id (`service.status.reopen`).
 - Nothing orphaned on delete: every object under the avatar's folder goes
   first, then the row; a worker that finishes after the row is gone removes
   what it wrote.
@@ -77,7 +82,8 @@ class ImageRef:
 class AvatarService:
     """Made once per process (FastAPI lifespan, Celery worker_process_init, the
     CLI) from the one `Settings`; holds the registry, storage and work queue.
-    `models` are needed only where `process` runs (workers)."""
+    `models` are needed only where `process` runs (workers), and `worker_id` there
+    names the process's heartbeat (service/heartbeats.py)."""
 
     def __init__(
         self,
@@ -86,12 +92,13 @@ class AvatarService:
         storage: Storage,
         queue: WorkQueue,
         models: FaceModels | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
         self._queue = queue
-        self._processor = Processor(settings, registry, storage, queue, models)
+        self._processor = Processor(settings, registry, storage, queue, models, worker_id)
 
     # --- create (API side: cheap work only) ---------------------------------
 
@@ -256,8 +263,9 @@ class AvatarService:
         self._processor.fail(avatar_id, error)
 
     def requeue_stuck(self) -> int:
-        """Send again the ids of avatars the broker refused, and of avatars queued or
-        processing for longer than `stuck_after_seconds`; how many were sent."""
+        """Send again the ids of avatars the broker refused, of avatars held by a worker
+        that stopped beating, and of avatars queued or processing for longer than
+        `stuck_after_seconds`; how many were sent."""
         return self._processor.requeue_stuck()
 
     # --- reads and delete -------------------------------------------------------
