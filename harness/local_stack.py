@@ -178,7 +178,7 @@ def start_worker(settings: Settings, log_path: Path, *, concurrency: int, beat: 
     while True:
         if not worker.running():
             raise worker.fail("the worker exited while starting")
-        if re.search(rb"celery@\S+ ready\.", log_path.read_bytes()[offset:]):
+        if re.search(rb"\S+@\S+ ready\.", log_path.read_bytes()[offset:]):
             return worker
         if time.monotonic() > deadline:
             worker.stop()

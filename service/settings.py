@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     # --- broker ---
     broker_url: str = Field(
         "filesystem://",
-        description="Celery broker; filesystem:// keeps its folders under data_dir.",
+        description="Celery broker: Redis (redis://host:6379/0), RabbitMQ "
+        "(amqp://user:password@host:5672/vhost), or filesystem:// for one machine, which "
+        "keeps its folders under data_dir.",
     )
 
     # --- storage ---

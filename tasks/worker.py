@@ -196,6 +196,10 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
         "--pool=prefork",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
+        # A node name of its own per worker process (Celery's default is one per host):
+        # on RabbitMQ two workers of one host would otherwise fight over the same
+        # exclusive remote-control queue, and the second would exit.
+        f"--hostname=avatar-prep-{os.getpid()}@%h",
         # Mingle and gossip talk to other workers through broadcasts; they add
         # start-up time and the filesystem transport has no broadcast to offer.
         "--without-mingle",

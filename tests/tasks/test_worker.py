@@ -16,7 +16,13 @@ from pipeline.errors import AvatarPrepError, ImageError
 from service.errors import TransientError
 from service.settings import Settings
 from tasks import worker
-from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
+from tasks.celery_app import (
+    AMQP_HEARTBEAT_SECONDS,
+    PROCESS_TASK,
+    RETRY_BACKOFF_MAX_SECONDS,
+    SWEEP_TASK,
+    make_celery,
+)
 from tasks.queue import CeleryQueue
 from tasks.worker import WorkerRuntime, register_tasks
 
@@ -259,6 +265,15 @@ def test_redis_visibility_timeout_outlasts_the_longest_retry_countdown(
     redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/0"})
     options = make_celery(redis).conf.broker_transport_options
     assert options["visibility_timeout"] > RETRY_BACKOFF_MAX_SECONDS
+
+
+def test_rabbitmq_confirms_publishes_and_beats_so_a_lost_host_is_noticed(
+    settings: Settings,
+) -> None:
+    rabbit = settings.model_copy(update={"broker_url": "amqp://guest:guest@127.0.0.1:5672//"})
+    conf = make_celery(rabbit).conf
+    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.broker_heartbeat == AMQP_HEARTBEAT_SECONDS < RETRY_BACKOFF_MAX_SECONDS
 
 
 def test_filesystem_broker_keeps_its_folders_under_data_dir(settings: Settings) -> None:
