@@ -68,7 +68,9 @@ def ended(pid: int) -> bool:
 
 def started(settings: Settings, log: Path) -> Child:
     """A worker with beat, once its pool process beats (its heartbeat id logged)."""
-    worker = start_worker(settings, log, concurrency=1, beat=True)
+    # A data_dir each: two beats must not share one schedule file.
+    own = settings.model_copy(update={"data_dir": log.with_suffix(".var")})
+    worker = start_worker(own, log, concurrency=1, beat=True)
     deadline = time.monotonic() + 60
     while not re.search(r"heartbeat wrk_", worker.log()):
         assert time.monotonic() < deadline, worker.log()[-3000:]
