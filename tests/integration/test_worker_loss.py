@@ -102,8 +102,11 @@ def test_a_worker_lost_mid_task_costs_seconds(
     _, key = services.keys.create(f"loss-{broker}", "paid")
     account_id = services.keys.authenticate(key).id
     logs = module_dir / broker
-    workers = [started(settings, logs / "a.log"), started(settings, logs / "b.log")]
+    workers: list[Child] = []
     try:
+        # Appended one by one, so a worker that started is stopped even if the next fails.
+        workers.append(started(settings, logs / "a.log"))
+        workers.append(started(settings, logs / "b.log"))
         for name in SLOW_PHOTOS:
             avatar, created = services.avatars.create(
                 account_id,
