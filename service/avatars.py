@@ -16,7 +16,7 @@ or `failed` (the error object stored). The guarantees, and how each is kept:
 - One avatar per bytes: a URL is fetched at create, so every kind of upload
   meets at the (account, sha256) unique constraint. Only a verdict on the image
   is final: a failed avatar whose bytes come again after any other failure is
-  reopened under its id (`service.status.reopen`).
+  reopened under its id (`service.status.reopened`).
 - Nothing orphaned on delete: every object under the avatar's folder goes
   first, then the row; a worker that finishes after the row is gone removes
   what it wrote.
@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels
@@ -46,7 +47,7 @@ from service.processing import Processor, set_source
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
-from service.status import UNFINISHED, AvatarStatus, reopen
+from service.status import UNFINISHED, AvatarStatus, reopened
 from service.storage import Storage, avatar_prefix, original_key
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class AvatarService:
         sha256 = hashlib.sha256(data).hexdigest()
         existing = self._admit(account_id, sha256)
         if existing is not None:
-            return self._same_bytes_again(existing, data, info)
+            return self._same_bytes_again(existing, data, info, sha256)
         row = AvatarRow(
             id=new_id("avat"),
             account_id=account_id,
@@ -156,14 +157,14 @@ class AvatarService:
             existing = self._find_same_bytes(account_id, sha256)
             if existing is None:  # and it was deleted meanwhile
                 raise _deleted_meanwhile() from None
-            return self._same_bytes_again(existing, data, info)
+            return self._same_bytes_again(existing, data, info, sha256)
         except TransientError:
             self._discard_objects(row.id)
             raise
         return self._send(row), True
 
     def _same_bytes_again(
-        self, existing: AvatarRow, data: bytes, info: Probe
+        self, existing: AvatarRow, data: bytes, info: Probe, sha256: str
     ) -> tuple[dict[str, Any], bool]:
         """The answer to bytes the account already has as `existing`: that avatar
         (`created` False), unless it failed for a reason that was no verdict on the
@@ -173,40 +174,48 @@ class AvatarService:
             (existing.error or {}).get("code")
         ):
             return avatar_object(existing), False
+        self._check_room()  # processing it again is new work
         key = original_key(existing.id)
         # Stored first (the same key, the same bytes: harmless when another upload
         # does it too), so the row never points at a missing original.
         self._storage.put(key, data, f"image/{info.format}")
         with self._registry.transaction() as session:
-            row = session.get(AvatarRow, existing.id, with_for_update=True)
-            reopened = (
-                row is not None
-                and row.status == AvatarStatus.FAILED
-                and not failure_is_final((row.error or {}).get("code"))
-                and reopen(row, utcnow())
+            # One conditional UPDATE: of concurrent uploads of these bytes, one
+            # reopens it (a row lock read first would not serialise them on SQLite).
+            result = session.execute(
+                update(AvatarRow)
+                .where(AvatarRow.id == existing.id, AvatarRow.status == AvatarStatus.FAILED)
+                .values(**reopened(utcnow()), original_key=key)
             )
-            if reopened and row is not None:
-                set_source(row, info, existing.sha256 or "")
-                row.original_key = key
+            assert isinstance(result, CursorResult)
+            reopened_here = result.rowcount == 1
+            row = session.get(AvatarRow, existing.id)
+            if reopened_here and row is not None:
+                set_source(row, info, sha256)
         if row is None:  # deleted meanwhile: what was just stored must go too
             self._discard_objects(existing.id)
             raise _deleted_meanwhile()
-        if not reopened:  # another upload reopened it first
+        if not reopened_here:  # another upload reopened it first
             return avatar_object(row), False
         logger.info(
             "avatar %s: processed again after %s", row.id, (existing.error or {}).get("code")
         )
         return self._send(row), True
 
-    def _admit(self, account_id: str, sha256: str | None) -> AvatarRow | None:
+    def _admit(self, account_id: str, sha256: str) -> AvatarRow | None:
         """One registry read before any work: the account's avatar of these bytes
         when there is one (dedupe: no new work), else check that the work queue has
         room (Unavailable when it has not)."""
         with self._registry.transaction() as session:
-            if sha256 is not None:
-                existing = session.scalar(_same_bytes(account_id, sha256))
-                if existing is not None:
-                    return existing
+            existing = session.scalar(_same_bytes(account_id, sha256))
+        if existing is not None:
+            return existing
+        self._check_room()
+        return None
+
+    def _check_room(self) -> None:
+        """Unavailable (at_capacity) when the work queue is full: new work waits."""
+        with self._registry.transaction() as session:
             unfinished = session.scalar(
                 select(func.count()).select_from(AvatarRow).where(AvatarRow.status.in_(UNFINISHED))
             )
@@ -215,7 +224,6 @@ class AvatarService:
                 f"The work queue is full ({unfinished} images waiting); retry shortly.",
                 retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
             )
-        return None
 
     def _find_same_bytes(self, account_id: str, sha256: str) -> AvatarRow | None:
         with self._registry.transaction() as session:

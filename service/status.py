@@ -7,8 +7,8 @@ an avatar reaches a final status.
     failed -> queued                    (reopened: its bytes uploaded again after a
                                          failure that was no verdict on the image)
 
-`finish` is the only code that writes `ready` or `failed`, `reopen` the only one
-that leaves `failed`; `service.lifecycle`
+`finish` is the only code that writes `ready` or `failed`, `reopened` (and
+`reopen`) the only one that leaves `failed`; `service.lifecycle`
 wraps it with what must happen once per finished avatar (its webhook event).
 """
 
@@ -92,17 +92,32 @@ def finish(
     return True
 
 
+def reopened(now: datetime) -> dict[str, Any]:
+    """The columns of a `failed` row reopened at `now`: `queued` as new, with no
+    error, no result and no attempts, sent now. For a conditional UPDATE (`WHERE
+    status = 'failed'`), which is what makes concurrent reopeners reopen it once
+    on every database; the caller decides that its failure was not final
+    (`service.codes.failure_is_final`)."""
+    return {
+        "status": AvatarStatus.QUEUED,
+        "updated_at": now,
+        "enqueued_at": now,
+        "error": None,
+        "face": None,
+        "images": None,
+        "checks": None,
+        "warnings": None,
+        "ready_at": None,
+        "record_key": None,
+        "attempts": 0,
+    }
+
+
 def reopen(row: AvatarRow, now: datetime) -> bool:
-    """Move a locked `failed` row back to `queued` at `now`, as new: no error, no
-    result, no attempts, sent now. The caller decides that its failure was not final
-    (`service.codes.failure_is_final`). Returns False, and changes nothing, when the
-    row is not `failed` (another upload reopened it first)."""
+    """Move a locked `failed` row back to `queued` at `now` (`reopened`). Returns
+    False, and changes nothing, when the row is not `failed`."""
     if not can_move(row, AvatarStatus.QUEUED):
         return False
-    row.status = AvatarStatus.QUEUED
-    row.updated_at = row.enqueued_at = now
-    row.error = row.face = row.images = row.checks = row.warnings = None
-    row.ready_at = None
-    row.record_key = None
-    row.attempts = 0
+    for column, value in reopened(now).items():
+        setattr(row, column, value)
     return True

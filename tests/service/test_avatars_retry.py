@@ -7,15 +7,24 @@ real pipeline; only the broker is a fake."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from pipeline.errors import AvatarPrepError
 from service.codes import CODES, failure_is_final
-from service.errors import NotFound, TransientError
+from service.errors import NotFound, TransientError, Unavailable
 from service.runtime import Services
+from service.settings import Settings
 from service.storage import avatar_prefix
-from tests.service.conftest import FakeBroker, account, sample, stored_keys, upload
+from tests.service.conftest import (
+    FakeBroker,
+    account,
+    open_services,
+    sample,
+    stored_keys,
+    upload,
+)
 
 PORTRAIT = "accept_portrait.jpg"
 
@@ -121,3 +130,21 @@ def test_the_registry_says_which_failures_are_final() -> None:
     ):
         assert not failure_is_final(retried), retried
     assert not failure_is_final(None) and not failure_is_final("no.such_code")
+
+
+def test_a_full_queue_refuses_reopening_and_leaves_it_failed(
+    local_settings: Settings, broker: FakeBroker, models: Any
+) -> None:
+    services = open_services(
+        local_settings.model_copy(update={"max_queue_depth": 1}), broker, models
+    )
+    try:
+        me = account(services, "acme")
+        first, _ = upload(services, me, sample(PORTRAIT))
+        services.avatars.fail(first["id"], TransientError("Down.", code="storage.unavailable"))
+        upload(services, me, sample("gray.jpg"))  # the one unfinished avatar allowed
+        with pytest.raises(Unavailable):
+            upload(services, me, sample(PORTRAIT))
+        assert services.avatars.get(me, first["id"])["status"] == "failed"
+    finally:
+        services.close()
