@@ -63,7 +63,7 @@ _UPLOAD_BODY = {
             "schema": body_schema(UploadFaceJson),
             "examples": {
                 "url": {
-                    "summary": "An https URL (fetched by the worker)",
+                    "summary": "An https URL (fetched before the avatar is made)",
                     "value": {"image": "https://example.com/portrait.jpg", "name": "Ada"},
                 },
                 "data_uri": {
@@ -89,10 +89,13 @@ _UPLOAD_BODY = {
     description=(
         "Send the image as multipart field `file` (optional fields `name`, `user_exclusive`, "
         '`metadata` as JSON text) or as JSON `{"image": ...}`. Cheap checks (size, format, '
-        "base64, URL form) fail at once with no avatar created; the face work runs in a "
-        "worker. `wait` seconds (0-30) waits for the verdict: `201` ready, `422` rejected "
-        "(the error carries `avatar_id`), else `202` with `Location`. The same bytes already "
-        "uploaded by this account answer `200` with the existing avatar."
+        "header, base64, a URL and its fetch) fail at once with no avatar created (a URL is "
+        "fetched before the avatar is made, so its bytes dedupe like an upload's); the face "
+        "work runs in a worker. `wait` seconds (0-30) waits for the verdict: `201` ready, "
+        "`422` rejected (the error carries `avatar_id`), else `202` with `Location`. The same "
+        "bytes already uploaded by this account answer `200` with the existing avatar, "
+        "unless it failed for a reason that was no verdict on the image: then it is "
+        "processed again under its id and answered as a new upload."
     ),
     status_code=202,
     response_model=None,

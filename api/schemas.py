@@ -135,8 +135,8 @@ class CheckWarning(BaseModel):
 
 
 class Source(BaseModel):
-    """What was uploaded. The measured fields are null until the worker has read it
-    (a URL upload is fetched by the worker)."""
+    """What was uploaded: its kind, and what its bytes measure (a URL is fetched
+    before the avatar is made, so these are known from the start)."""
 
     kind: Literal["file", "url", "base64"]
     sha256: str | None = Field(
@@ -285,7 +285,7 @@ class UploadFaceJson(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
-        description="An https URL (fetched by the worker), a data URI "
+        description="An https URL (fetched at once, before the avatar is made), a data URI "
         "(`data:image/jpeg;base64,...`) or bare standard base64.",
         examples=["https://example.com/portrait.jpg"],
     )

@@ -62,15 +62,19 @@ def free_port() -> int:
 
 class Child:
     """One `avatar-prep` command running in its own process group, its output
-    (stdout and stderr) appended to `log_path`."""
+    (stdout and stderr) appended to `log_path`. `netns`: run it in that network
+    namespace (`ip netns exec`, which execs the command: the pid is the command's)."""
 
-    def __init__(self, args: list[str], settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], settings: Settings, log_path: Path, netns: str | None = None
+    ) -> None:
         self.args = args
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        prefix = ["ip", "netns", "exec", netns] if netns is not None else []
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(AVATAR_PREP), *args],
+                [*prefix, str(AVATAR_PREP), *args],
                 env=settings_env(settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -168,17 +172,25 @@ def start_api(settings: Settings, log_path: Path, port: int | None = None) -> tu
         time.sleep(0.1)
 
 
-def start_worker(settings: Settings, log_path: Path, *, concurrency: int, beat: bool) -> Child:
-    """`avatar-prep worker`; returns once Celery logs that it is ready (connected to
-    the broker, pool started; each pool process then loads its models)."""
+def start_worker(
+    settings: Settings,
+    log_path: Path,
+    *,
+    concurrency: int,
+    beat: bool,
+    netns: str | None = None,
+) -> Child:
+    """`avatar-prep worker` (in network namespace `netns` when given); returns once
+    Celery logs that it is ready (connected to the broker, pool started; each pool
+    process then loads its models)."""
     args = ["worker", f"--concurrency={concurrency}", "--beat" if beat else "--no-beat"]
     offset = log_path.stat().st_size if log_path.exists() else 0
-    worker = Child(args, settings, log_path)
+    worker = Child(args, settings, log_path, netns)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
         if not worker.running():
             raise worker.fail("the worker exited while starting")
-        if re.search(rb"celery@\S+ ready\.", log_path.read_bytes()[offset:]):
+        if re.search(rb"\S+@\S+ ready\.", log_path.read_bytes()[offset:]):
             return worker
         if time.monotonic() > deadline:
             worker.stop()

@@ -7,11 +7,16 @@ or `failed` (the error object stored). The guarantees, and how each is kept:
 - Nothing orphaned on create: the original is stored first, then the row is
   written; if the row cannot be written the object is removed again.
 - Nothing lost: a row the broker refused stays `queued` with no `enqueued_at`,
-  and `requeue_stuck` (the sweeper) sends it again; so is a row stuck in
-  `processing` after a worker died. Every start counts in `attempts`; an image
-  that keeps killing its worker fails with `processing.crashed`.
+  and `requeue_stuck` (the sweeper) sends it again; so is a row `processing` by
+  a worker that stopped beating (service/heartbeats.py), or stuck too long.
+  Every start counts in `attempts`; an image that keeps killing its worker
+  fails with `processing.crashed`.
 - Idempotent processing: the same keys are written with the same bytes; a
   `ready` or `failed` avatar is left as it is.
+- One avatar per bytes: a URL is fetched at create, so every kind of upload
+  meets at the (account, sha256) unique constraint. Only a verdict on the image
+  is final: a failed avatar whose bytes come again after any other failure is
+  reopened under its id (`service.status.reopened`).
 - Nothing orphaned on delete: every object under the avatar's folder goes
   first, then the row; a worker that finishes after the row is gone removes
   what it wrote.
@@ -26,21 +31,23 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels
 from pipeline.aspect import AspectRatio
-from pipeline.decode import probe
+from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
 from service.avatar_object import avatar_object
+from service.codes import failure_is_final
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
-from service.fetch import check_url
+from service.fetch import fetch
 from service.ids import new_id
 from service.processing import Processor, set_source
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
-from service.status import UNFINISHED, AvatarStatus
+from service.status import UNFINISHED, AvatarStatus, reopened
 from service.storage import Storage, avatar_prefix, original_key
 
 logger = logging.getLogger(__name__)
@@ -76,7 +83,8 @@ class ImageRef:
 class AvatarService:
     """Made once per process (FastAPI lifespan, Celery worker_process_init, the
     CLI) from the one `Settings`; holds the registry, storage and work queue.
-    `models` are needed only where `process` runs (workers)."""
+    `models` are needed only where `process` runs (workers), and `worker_id` there
+    names the process's heartbeat (service/heartbeats.py)."""
 
     def __init__(
         self,
@@ -85,12 +93,13 @@ class AvatarService:
         storage: Storage,
         queue: WorkQueue,
         models: FaceModels | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
         self._queue = queue
-        self._processor = Processor(settings, registry, storage, queue, models)
+        self._processor = Processor(settings, registry, storage, queue, models, worker_id)
 
     # --- create (API side: cheap work only) ---------------------------------
 
@@ -103,12 +112,28 @@ class AvatarService:
         user_exclusive: bool,
         metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], bool]:
-        """Cheap checks (size, sniffed format, header limits), store the original
-        under a server-made key, insert the row `queued`, enqueue. Returns the avatar
-        object (api.md shape) and `created` (False: same bytes already uploaded by
-        this account, the existing avatar is returned). Raises ImageError for cheap
-        check failures (no row, no object left behind), Unavailable when the queue
-        is full, TransientError when the registry or storage is down."""
+        """Cheap checks (a URL fetched, size, sniffed format, header limits), store the
+        original under a server-made key, insert the row `queued`, enqueue. Returns the
+        avatar object (api.md shape) and `created`: False when this account already has
+        an avatar of these bytes, returned as it is; True for a new avatar, or for that
+        one processed again under its id because it failed for a reason that was no
+        verdict on the image (`service.codes.failure_is_final`). Raises ImageError for
+        cheap check failures (no row, no object left behind), Unavailable when the
+        queue is full, TransientError when the registry, storage or the URL's server
+        is down for now (nothing left behind either)."""
+        data = image.data or b""
+        source_url: str | None = None
+        if image.kind == "url":
+            # Fetched here, before any avatar exists: the bytes decide the avatar, so a
+            # URL dedupes like an upload and concurrent requests for the same bytes
+            # meet at the unique constraint below. A failed fetch leaves nothing.
+            source_url = image.url or ""
+            data = fetch(source_url, self._settings)
+        info = probe(data, self._settings.pipeline)
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = self._admit(account_id, sha256)
+        if existing is not None:
+            return self._same_bytes_again(existing, data, info, sha256)
         row = AvatarRow(
             id=new_id("avat"),
             account_id=account_id,
@@ -117,21 +142,9 @@ class AvatarService:
             user_exclusive=user_exclusive,
             meta=metadata,
             source_kind=image.kind,
+            source_url=source_url,
             attempts=0,
         )
-        if image.kind == "url":
-            # The worker fetches; the URL's form and addresses are checked now.
-            row.source_url = check_url(image.url or "", self._settings).url
-            self._admit(account_id, None)
-            self._insert(row)
-            return self._send(row), True
-
-        data = image.data or b""
-        info = probe(data, self._settings.pipeline)
-        sha256 = hashlib.sha256(data).hexdigest()
-        existing = self._admit(account_id, sha256)
-        if existing is not None:
-            return avatar_object(existing), False
         set_source(row, info, sha256)
         row.dedupe_sha256 = sha256
         row.original_key = original_key(row.id)
@@ -143,25 +156,66 @@ class AvatarService:
             self._discard_objects(row.id)
             existing = self._find_same_bytes(account_id, sha256)
             if existing is None:  # and it was deleted meanwhile
-                raise TransientError(
-                    "The same image was being uploaded and deleted at once; retry.",
-                    code="database.conflict",
-                ) from None
-            return avatar_object(existing), False
+                raise _deleted_meanwhile() from None
+            return self._same_bytes_again(existing, data, info, sha256)
         except TransientError:
             self._discard_objects(row.id)
             raise
         return self._send(row), True
 
-    def _admit(self, account_id: str, sha256: str | None) -> AvatarRow | None:
+    def _same_bytes_again(
+        self, existing: AvatarRow, data: bytes, info: Probe, sha256: str
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer to bytes the account already has as `existing`: that avatar
+        (`created` False), unless it failed for a reason that was no verdict on the
+        image; then it is reopened, its original stored again, and sent (`created`
+        True). Concurrent uploads of those bytes reopen it once."""
+        if existing.status != AvatarStatus.FAILED or failure_is_final(
+            (existing.error or {}).get("code")
+        ):
+            return avatar_object(existing), False
+        self._check_room()  # processing it again is new work
+        key = original_key(existing.id)
+        # Stored first (the same key, the same bytes: harmless when another upload
+        # does it too), so the row never points at a missing original.
+        self._storage.put(key, data, f"image/{info.format}")
+        with self._registry.transaction() as session:
+            # One conditional UPDATE: of concurrent uploads of these bytes, one
+            # reopens it (a row lock read first would not serialise them on SQLite).
+            result = session.execute(
+                update(AvatarRow)
+                .where(AvatarRow.id == existing.id, AvatarRow.status == AvatarStatus.FAILED)
+                .values(**reopened(utcnow()), original_key=key)
+            )
+            assert isinstance(result, CursorResult)
+            reopened_here = result.rowcount == 1
+            row = session.get(AvatarRow, existing.id)
+            if reopened_here and row is not None:
+                set_source(row, info, sha256)
+        if row is None:  # deleted meanwhile: what was just stored must go too
+            self._discard_objects(existing.id)
+            raise _deleted_meanwhile()
+        if not reopened_here:  # another upload reopened it first
+            return avatar_object(row), False
+        logger.info(
+            "avatar %s: processed again after %s", row.id, (existing.error or {}).get("code")
+        )
+        return self._send(row), True
+
+    def _admit(self, account_id: str, sha256: str) -> AvatarRow | None:
         """One registry read before any work: the account's avatar of these bytes
         when there is one (dedupe: no new work), else check that the work queue has
         room (Unavailable when it has not)."""
         with self._registry.transaction() as session:
-            if sha256 is not None:
-                existing = session.scalar(_same_bytes(account_id, sha256))
-                if existing is not None:
-                    return existing
+            existing = session.scalar(_same_bytes(account_id, sha256))
+        if existing is not None:
+            return existing
+        self._check_room()
+        return None
+
+    def _check_room(self) -> None:
+        """Unavailable (at_capacity) when the work queue is full: new work waits."""
+        with self._registry.transaction() as session:
             unfinished = session.scalar(
                 select(func.count()).select_from(AvatarRow).where(AvatarRow.status.in_(UNFINISHED))
             )
@@ -170,7 +224,6 @@ class AvatarService:
                 f"The work queue is full ({unfinished} images waiting); retry shortly.",
                 retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
             )
-        return None
 
     def _find_same_bytes(self, account_id: str, sha256: str) -> AvatarRow | None:
         with self._registry.transaction() as session:
@@ -218,8 +271,9 @@ class AvatarService:
         self._processor.fail(avatar_id, error)
 
     def requeue_stuck(self) -> int:
-        """Send again the ids of avatars the broker refused, and of avatars queued or
-        processing for longer than `stuck_after_seconds`; how many were sent."""
+        """Send again the ids of avatars the broker refused, of avatars held by a worker
+        that stopped beating, and of avatars queued or processing for longer than
+        `stuck_after_seconds`; how many were sent."""
         return self._processor.requeue_stuck()
 
     # --- reads and delete -------------------------------------------------------
@@ -292,6 +346,13 @@ class AvatarService:
 def _same_bytes(account_id: str, sha256: str) -> Select[AvatarRow]:
     return select(AvatarRow).where(
         AvatarRow.account_id == account_id, AvatarRow.dedupe_sha256 == sha256
+    )
+
+
+def _deleted_meanwhile() -> TransientError:
+    return TransientError(
+        "The same image was being uploaded and deleted at once; retry.",
+        code="database.conflict",
     )
 
 

@@ -74,6 +74,13 @@ class Code:
         final for the avatar it was uploaded as."""
         return self.error is not None and issubclass(self.error, ImageError | Rejected)
 
+    @property
+    def final(self) -> bool:
+        """Whether an avatar failed with this code stays failed when the same bytes
+        are uploaded again: a verdict on the image that no retry can change. Every
+        other failure (storage, database, a fetch, a crash) is processed again."""
+        return self.verdict and not self.retryable
+
 
 DECLARED = (
     # --- the request itself ---
@@ -179,21 +186,26 @@ DECLARED = (
         400,
         "The JPEG is truncated or corrupt and cannot be decoded.",
     ),
-    # --- verdicts on the content, known only after processing ---
+    # A URL is fetched before any avatar exists (service/avatars.py), so what the
+    # fetch finds is a cheap check too. `image.fetch_failed` is retryable: raised as
+    # TransientError (503) for DNS, refused connections, 5xx and 429; as ImageError
+    # (400) for 4xx answers, broken redirects and bad certificates.
     Code(
         "image.fetch_failed",
         ImageError,
-        422,
+        400,
         "Fetching the image URL failed: HTTP 404.",
         retryable=True,
     ),
-    Code("image.fetch_timeout", ImageError, 422, "Fetching the image URL took longer than 10 s."),
+    Code("image.fetch_timeout", ImageError, 400, "Fetching the image URL took longer than 10 s."),
+    # Decided from the header (pipeline.decode.probe), before any avatar exists.
     Code(
         "image.too_small",
         ImageError,
-        422,
+        400,
         "The image is 48 x 60 pixels; the short side must be 64 or more.",
     ),
+    # --- verdicts on the content, known only after processing ---
     Code(
         "image.too_compressed",
         Rejected,
@@ -495,6 +507,13 @@ def status_for_failed_avatar(code: str) -> int:
     if entry.verdict:
         return 422
     return 500 if entry.retryable else entry.status
+
+
+def failure_is_final(code: str | None) -> bool:
+    """Whether a failed avatar's error `code` is final (`Code.final`); an unknown or
+    missing code is not, so its bytes are processed again when uploaded again."""
+    entry = CODES.get(code or "")
+    return entry is not None and entry.final
 
 
 def failed_type(code: str) -> str:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ulid import ULID
 
-Prefix = Literal["avat", "sess", "req", "acct", "key", "whep", "evt", "dlv"]
+Prefix = Literal["avat", "sess", "req", "acct", "key", "whep", "evt", "dlv", "wrk"]
 
 # Crockford base32 without I, L, O, U; the first character is at most 7 (128 bits).
 _ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}"

@@ -23,6 +23,7 @@ from pipeline.record import Check, FaceInfo
 from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.fetch import fetch
+from service.heartbeats import held_by_a_lost_worker
 from service.lifecycle import finish_avatar
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
@@ -34,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 class Processor:
-    """What a worker process does to avatars; `models` are its FaceModels."""
+    """What a worker process does to avatars; `models` are its FaceModels, `worker_id`
+    its heartbeat's id (service/heartbeats.py), recorded on every avatar it claims."""
 
     def __init__(
         self,
@@ -43,12 +45,14 @@ class Processor:
         storage: Storage,
         queue: WorkQueue,
         models: FaceModels | None,
+        worker_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
         self._queue = queue
         self._models = models
+        self._worker_id = worker_id
 
     def process(self, avatar_id: str) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
@@ -99,6 +103,7 @@ class Processor:
                     row = None
                 else:
                     claim(row, utcnow())
+                    row.worker_id = self._worker_id
         if gone:
             # Deleted: remove anything a crashed earlier run wrote after the delete.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -176,10 +181,12 @@ class Processor:
         self._finish(avatar_id, AvatarStatus.FAILED, error=error)
 
     def requeue_stuck(self) -> int:
-        """Send again the ids of avatars the broker refused, and of avatars queued or
+        """Send again the ids of avatars the broker refused, of avatars held by a worker
+        that stopped beating (`worker_lost_after_seconds`), and of avatars queued or
         processing for longer than `stuck_after_seconds`. Returns how many were sent;
         stops at the first refusal (the broker is still down)."""
-        cutoff = utcnow() - timedelta(seconds=self._settings.stuck_after_seconds)
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self._settings.stuck_after_seconds)
         with self._registry.transaction() as session:
             stuck = session.scalars(
                 select(AvatarRow.id)
@@ -189,6 +196,7 @@ class Processor:
                         & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff)),
                         (AvatarRow.status == AvatarStatus.PROCESSING)
                         & (AvatarRow.updated_at < cutoff),
+                        held_by_a_lost_worker(now, self._settings),
                     )
                 )
                 .order_by(AvatarRow.id)

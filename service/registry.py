@@ -102,7 +102,7 @@ class AvatarRow(Base):
     __table_args__ = (
         # Same bytes from the same account are one avatar; the constraint (not a
         # read-then-write) is what makes concurrent identical uploads safe.
-        # NULLs never collide: URL avatars claim their hash once fetched.
+        # NULLs never collide (rows made before URLs were fetched at create have none).
         UniqueConstraint("account_id", "dedupe_sha256", name="uq_avatars_account_sha256"),
         # Listing: one account's avatars by id (ULID = age), optionally by status.
         Index("ix_avatars_account_id_id", "account_id", "id"),
@@ -145,6 +145,24 @@ class AvatarRow(Base):
     # handed to the broker (NULL: the broker refused it; the sweeper sends it again).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The worker process that claimed it last (`workers.id`, not a foreign key: a
+    # worker's row goes when it stops or is forgotten, the avatar stays). The
+    # sweeper re-sends a `processing` avatar whose worker stopped beating.
+    worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class WorkerRow(Base):
+    """One worker process, alive while `heartbeat_at` is recent (service/heartbeats.py)."""
+
+    __tablename__ = "workers"
+    # The sweeper: workers by last beat (gone ones, and old rows to forget).
+    __table_args__ = (Index("ix_workers_heartbeat_at", "heartbeat_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # wrk_<ULID>
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SessionRow(Base):

@@ -43,15 +43,17 @@ class Services:
         models: FaceModels | None = None,
         *,
         send_webhook: Callable[[str], None] | None = None,
+        worker_id: str | None = None,
     ) -> Services:
         """Open the registry and storage. `queue` sends work to the workers
         (`tasks.queue.CeleryQueue`, or a fake). `models`, loaded by the caller once
         per process, are needed where avatars are processed. `send_webhook(delivery_id)`
         queues a webhook delivery once the transaction that recorded it commits
-        (None: the worker's dispatcher sends it)."""
+        (None: the worker's dispatcher sends it). `worker_id` is a worker process's
+        heartbeat id (service/heartbeats.py), recorded on the avatars it claims."""
         registry = Registry(settings)
         storage = make_storage(settings)
-        avatars = AvatarService(settings, registry, storage, queue, models)
+        avatars = AvatarService(settings, registry, storage, queue, models, worker_id)
         return cls(
             settings=settings,
             registry=registry,

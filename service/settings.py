@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     # --- broker ---
     broker_url: str = Field(
         "filesystem://",
-        description="Celery broker; filesystem:// keeps its folders under data_dir.",
+        description="Celery broker: Redis (redis://host:6379/0), RabbitMQ "
+        "(amqp://user:password@host:5672/vhost), or filesystem:// for one machine, which "
+        "keeps its folders under data_dir.",
     )
 
     # --- storage ---
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
         3, ge=1, description="boto3 tries per call (standard retry mode, with backoff)."
     )
 
-    # --- URL images (fetched by the worker) ---
+    # --- URL images (fetched by the API before the avatar is made; service/fetch.py) ---
     allow_loopback_urls: bool = Field(
         False, description="Allow image URLs on 127.0.0.0/8 and ::1. For tests only."
     )
@@ -106,13 +108,33 @@ class Settings(BaseSettings):
         "worker died) after which it fails with processing.crashed instead of looping.",
     )
     sweep_interval_seconds: float = Field(
-        30.0, gt=0, description="How often the sweeper looks for stuck avatars."
+        5.0,
+        gt=0,
+        description="How often the sweeper looks for avatars to send again (refused by the "
+        "broker, or held by a worker that is gone): it bounds how long they wait beyond "
+        "worker_lost_after_seconds. A sweep is a few indexed reads.",
+    )
+    worker_heartbeat_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often each worker process writes its heartbeat to the registry "
+        "(one small UPDATE per process).",
+    )
+    worker_lost_after_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A worker process whose heartbeat is this old is gone (killed, its host "
+        "lost or cut off): the sweeper sends the avatars it was processing again. Five "
+        "missed beats, so a database pause of a few seconds is not taken for a loss (and "
+        "if it were, the avatar would only be processed twice, idempotently).",
     )
     stuck_after_seconds: float = Field(
         300.0,
         gt=0,
         description="An avatar queued or processing this long without progress is "
-        "re-enqueued; far above the pipeline's time for one image.",
+        "re-enqueued; far above the pipeline's time for one image. The fallback for what "
+        "heartbeats do not cover: a message lost in the broker, an avatar claimed by a "
+        "process without a heartbeat.",
     )
     max_queue_depth: int = Field(
         1000,

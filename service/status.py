@@ -4,8 +4,11 @@ an avatar reaches a final status.
     queued -> processing -> ready | failed
     queued -> failed                    (given up, or failed by the task)
     processing -> processing            (a retry or a redelivery claims it again)
+    failed -> queued                    (reopened: its bytes uploaded again after a
+                                         failure that was no verdict on the image)
 
-`finish` is the only code that writes `ready` or `failed`; `service.lifecycle`
+`finish` is the only code that writes `ready` or `failed`, `reopened` (and
+`reopen`) the only one that leaves `failed`; `service.lifecycle`
 wraps it with what must happen once per finished avatar (its webhook event).
 """
 
@@ -39,7 +42,8 @@ TRANSITIONS: dict[AvatarStatus, frozenset[AvatarStatus]] = {
     AvatarStatus.QUEUED: frozenset({AvatarStatus.PROCESSING, *FINISHED}),
     AvatarStatus.PROCESSING: frozenset({AvatarStatus.PROCESSING, *FINISHED}),
     AvatarStatus.READY: frozenset(),
-    AvatarStatus.FAILED: frozenset(),
+    # Only `reopen` takes this move, and only after a failure that was no verdict.
+    AvatarStatus.FAILED: frozenset({AvatarStatus.QUEUED}),
 }
 
 
@@ -85,4 +89,35 @@ def finish(
     row.error = error
     row.ready_at = now if status is AvatarStatus.READY else None
     row.record_key = record_key
+    return True
+
+
+def reopened(now: datetime) -> dict[str, Any]:
+    """The columns of a `failed` row reopened at `now`: `queued` as new, with no
+    error, no result and no attempts, sent now. For a conditional UPDATE (`WHERE
+    status = 'failed'`), which is what makes concurrent reopeners reopen it once
+    on every database; the caller decides that its failure was not final
+    (`service.codes.failure_is_final`)."""
+    return {
+        "status": AvatarStatus.QUEUED,
+        "updated_at": now,
+        "enqueued_at": now,
+        "error": None,
+        "face": None,
+        "images": None,
+        "checks": None,
+        "warnings": None,
+        "ready_at": None,
+        "record_key": None,
+        "attempts": 0,
+    }
+
+
+def reopen(row: AvatarRow, now: datetime) -> bool:
+    """Move a locked `failed` row back to `queued` at `now` (`reopened`). Returns
+    False, and changes nothing, when the row is not `failed`."""
+    if not can_move(row, AvatarStatus.QUEUED):
+        return False
+    for column, value in reopened(now).items():
+        setattr(row, column, value)
     return True

@@ -21,10 +21,18 @@ from service.settings import Settings
 RETRY_BACKOFF_MAX_SECONDS = 60
 
 # A message taken by a worker that then dies without rejecting it (the whole
-# worker killed, the machine lost) goes back to the Redis queue after this long.
+# worker killed, the machine lost) goes back to the Redis queue after this long
+# (RabbitMQ returns it as soon as the worker's connection closes, or misses
+# AMQP_HEARTBEAT_SECONDS twice; either way the registry's worker heartbeats,
+# service/heartbeats.py, have the sweeper re-send it within seconds).
 # It must exceed the longest a worker holds a message on purpose: one pipeline
 # run (about a second) or a retry countdown (at most the cap above).
 REDIS_VISIBILITY_TIMEOUT_SECONDS = 300
+
+# RabbitMQ: the AMQP heartbeat between a worker and the broker, so a connection to
+# a lost host is closed (and its unacknowledged message returned) after two missed
+# beats rather than Celery's default 120 s.
+AMQP_HEARTBEAT_SECONDS = 10
 
 # A hard ceiling under every task, so no single image can hang or exhaust a worker.
 # A run is a fetch (10 s at most), storage calls (10 s reads, 3 tries) and the
@@ -89,6 +97,8 @@ def make_celery(settings: Settings) -> Celery:
             }
         },
     )
+    if _is_amqp(settings.broker_url):
+        app.conf.broker_heartbeat = AMQP_HEARTBEAT_SECONDS
     if _is_filesystem(settings.broker_url):
         # kombu's own filesystem transport can hand a worker a half-written message.
         app.conf.broker_transport = "tasks.filesystem_broker:Transport"
@@ -102,11 +112,20 @@ def _is_filesystem(broker_url: str) -> bool:
     return broker_url.startswith("filesystem:")
 
 
+def _is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp:", "amqps:", "pyamqp:"))
+
+
 def _transport_options(settings: Settings) -> dict[str, Any]:
     if _is_filesystem(settings.broker_url):
         return _filesystem_options(Path(settings.data_dir) / "broker")
     if settings.broker_url.startswith(("redis:", "rediss:")):
         return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}
+    if _is_amqp(settings.broker_url):
+        # RabbitMQ confirms each publish once it has the message: a send that
+        # returned is in the broker, and one it refused raises (the row then stays
+        # `queued` for the sweeper) instead of vanishing with a dropped connection.
+        return {"confirm_publish": True}
     return {}
 
 

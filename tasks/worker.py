@@ -14,6 +14,11 @@ one worker gets `--beat` (the `avatar-prep worker` default, since `make run`
 starts exactly one); further workers start with `--no-beat`. A second beat
 would only sweep twice, which is harmless: re-enqueued ids are processed
 idempotently.
+
+Each pool process beats in the registry (service/heartbeats.py) so the sweeper
+re-sends what a lost worker held within seconds, and every child of the worker
+(pool processes, the embedded beat) exits when the worker is gone
+(tasks/lifeline.py).
 """
 
 from __future__ import annotations
@@ -24,15 +29,22 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    beat_embedded_init,
+    setup_logging,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError
 from service.errors import TransientError
+from service.heartbeats import Heartbeat, forget_gone_workers, new_worker_id
 from service.logs import configure_logging
 from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
+from tasks.lifeline import exit_with_parent
 from tasks.observe import TaskObserver
 from tasks.queue import CeleryQueue
 from tasks.reprocess import register_reprocess_tasks
@@ -55,20 +67,32 @@ class WorkerRuntime:
         self._app = app
         self._services: Services | None = None
         self._models: FaceModels | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def open(self, **_signal: Any) -> None:
+        # First, so a process whose worker dies while it starts does not linger.
+        exit_with_parent("pool process")
         self._models = FaceModels.load()
+        worker_id = new_worker_id()
         self._services = Services.create(
             self._settings,
             CeleryQueue(self._app),
             self._models,
             send_webhook=make_send_webhook(self._app),
+            worker_id=worker_id,
         )
+        self._heartbeat = Heartbeat(self._settings, self._services.registry, worker_id)
+        self._heartbeat.start()
         logger.info(
-            "worker process %d ready: face models loaded, registry and storage open", os.getpid()
+            "worker process %d ready: face models loaded, registry and storage open, heartbeat %s",
+            os.getpid(),
+            worker_id,
         )
 
     def close(self, **_signal: Any) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self._services is not None:
             self._services.close()
         if self._models is not None:
@@ -142,6 +166,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
             logger.warning("sweeper re-enqueued %d stuck avatars", count)
         runtime.services.idempotency.delete_expired()
         runtime.services.webhooks.delete_old()
+        forget_gone_workers(runtime.services.registry)
 
     del process_avatar, sweep  # registered on the app by name
     register_webhook_tasks(app, settings, lambda: runtime.services)
@@ -162,6 +187,8 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     # Connected here, not in register_tasks: only a worker opens the runtime.
     worker_process_init.connect(runtime.open, weak=False)
     worker_process_shutdown.connect(runtime.close, weak=False)
+    # The embedded beat is a child process too: it must not outlive the worker.
+    beat_embedded_init.connect(lambda **_: exit_with_parent("embedded beat"), weak=False)
     # One log line and the metrics of every avatars.process run (tasks/observe.py).
     TaskObserver(lambda: runtime.services.registry).connect()
     argv = [
@@ -169,6 +196,10 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
         "--pool=prefork",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
+        # A node name of its own per worker process (Celery's default is one per host):
+        # on RabbitMQ two workers of one host would otherwise fight over the same
+        # exclusive remote-control queue, and the second would exit.
+        f"--hostname=avatar-prep-{os.getpid()}@%h",
         # Mingle and gossip talk to other workers through broadcasts; they add
         # start-up time and the filesystem transport has no broadcast to offer.
         "--without-mingle",

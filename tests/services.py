@@ -1,4 +1,4 @@
-"""Fixtures for the real components: PostgreSQL, Redis, SeaweedFS (S3), and a
+"""Fixtures for the real components: PostgreSQL, Redis, RabbitMQ, SeaweedFS (S3), and a
 `Settings` pointing at all three. Registered for every test by tests/conftest.py.
 
 Each test session gets its own PostgreSQL database (migrated to head, dropped
@@ -8,8 +8,10 @@ machine. When env `CI` is set a missing service FAILS the test; otherwise it is
 skipped. Tests that use these fixtures are marked `@pytest.mark.integration`.
 
 Where the machine's services are (defaults: the ones in docs/architecture.md):
-`AVATAR_PREP_TEST_POSTGRES_URL` (an admin connection that may create databases)
-and `AVATAR_PREP_TEST_REDIS_URL` (without a database number).
+`AVATAR_PREP_TEST_POSTGRES_URL` (an admin connection that may create databases),
+`AVATAR_PREP_TEST_REDIS_URL` (without a database number) and
+`AVATAR_PREP_TEST_RABBITMQ_URL` (without a virtual host; a session makes its own
+with rabbitmqctl on this machine).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "AVATAR_PREP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_BASE_URL = os.environ.get("AVATAR_PREP_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RABBITMQ_BASE_URL = os.environ.get(
+    "AVATAR_PREP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672"
+)
 WEED = Path(sys.executable).parent / "weed"
 S3_ACCESS_KEY_ID = "avatar-prep-test"
 S3_SECRET_ACCESS_KEY = "avatar-prep-test-secret"
@@ -121,6 +126,31 @@ def redis_url() -> Iterator[str]:
         if control.get(_REDIS_CLAIM.format(number)) == token.encode():
             control.delete(_REDIS_CLAIM.format(number))
         control.close()
+
+
+# --- RabbitMQ ---------------------------------------------------------------
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """An amqp:// URL of a virtual host of its own for this test session (made with
+    rabbitmqctl, deleted at the end), so its queues meet no other session's."""
+    base = RABBITMQ_BASE_URL.rstrip("/")
+    vhost = f"avatar-prep-test-{os.getpid()}-{secrets.token_hex(4)}"
+    user = base.rsplit("//", 1)[1].split(":", 1)[0]
+    try:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    except (OSError, subprocess.SubprocessError) as exc:
+        service_missing("RabbitMQ (rabbitmqctl)", exc)
+    try:
+        yield f"{base}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
 
 
 # --- SeaweedFS --------------------------------------------------------------

@@ -312,11 +312,13 @@ async def test_a_rejected_image_is_the_422_face_error_with_its_avatar(world: Wor
     assert world.session_count() == 0
 
 
-async def test_a_url_that_cannot_be_fetched_is_the_422_image_error(
+async def test_a_url_that_cannot_be_fetched_is_a_400_without_an_avatar(
     world: World, images: ImageServer
 ) -> None:
-    error = error_of(await start(world.paid, images.url("/status/404")), 422, "image.fetch_failed")
-    assert error["avatar_id"].startswith("avat_")
+    # Fetched before any avatar exists (a cheap check), so nothing is made.
+    error = error_of(await start(world.paid, images.url("/status/404")), 400, "image.fetch_failed")
+    assert "avatar_id" not in error
+    assert (await world.paid.get("/v1/avatars")).json()["data"] == []
 
 
 async def test_an_image_still_processing_after_the_wait_is_409_with_its_avatar(
@@ -566,7 +568,8 @@ async def test_the_openapi_document_states_every_rule_and_code(world: World) -> 
         "idempotency.key_reused",
         "idempotency.in_progress",
     }
-    assert {"request.invalid_field", "face.none", "image.fetch_failed"} <= codes(create, "422")
+    assert {"request.invalid_field", "face.none"} <= codes(create, "422")
+    assert {"image.fetch_failed", "image.too_small"} <= codes(create, "400")
     assert "Location" in create["responses"]["201"]["headers"]
     created_schema = doc["components"]["schemas"]["CreatedSession"]
     assert "session_token" in created_schema["required"]

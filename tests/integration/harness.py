@@ -4,6 +4,8 @@ end-of-test check that nothing is half-made (`assert_nothing_orphaned`)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -81,6 +83,17 @@ class Stack:
     def logs(self) -> str:
         parts = [self.api.log()] + ([self.worker.log()] if self.worker else [])
         return "\n".join(parts)
+
+    @contextmanager
+    def worker_frozen(self) -> Iterator[None]:
+        """The worker and its children stopped (SIGSTOP) inside the block, so work sent
+        meanwhile stays unfinished until it ends (SIGCONT)."""
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.worker.pid, signal.SIGCONT)
 
     def finished(self, client: httpx.Client, avatar_id: str) -> dict[str, Any]:
         """The avatar once it is ready or failed (polled through the API)."""

@@ -2,7 +2,8 @@
 ending with every accepted upload `ready` or `failed`, no avatar left queued or
 processing, and no stored object without its row.
 
-- the worker's pool process killed (SIGKILL) in the middle of a task;
+- the worker's pool process killed (SIGKILL) in the middle of a task (held there
+  by a lock on its avatar's row, taken by the test);
 - SeaweedFS stopped while work is queued, and started again;
 - the broker unreachable from the API when an upload arrives.
 
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from harness.local_stack import free_port, start_api
 from service.settings import Settings
 from tests.integration.harness import (
-    ImageServer,
     Stack,
     assert_nothing_orphaned,
     sample,
@@ -42,7 +43,6 @@ OUTAGE_SECONDS = 4.0
 def settings(base_settings: Settings) -> Settings:
     return base_settings.model_copy(
         update={
-            "allow_loopback_urls": True,  # the held URL of the kill test is local
             "sweep_interval_seconds": 1.0,
             "stuck_after_seconds": 20.0,
             # Enough retries (backoff 2, 4, 8, ... s with full jitter) to outlast
@@ -90,16 +90,31 @@ def test_pool_process_killed_mid_task_is_redelivered_and_finishes(
 ) -> None:
     assert stack.worker is not None
     victim = pool_pid(stack)
-    with ImageServer() as images:
-        # The worker claims the avatar, then blocks fetching this URL: mid-task.
-        response = client.post(UPLOAD, json={"image": f"{images.base_url}/held/gif.gif"})
-        assert response.status_code == 202, response.text
-        avatar_id = response.json()["id"]
-        assert images.requested.wait(timeout=60), stack.logs()[-4000:]
-        assert client.get(f"/v1/avatars/{avatar_id}").json()["status"] == "processing"
-        os.kill(victim, signal.SIGKILL)
-        images.release()  # the redelivered run fetches at once
-        finished = stack.finished(client, avatar_id)
+    engine = create_engine(stack.settings.database_url)
+    try:
+        with engine.connect() as lock, engine.connect() as watch:
+            with stack.worker_frozen():  # so the row is locked before the worker sees it
+                response = client.post(UPLOAD, files={"file": ("gif.gif", sample("gif.gif"))})
+                assert response.status_code == 202, response.text
+                avatar_id = response.json()["id"]
+                lock.execute(
+                    text("SELECT id FROM avatars WHERE id = :id FOR UPDATE"), {"id": avatar_id}
+                )
+            # The worker takes the task and waits for the row in its claim: mid-task.
+            blocked = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+            )
+            lock_pid = lock.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            deadline = time.monotonic() + 60
+            while not watch.execute(blocked, {"pid": lock_pid}).scalar_one():
+                watch.rollback()  # pg_stat_activity is a snapshot per transaction
+                assert time.monotonic() < deadline, stack.logs()[-4000:]
+                time.sleep(0.05)
+            os.kill(victim, signal.SIGKILL)
+            lock.rollback()  # the redelivered run claims it at once
+    finally:
+        engine.dispose()
+    finished = stack.finished(client, avatar_id)
     assert finished["status"] == "ready", finished["error"]
     log = stack.worker.log()
     assert re.search(rf"pid:{victim} exited with 'signal 9", log), log[-4000:]

@@ -2,7 +2,7 @@
 PostgreSQL, Redis and SeaweedFS, with two accounts made by `avatar-prep keys
 create`, one on each plan. Every rule of POST /v1/sessions, GET and stop, each
 status and code; the avatar image of a session is a presigned S3 URL that
-works on its own. Loopback URLs are allowed so the worker can fetch inline
+works on its own. Loopback URLs are allowed so the API can fetch inline
 images from the local test server.
 
 The inline latencies (image sent instead of an id, to 201) are printed (run
@@ -57,9 +57,6 @@ def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
             "session_max_seconds_free": FREE_SECONDS,
             "session_max_seconds_paid": PAID_SECONDS,
             "session_inline_wait_seconds": INLINE_WAIT_SECONDS,
-            # A held URL answers only after the inline wait has run out: its download
-            # must outlast the wait, or the avatar fails image.fetch_timeout instead.
-            "fetch_total_timeout_seconds": 3 * INLINE_WAIT_SECONDS,
             # Polling for results costs requests; limits are tests/integration/test_limits'.
             "rate_limit_requests_free": 100_000,
         }
@@ -200,17 +197,15 @@ def test_exclusive_avatars_are_their_accounts_shared_ones_everyones(
 def test_an_avatar_still_processing_is_409_not_ready_then_usable_once_ready(
     stack: Stack, paid: httpx.Client
 ) -> None:
-    with ImageServer() as held:
+    with stack.worker_frozen():  # the avatar stays unfinished until the block ends
         accepted = paid.post(
-            "/v1/avatars/upload-face", json={"image": f"{held.base_url}/held/display_p3.jpg"}
+            "/v1/avatars/upload-face", files={"file": ("p3.jpg", sample("display_p3.jpg"))}
         )
         assert accepted.status_code == 202, accepted.text
         avatar_id = accepted.json()["id"]
-        assert held.requested.wait(60)  # the worker is fetching it: processing
         error = error_of(start(paid, avatar_id), 409, "avatar.not_ready")
         assert error["type"] == "conflict"
-        held.release()
-        assert stack.finished(paid, avatar_id)["status"] == "ready"
+    assert stack.finished(paid, avatar_id)["status"] == "ready"
     created(start(paid, avatar_id))
 
 
@@ -263,19 +258,20 @@ def test_an_inline_rejection_is_the_422_face_error_with_its_avatar(
     # The same bytes again: the same failed avatar (the upload dedupe), the same answer.
     again = error_of(start(paid, encoded), 422, "face.cut_off")
     assert again["avatar_id"] == cut_off["avatar_id"]
-    missing = error_of(start(paid, f"{images.base_url}/nothing.jpg"), 422, "image.fetch_failed")
-    assert missing["avatar_id"].startswith("avat_")
+    # A URL is fetched before any avatar exists: a 404 is a cheap check, no avatar.
+    missing = error_of(start(paid, f"{images.base_url}/nothing.jpg"), 400, "image.fetch_failed")
+    assert "avatar_id" not in missing
 
 
 def test_an_inline_image_not_ready_in_time_is_409_with_its_avatar(
     stack: Stack, paid: httpx.Client
 ) -> None:
-    with ImageServer() as held:
-        error = error_of(start(paid, f"{held.base_url}/held/ycck.jpg"), 409, "avatar.not_ready")
+    encoded = base64.b64encode(sample("ycck.jpg")).decode()
+    with stack.worker_frozen():  # not prepared within the inline wait
+        error = error_of(start(paid, encoded), 409, "avatar.not_ready")
         assert error["param"] == "avatar_id" and error["avatar_id"] in error["message"]
-        held.release()
-        finished = stack.finished(paid, error["avatar_id"])
-        assert finished["status"] == "ready", finished["error"]
+    finished = stack.finished(paid, error["avatar_id"])
+    assert finished["status"] == "ready", finished["error"]
     created(start(paid, error["avatar_id"]))
 
 

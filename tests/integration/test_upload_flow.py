@@ -1,14 +1,16 @@
 """The avatar flow through real HTTP, a real worker process, Redis, PostgreSQL and
 SeaweedFS: every way to send an image, polling to ready, the image redirect,
-dedupe, a face rejection, delete, and URL fetches that must fail (a redirect to
-a private address, a server that never answers). Loopback URLs are allowed
-here, so the worker can fetch from the local test server."""
+dedupe (20 concurrent uploads by one URL give one avatar), a face rejection,
+delete, and URL fetches that must fail (a redirect to a private address, a
+server that never answers, a 404) with no avatar made. Loopback URLs are allowed
+here, so the API can fetch from the local test server."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +115,52 @@ def test_data_uri_upload_is_ready(stack: Stack, client: httpx.Client) -> None:
     assert_ready(stack.finished(client, avatar["id"]), "base64", "webp")
 
 
-def test_url_upload_is_fetched_by_the_worker(
+def test_url_upload_is_fetched_then_processed_and_dedupes_like_a_file(
     stack: Stack, client: httpx.Client, images: ImageServer
 ) -> None:
     avatar = accepted(upload_json(client, f"{images.base_url}/accept_astronaut.png"))
+    # Fetched before the avatar was made: the bytes are known from the start.
+    assert avatar["source"]["sha256"] is not None
     finished = stack.finished(client, avatar["id"])
     assert_ready(finished, "url", "png")
     assert (finished["source"]["width"], finished["source"]["height"]) == (512, 512)
+    # The same bytes as a file, and as base64, are that avatar.
+    again = upload_file(client, "accept_astronaut.png")
+    assert again.status_code == 200 and again.json()["id"] == avatar["id"]
+    encoded = base64.b64encode(sample("accept_astronaut.png")).decode()
+    assert upload_json(client, encoded).json()["id"] == avatar["id"]
+
+
+def test_twenty_concurrent_sessions_by_one_url_give_one_avatar(
+    stack: Stack, images: ImageServer
+) -> None:
+    """Issue 12: 20 concurrent sessions by one image URL made 20 avatars."""
+    with stack.client(stack.new_key("flow-url-dedupe")) as one:
+        uploaded = one.post(
+            "/v1/avatars/upload-face", files={"file": ("p.jpg", sample("display_p3.jpg"))}
+        )
+        assert uploaded.status_code == 202, uploaded.text
+        first = stack.finished(one, uploaded.json()["id"])
+        assert first["status"] == "ready"
+        # A URL of bytes already uploaded reuses that avatar.
+        by_url = upload_json(one, f"{images.base_url}/display_p3.jpg")
+        assert by_url.status_code == 200 and by_url.json()["id"] == first["id"]
+
+    body = {
+        "avatar_id": f"{images.base_url}/ycck.jpg",
+        "room": {"platform": "daily", "url": "https://acme.daily.co/demo"},
+    }
+    with stack.client(stack.new_key("flow-url-sessions")) as client:
+
+        def start(_: int) -> httpx.Response:
+            return client.post("/v1/sessions", json=body)
+
+        with ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(start, range(20)))
+        assert [r.status_code for r in responses] == [201] * 20, responses[0].text
+        assert len({r.json()["avatar_id"] for r in responses}) == 1
+        listed = client.get("/v1/avatars", params={"limit": 100}).json()["data"]
+        assert len(listed) == 1 and listed[0]["source"]["kind"] == "url"
 
 
 def test_wait_answers_201_when_ready_in_time(client: httpx.Client) -> None:
@@ -210,24 +251,41 @@ def test_delete_removes_every_object_and_the_row(
     assert stack.finished(client, again["id"])["status"] == "ready"
 
 
-def test_redirect_to_a_private_address_fails_url_forbidden(
-    stack: Stack, client: httpx.Client, images: ImageServer
+def refused(client: httpx.Client, response: httpx.Response, status: int, code: str) -> str:
+    """The error message of a refusal made before any avatar existed."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and "avatar_id" not in error
+    return str(error["message"])
+
+
+def test_redirect_to_a_private_address_is_refused_url_forbidden(
+    client: httpx.Client, images: ImageServer
 ) -> None:
+    before = len(client.get("/v1/avatars", params={"limit": 100}).json()["data"])
     url = f"{images.base_url}/redirect?to=http://10.0.0.1/portrait.jpg"
-    avatar = accepted(upload_json(client, url))
-    failed = stack.finished(client, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "image.url_forbidden"
-    assert "10.0.0.1" in failed["error"]["message"]
+    message = refused(client, upload_json(client, url), 400, "image.url_forbidden")
+    assert "10.0.0.1" in message
+    assert len(client.get("/v1/avatars", params={"limit": 100}).json()["data"]) == before
 
 
-def test_url_that_never_answers_fails_fetch_timeout(
-    stack: Stack, client: httpx.Client, images: ImageServer
+def test_url_that_never_answers_is_refused_fetch_timeout(
+    client: httpx.Client, images: ImageServer
 ) -> None:
-    avatar = accepted(upload_json(client, images.silent_url))
-    failed = stack.finished(client, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "image.fetch_timeout"
+    refused(client, upload_json(client, images.silent_url), 400, "image.fetch_timeout")
+
+
+def test_url_that_answers_404_is_refused_fetch_failed(
+    client: httpx.Client, images: ImageServer
+) -> None:
+    response = upload_json(client, f"{images.base_url}/nothing.jpg", wait=5)
+    refused(client, response, 400, "image.fetch_failed")
+
+
+def test_a_host_that_does_not_resolve_is_503_for_now(client: httpx.Client) -> None:
+    response = upload_json(client, "https://no-such-host.invalid/portrait.jpg")
+    refused(client, response, 503, "image.fetch_failed")
+    assert int(response.headers["retry-after"]) >= 1
 
 
 def test_list_shows_this_accounts_avatars_newest_first(stack: Stack, client: httpx.Client) -> None:

@@ -87,6 +87,32 @@ def test_concurrent_identical_uploads_make_one_avatar(
     assert broker.sent == [avatar_id]
 
 
+def test_concurrent_uploads_reopen_a_transient_failure_once(
+    real: Services, s3: SeaweedS3, broker: FakeBroker
+) -> None:
+    me = account(real, "acme-reopen")
+    data = sample("palette.png")
+    first, _ = upload(real, me, data)
+    real.avatars.fail(first["id"], TransientError("Storage down.", code="storage.unavailable"))
+    start = threading.Barrier(8)
+    results: list[tuple[dict[str, Any], bool]] = []
+
+    def one() -> None:
+        start.wait()
+        results.append(upload(real, me, data))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {avatar["id"] for avatar, _ in results} == {first["id"]}
+    assert sum(created for _, created in results) == 1
+    assert broker.sent == [first["id"], first["id"]]
+    real.avatars.process(first["id"])
+    assert real.avatars.get(me, first["id"])["status"] == "ready"
+
+
 def test_delete_leaves_no_object_and_no_row(real: Services, s3: SeaweedS3) -> None:
     me = account(real, "acme-delete")
     avatar, _ = upload(real, me, sample(PORTRAIT))

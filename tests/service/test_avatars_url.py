@@ -1,15 +1,21 @@
-"""URL uploads: checked at create, fetched by the worker from a real local HTTP
-server (loopback allowed by the setting, as only tests may)."""
+"""URL uploads: checked and fetched at create, before any avatar exists, from a real
+local HTTP server (loopback allowed by the setting, as only tests may), so their
+bytes dedupe like an upload's and what the fetch finds wrong leaves nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from pipeline.errors import ImageError
 from service.avatars import ImageInput
+from service.codes import status_for
 from service.errors import TransientError
 from service.runtime import Services
 from service.settings import Settings
@@ -58,39 +64,58 @@ def test_bad_urls_are_refused_at_create_and_leave_nothing(
     assert local.avatars.list(me, limit=5, starting_after=None, status=None) == ([], False)
 
 
-def test_a_url_avatar_is_fetched_processed_and_then_dedupes(
+def test_a_url_is_fetched_at_create_and_dedupes_like_an_upload(
     services: Services, broker: FakeBroker, image_server: ImageServer
 ) -> None:
     me = account(services, "acme")
     avatar, created = upload_url(services, me, image_server.url(f"/{PORTRAIT}"))
     assert created is True and avatar["status"] == "queued"
-    assert avatar["source"]["kind"] == "url" and avatar["source"]["sha256"] is None
-    assert services.storage.list_keys("avatars/") == []  # nothing fetched yet
-    assert broker.sent == [avatar["id"]]
-
-    services.avatars.process(avatar["id"])
-    ready = services.avatars.get(me, avatar["id"])
-    assert ready["status"] == "ready"
-    assert ready["source"]["format"] == "jpeg" and ready["source"]["bytes"] == len(sample(PORTRAIT))
+    # The bytes are known from the start: measured, hashed and stored.
+    assert avatar["source"]["kind"] == "url"
+    assert avatar["source"]["sha256"] == hashlib.sha256(sample(PORTRAIT)).hexdigest()
+    assert avatar["source"]["bytes"] == len(sample(PORTRAIT))
     original = f"{avatar_prefix(avatar['id'])}original"
     assert services.storage.get(original) == sample(PORTRAIT)
+    assert broker.sent == [avatar["id"]]
 
-    # The same bytes uploaded as a file now are the same avatar.
-    again, created = upload(services, me, sample(PORTRAIT))
-    assert created is False and again["id"] == avatar["id"]
+    # The same URL again, and the same bytes as a file or base64: the same avatar,
+    # with no new work, before and after it is processed.
+    assert upload_url(services, me, image_server.url(f"/{PORTRAIT}")) == (avatar, False)
+    assert upload(services, me, sample(PORTRAIT))[0]["id"] == avatar["id"]
+    services.avatars.process(avatar["id"])
+    again, created = upload(services, me, sample(PORTRAIT), kind="base64")
+    assert created is False and again["id"] == avatar["id"] and again["status"] == "ready"
+    assert broker.sent == [avatar["id"]]
 
 
-def test_a_url_with_bytes_the_account_already_has_stays_its_own_avatar(
-    services: Services, image_server: ImageServer
+def test_a_url_of_bytes_already_uploaded_reuses_that_avatar(
+    services: Services, broker: FakeBroker, image_server: ImageServer
 ) -> None:
     me = account(services, "acme")
     first, _ = upload(services, me, sample(PORTRAIT))
     by_url, created = upload_url(services, me, image_server.url(f"/{PORTRAIT}"))
-    assert created is True
-    services.avatars.process(by_url["id"])
-    assert services.avatars.get(me, by_url["id"])["status"] == "ready"
-    # Later uploads of those bytes still find the first avatar.
-    assert upload(services, me, sample(PORTRAIT))[0]["id"] == first["id"]
+    assert created is False and by_url["id"] == first["id"]
+    assert broker.sent == [first["id"]]
+    # Another account's upload of the same bytes is its own avatar.
+    other, created = upload_url(
+        services, account(services, "other"), image_server.url(f"/{PORTRAIT}")
+    )
+    assert created is True and other["id"] != first["id"]
+
+
+def test_concurrent_requests_by_one_url_converge_on_one_avatar(
+    services: Services, broker: FakeBroker, image_server: ImageServer
+) -> None:
+    me = account(services, "acme")
+    url = image_server.url(f"/{PORTRAIT}")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: upload_url(services, me, url), range(8)))
+    assert len({avatar["id"] for avatar, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(broker.sent) == 1
+    # Losers of the race removed what they stored: one avatar's objects only.
+    [winner] = {avatar["id"] for avatar, _ in results}
+    assert {k.split("/")[1] for k in services.storage.list_keys("avatars/")} == {winner}
 
 
 @pytest.mark.parametrize(
@@ -98,34 +123,54 @@ def test_a_url_with_bytes_the_account_already_has_stays_its_own_avatar(
     [
         ("/status/404", "image.fetch_failed"),
         ("/page.html", "image.unsupported_format"),
-        ("/reject_multiple_faces.jpg", "face.multiple"),
+        ("/tiny.jpg", "image.too_small"),
     ],
 )
-def test_url_verdicts_end_failed(
-    services: Services, image_server: ImageServer, path: str, code: str
+def test_what_the_fetch_finds_wrong_is_refused_at_create_and_leaves_nothing(
+    services: Services, broker: FakeBroker, image_server: ImageServer, path: str, code: str
 ) -> None:
     me = account(services, "acme")
-    avatar, _ = upload_url(services, me, image_server.url(path))
-    services.avatars.process(avatar["id"])
-    failed = services.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == code and failed["error"]["type"] == "invalid_request"
-    if code != "face.multiple":  # no image was fetched: nothing stored
-        assert services.storage.list_keys("avatars/") == []
+    image_server.files["/tiny.jpg"] = _jpeg(40, 40)
+    with pytest.raises(ImageError) as info:
+        upload_url(services, me, image_server.url(path))
+    assert info.value.code == code
+    assert status_for(info.value) in (400, 413, 415)  # a cheap check: no 422 without avatar
+    assert broker.sent == [] and services.storage.list_keys("avatars/") == []
+    assert services.avatars.list(me, limit=5, starting_after=None, status=None) == ([], False)
 
 
-def test_a_failing_server_is_retried_then_failed(
+@pytest.mark.parametrize("path", ["/status/503", "/status/429"])
+def test_a_server_failing_for_now_is_a_transient_503_leaving_nothing(
+    services: Services, broker: FakeBroker, image_server: ImageServer, path: str
+) -> None:
+    me = account(services, "acme")
+    with pytest.raises(TransientError) as info:
+        upload_url(services, me, image_server.url(path))
+    assert info.value.code == "image.fetch_failed" and status_for(info.value) == 503
+    assert broker.sent == [] and services.storage.list_keys("avatars/") == []
+
+
+def test_a_host_that_does_not_resolve_is_a_transient_503(
+    services: Services, broker: FakeBroker
+) -> None:
+    me = account(services, "acme")
+    with pytest.raises(TransientError) as info:
+        upload_url(services, me, "https://no-such-host.invalid/portrait.jpg")
+    assert info.value.code == "image.fetch_failed" and status_for(info.value) == 503
+    assert broker.sent == []
+
+
+def test_a_url_face_rejection_ends_failed_after_processing(
     services: Services, image_server: ImageServer
 ) -> None:
     me = account(services, "acme")
-    avatar, _ = upload_url(services, me, image_server.url("/status/503"))
-    with pytest.raises(TransientError) as info:
-        services.avatars.process(avatar["id"])
-    assert info.value.code == "image.fetch_failed"
-    assert services.avatars.get(me, avatar["id"])["status"] == "processing"
-
-    services.avatars.fail(avatar["id"], info.value)  # what the task does after the last retry
+    avatar, _ = upload_url(services, me, image_server.url("/reject_multiple_faces.jpg"))
+    services.avatars.process(avatar["id"])
     failed = services.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "image.fetch_failed"
-    assert failed["error"]["type"] == "invalid_request"
+    assert failed["status"] == "failed" and failed["error"]["code"] == "face.multiple"
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 90, 60)).save(out, "JPEG")
+    return out.getvalue()

@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from service.registry import AvatarRow
-from service.status import FINISHED, TRANSITIONS, UNFINISHED, AvatarStatus, claim, finish
+from service.status import (
+    FINISHED,
+    TRANSITIONS,
+    UNFINISHED,
+    AvatarStatus,
+    claim,
+    finish,
+    reopen,
+)
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -20,7 +28,9 @@ def row(status: AvatarStatus) -> AvatarRow:
 def test_every_status_has_its_moves_and_finished_ones_have_none() -> None:
     assert set(TRANSITIONS) == set(AvatarStatus)
     assert set(UNFINISHED) | set(FINISHED) == set(AvatarStatus)
-    assert all(not TRANSITIONS[s] for s in FINISHED)
+    assert not TRANSITIONS[AvatarStatus.READY]
+    # A failed avatar only goes back to the start (service.status.reopen).
+    assert TRANSITIONS[AvatarStatus.FAILED] == {AvatarStatus.QUEUED}
     assert all(set(FINISHED) <= TRANSITIONS[s] for s in UNFINISHED)
 
 
@@ -46,3 +56,14 @@ def test_a_finished_avatar_never_finishes_again(done: AvatarStatus) -> None:
 def test_finish_takes_only_a_final_status() -> None:
     with pytest.raises(ValueError, match="not a final status"):
         finish(row(AvatarStatus.QUEUED), AvatarStatus.PROCESSING, NOW)
+
+
+def test_reopen_moves_only_a_failed_avatar_back_to_queued_as_new() -> None:
+    avatar = row(AvatarStatus.FAILED)
+    avatar.error = {"code": "storage.unavailable"}
+    avatar.attempts = 6
+    assert reopen(avatar, NOW) is True
+    assert (avatar.status, avatar.error, avatar.attempts) == ("queued", None, 0)
+    assert (avatar.updated_at, avatar.enqueued_at) == (NOW, NOW)
+    for other in (AvatarStatus.QUEUED, AvatarStatus.PROCESSING, AvatarStatus.READY):
+        assert reopen(row(other), NOW) is False

@@ -16,7 +16,13 @@ from pipeline.errors import AvatarPrepError, ImageError
 from service.errors import TransientError
 from service.settings import Settings
 from tasks import worker
-from tasks.celery_app import PROCESS_TASK, RETRY_BACKOFF_MAX_SECONDS, SWEEP_TASK, make_celery
+from tasks.celery_app import (
+    AMQP_HEARTBEAT_SECONDS,
+    PROCESS_TASK,
+    RETRY_BACKOFF_MAX_SECONDS,
+    SWEEP_TASK,
+    make_celery,
+)
 from tasks.queue import CeleryQueue
 from tasks.worker import WorkerRuntime, register_tasks
 
@@ -66,6 +72,7 @@ class FakeServices:
     avatars: FakeAvatars
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
     webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
+    registry: object = field(default_factory=object)
     closed: bool = False
 
     def close(self) -> None:
@@ -78,6 +85,23 @@ class FakeModels:
 
     def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class FakeHeartbeat:
+    """service.heartbeats.Heartbeat's seam: started and stopped with the process."""
+
+    settings: Any
+    registry: Any
+    worker_id: str
+    started: bool = False
+    stopped: bool = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
 
 
 @dataclass
@@ -106,14 +130,30 @@ def opened(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Worker:
     made_with: dict[str, Any] = {}
 
     def create(
-        settings: Settings, enqueue: Any, models: Any = None, *, send_webhook: Any = None
+        settings: Settings,
+        enqueue: Any,
+        models: Any = None,
+        *,
+        send_webhook: Any = None,
+        worker_id: str | None = None,
     ) -> FakeServices:
         made_with.update(
-            settings=settings, enqueue=enqueue, models=models, send_webhook=send_webhook
+            settings=settings,
+            enqueue=enqueue,
+            models=models,
+            send_webhook=send_webhook,
+            worker_id=worker_id,
         )
         return services
 
+    def heartbeat(settings: Settings, registry: Any, worker_id: str) -> FakeHeartbeat:
+        made_with["heartbeat"] = FakeHeartbeat(settings, registry, worker_id)
+        return made_with["heartbeat"]
+
     monkeypatch.setattr(worker.Services, "create", create)
+    monkeypatch.setattr(worker, "Heartbeat", heartbeat)
+    forgotten: list[object] = made_with.setdefault("forgotten", [])
+    monkeypatch.setattr(worker, "forget_gone_workers", forgotten.append)
     monkeypatch.setattr(worker.FaceModels, "load", lambda: models)
     app = make_celery(settings)
     runtime = register_tasks(app, settings)
@@ -128,8 +168,12 @@ def test_process_init_makes_services_with_the_models_and_a_broker_enqueue(
     assert opened.made_with["models"] is opened.models
     assert isinstance(opened.made_with["enqueue"], CeleryQueue)
     assert callable(opened.made_with["send_webhook"])
+    # The process beats under the id its claims record, from open to close.
+    heartbeat = opened.made_with["heartbeat"]
+    assert heartbeat.worker_id == opened.made_with["worker_id"]
+    assert heartbeat.worker_id.startswith("wrk_") and heartbeat.started
     opened.runtime.close()
-    assert opened.services.closed and opened.models.closed
+    assert opened.services.closed and opened.models.closed and heartbeat.stopped
 
 
 def test_a_task_before_process_init_is_an_error_not_a_silent_success(
@@ -201,6 +245,8 @@ def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     # The same sweep removes expired idempotency keys and old webhook events.
     assert opened.services.idempotency.sweeps == 1
     assert opened.services.webhooks.sweeps == 1
+    # and forgets the rows of workers long gone (service/heartbeats.py).
+    assert opened.made_with["forgotten"] == [opened.services.registry]
 
 
 def test_delivery_rules_are_set_on_the_app(settings: Settings) -> None:
@@ -219,6 +265,15 @@ def test_redis_visibility_timeout_outlasts_the_longest_retry_countdown(
     redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/0"})
     options = make_celery(redis).conf.broker_transport_options
     assert options["visibility_timeout"] > RETRY_BACKOFF_MAX_SECONDS
+
+
+def test_rabbitmq_confirms_publishes_and_beats_so_a_lost_host_is_noticed(
+    settings: Settings,
+) -> None:
+    rabbit = settings.model_copy(update={"broker_url": "amqp://guest:guest@127.0.0.1:5672//"})
+    conf = make_celery(rabbit).conf
+    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.broker_heartbeat == AMQP_HEARTBEAT_SECONDS < RETRY_BACKOFF_MAX_SECONDS
 
 
 def test_filesystem_broker_keeps_its_folders_under_data_dir(settings: Settings) -> None:
