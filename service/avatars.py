@@ -222,6 +222,11 @@ class AvatarService:
         processing for longer than `stuck_after_seconds`; how many were sent."""
         return self._processor.requeue_stuck()
 
+    @property
+    def pipeline_cpu_seconds(self) -> float:
+        """CPU seconds this process has spent inside prepare() (worker side)."""
+        return self._processor.pipeline_cpu_seconds
+
     # --- reads and delete -------------------------------------------------------
 
     def get(self, account_id: str, avatar_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +50,9 @@ class Processor:
         self._storage = storage
         self._queue = queue
         self._models = models
+        # CPU seconds this process spent inside prepare(), all threads: what bench-api
+        # subtracts from the worker's CPU to tell what the service adds around it.
+        self.pipeline_cpu_seconds = 0.0
 
     def process(self, avatar_id: str) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
@@ -61,7 +65,7 @@ class Processor:
             return
         try:
             data = self._original(row)
-            result = prepare(data, self._models, self._settings.pipeline)
+            result = self._prepare(data, self._models)
         except Rejected as rejected:
             # The record of a rejection (face, candidates, checks) is kept for overlays.
             self._store_json(record_key(avatar_id), rejected.to_record())
@@ -81,6 +85,15 @@ class Processor:
             checks=result.checks,
             record=True,
         )
+
+    def _prepare(self, data: bytes, models: FaceModels) -> Prepared:
+        """`prepare()` on `data`; its CPU time (this process, every thread: the face
+        models run graph threads of their own) is added to `pipeline_cpu_seconds`."""
+        start = time.process_time()
+        try:
+            return prepare(data, models, self._settings.pipeline)
+        finally:
+            self.pipeline_cpu_seconds += time.process_time() - start
 
     def _claim(self, avatar_id: str) -> AvatarRow | None:
         """Mark the row `processing` and count the attempt; None when there is

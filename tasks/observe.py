@@ -5,7 +5,7 @@ The line:
 
     {"message": "task", "task": "avatars.process", "avatar_id": "avat_...",
      "status": "failed", "code": "face.multiple", "duration_ms": 840.2,
-     "attempt": 1, "retries": 0, ...}
+     "attempt": 1, "retries": 0, "cpu_ms": 61.0, "pipeline_cpu_ms": 48.3, ...}
 
 `status` is what the run left: `ready` or `failed` (with `code`), `retry` (a
 transient failure Celery retries; `code` is its code), `deleted` (the avatar
@@ -20,6 +20,11 @@ run turned an unfinished avatar into a finished one, so a redelivered message
 for a finished avatar does not count twice. Both reads are primary-key lookups,
 next to a pipeline run of about a second.
 
+`cpu_ms` is the pool process's CPU time over the run (every thread),
+`pipeline_cpu_ms` the part of it inside prepare(); both are also counted
+(`task_cpu_seconds`, `task_pipeline_cpu_seconds`), so `avatar-prep bench-api`
+can tell what the service costs around the pipeline.
+
 The metrics are made in each pool process (at its first run); with
 PROMETHEUS_MULTIPROC_DIR set (`avatar-prep worker` sets it) they reach the
 API's /metrics (api/metrics.py).
@@ -30,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -71,17 +77,36 @@ class TaskMetrics:
             ["status", "code"],
             registry=None,
         )
+        self.cpu = Counter(
+            "avatar_prep_task_cpu_seconds",
+            "CPU time of the pool processes over task runs, every thread.",
+            ["task"],
+            registry=None,
+        )
+        self.pipeline_cpu = Counter(
+            "avatar_prep_task_pipeline_cpu_seconds",
+            "The part of task_cpu_seconds spent inside prepare() (the pipeline).",
+            ["task"],
+            registry=None,
+        )
 
 
 class TaskObserver:
     """Observes `avatars.process` runs in the worker's pool processes. `registry`
-    gives the pool process's registry (opened by the worker runtime)."""
+    gives the pool process's registry (opened by the worker runtime), `pipeline_cpu`
+    the CPU seconds the process has spent inside prepare() so far (None: not known,
+    counted as 0)."""
 
-    def __init__(self, registry: Callable[[], Registry]) -> None:
+    def __init__(
+        self,
+        registry: Callable[[], Registry],
+        pipeline_cpu: Callable[[], float] | None = None,
+    ) -> None:
         self._registry = registry
+        self._pipeline_cpu = pipeline_cpu or (lambda: 0.0)
         self._metrics: TaskMetrics | None = None
         # task id -> (start, the avatar's outcome before the run)
-        self._running: dict[str, tuple[float, Outcome | None]] = {}
+        self._running: dict[str, _Started] = {}
 
     @property
     def metrics(self) -> TaskMetrics:
@@ -104,7 +129,9 @@ class TaskObserver:
         if task.name != PROCESS_TASK:
             return
         _, before = self._outcome(str(args[0]))
-        self._running[task_id] = (time.perf_counter(), before)
+        self._running[task_id] = _Started(
+            time.perf_counter(), time.process_time(), self._pipeline_cpu(), before
+        )
 
     def finished(
         self,
@@ -117,13 +144,18 @@ class TaskObserver:
     ) -> None:
         if task.name != PROCESS_TASK or task_id not in self._running:
             return
-        started, before = self._running.pop(task_id)
-        seconds = time.perf_counter() - started
+        start = self._running.pop(task_id)
+        seconds = time.perf_counter() - start.wall
+        cpu = time.process_time() - start.cpu
+        pipeline_cpu = self._pipeline_cpu() - start.pipeline_cpu
+        before = start.before
         avatar_id = str(args[0])
         read, after = self._outcome(avatar_id)
         error = retval.exc if isinstance(retval, Retry) else None
         status, code = _result(read, after, state, error)
         self.metrics.duration.labels(PROCESS_TASK, status).observe(seconds)
+        self.metrics.cpu.labels(PROCESS_TASK).inc(cpu)
+        self.metrics.pipeline_cpu.labels(PROCESS_TASK).inc(pipeline_cpu)
         decided = after is not None and after.status in FINISHED
         if decided and (before is None or before.status not in FINISHED):
             self.metrics.verdicts.labels(status, metric_label(code) if code else "").inc()
@@ -138,6 +170,8 @@ class TaskObserver:
             duration_ms=round(seconds * 1000, 1),
             attempt=after.attempts if after is not None else None,
             retries=task.request.retries,
+            cpu_ms=round(cpu * 1000, 1),
+            pipeline_cpu_ms=round(pipeline_cpu * 1000, 1),
         )
 
     def _outcome(self, avatar_id: str) -> tuple[bool, Outcome | None]:
@@ -146,6 +180,17 @@ class TaskObserver:
             return True, avatar_outcome(self._registry(), avatar_id)
         except TransientError:
             return False, None
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A run's start: clocks (wall, process CPU, CPU inside prepare) and the
+    avatar's outcome before it."""
+
+    wall: float
+    cpu: float
+    pipeline_cpu: float
+    before: Outcome | None
 
 
 def _result(

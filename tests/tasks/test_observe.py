@@ -75,7 +75,9 @@ def observed(tmp_path: Path) -> Iterator[Observed]:
     app = make_celery(settings)
     runtime = register_tasks(app, settings)
     runtime.open()
-    observer = TaskObserver(lambda: runtime.services.registry)
+    observer = TaskObserver(
+        lambda: runtime.services.registry, lambda: runtime.services.avatars.pipeline_cpu_seconds
+    )
     observer.connect()
     try:
         yield Observed(app, runtime.services, observer)
@@ -106,6 +108,7 @@ def test_each_run_logs_one_line_and_counts_its_duration_and_verdict(
         assert line["message"] == "task" and line["task"] == PROCESS_TASK
         assert line["attempt"] == 1 and line["retries"] == 0
         assert line["duration_ms"] > 0
+        assert 0 < line["pipeline_cpu_ms"] <= line["cpu_ms"]
     count = "avatar_prep_task_duration_seconds_count"
     assert observed.sample(count, task=PROCESS_TASK, status="ready") == 1
     assert observed.sample(count, task=PROCESS_TASK, status="failed") == 1
