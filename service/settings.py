@@ -148,6 +148,21 @@ class Settings(BaseSettings):
         "keeps its own buckets (the limit then multiplies by the number of processes).",
     )
 
+    # --- finish notifications (service/notify.py) ---
+    notify_backend: Literal["auto", "redis", "postgres", "poll"] = Field(
+        "auto",
+        description="How a waiter (wait=, inline sessions) learns an avatar finished. auto: "
+        "Redis pub/sub when there is a Redis (rate_limit_redis_url or a Redis broker), else "
+        "PostgreSQL LISTEN/NOTIFY when it is the registry, else polling.",
+    )
+    notify_fallback_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="While notifications are connected, a waiter still re-reads the avatar "
+        "this often: what a lost notification costs at most.",
+    )
+
     # --- sessions (per plan) ---
     session_max_seconds_free: int = Field(
         600, gt=0, description="Longest session on the free plan: expires_at = start + this."
