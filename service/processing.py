@@ -29,7 +29,14 @@ from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
 from service.status import AvatarStatus, claim
-from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
+from service.storage import (
+    Storage,
+    StoredObject,
+    avatar_prefix,
+    original_key,
+    record_key,
+    rendition_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -229,21 +236,30 @@ def store_prepared(
     """Store every rendition and the record (under `generation`'s folder when given);
     returns the row's `images` (aspect ratio -> key, width, height, content_type)."""
     images: dict[str, Any] = {}
+    objects: list[StoredObject] = []
     for ratio, rendition in result.renditions.items():
         key = rendition_key(avatar_id, ratio, generation)
-        storage.put(key, rendition.data, rendition.content_type)
+        objects.append(StoredObject(key, rendition.data, rendition.content_type))
         images[ratio] = {
             "key": key,
             "width": rendition.width,
             "height": rendition.height,
             "content_type": rendition.content_type,
         }
-    store_json(storage, record_key(avatar_id, generation), result.to_dict())
+    objects.append(StoredObject(record_key(avatar_id, generation), *_json(result.to_dict())))
+    # All at once; put_many returns only when every write has ended, so the row that
+    # names them is still written after its objects.
+    storage.put_many(objects)
     return images
 
 
 def store_json(storage: Storage, key: str, record: dict[str, Any]) -> None:
-    storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
+    storage.put(key, *_json(record))
+
+
+def _json(record: dict[str, Any]) -> tuple[bytes, str]:
+    """A record's stored bytes and content type."""
+    return json.dumps(record, sort_keys=True).encode(), "application/json"
 
 
 def set_source(row: AvatarRow, info: Probe, sha256: str) -> None:

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(
         3, ge=1, description="boto3 tries per call (standard retry mode, with backoff)."
     )
+    s3_max_concurrency: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Objects one process writes to S3 at once (an avatar's three renditions "
+        "and record go out together); at most boto3's connection pool (10).",
+    )
 
     # --- URL images (fetched by the worker) ---
     allow_loopback_urls: bool = Field(
