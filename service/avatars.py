@@ -36,7 +36,7 @@ from service.avatar_object import avatar_object
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.fetch import check_url
 from service.ids import new_id
-from service.processing import Processor, set_source
+from service.processing import Processor, RunOutcome, set_source
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
@@ -226,6 +226,11 @@ class AvatarService:
     def pipeline_cpu_seconds(self) -> float:
         """CPU seconds this process has spent inside prepare() (worker side)."""
         return self._processor.pipeline_cpu_seconds
+
+    @property
+    def last_run(self) -> RunOutcome | None:
+        """What this process's last `process` or `fail` call left (worker side)."""
+        return self._processor.last_run
 
     # --- reads and delete -------------------------------------------------------
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from service.lifecycle import finish_avatar
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
+from service.stats import Outcome
 from service.status import AvatarStatus, claim
 from service.storage import (
     Storage,
@@ -39,6 +41,18 @@ from service.storage import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the last `process` or `fail` call of a worker process left, as it saw the
+    row under its lock: `outcome` (None: the avatar no longer exists) and whether
+    that call finished it (`decided`). Lets the task's observer log and count the
+    run without reading the registry again."""
+
+    avatar_id: str
+    outcome: Outcome | None
+    decided: bool
 
 
 class Processor:
@@ -60,6 +74,7 @@ class Processor:
         # CPU seconds this process spent inside prepare(), all threads: what bench-api
         # subtracts from the worker's CPU to tell what the service adds around it.
         self.pipeline_cpu_seconds = 0.0
+        self.last_run: RunOutcome | None = None
 
     def process(self, avatar_id: str) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
@@ -67,6 +82,7 @@ class Processor:
         TransientError for failures worth a retry."""
         if self._models is None:
             raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
+        self.last_run = None  # until this run has seen the row
         row = self._claim(avatar_id)
         if row is None:
             return
@@ -107,18 +123,22 @@ class Processor:
         nothing to do (deleted, or already finished)."""
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
+            decided = False
             if row is None or AvatarStatus(row.status).finished:
                 gone = row is None
+                seen = row
                 row = None
             else:
                 gone = False
+                seen = row
                 row.attempts += 1
                 if row.attempts > self._settings.max_process_attempts:
                     error = error_object(_crashed(row.attempts - 1))
-                    finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
+                    decided = finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
                     row = None
                 else:
                     claim(row, utcnow())
+        self.last_run = RunOutcome(avatar_id, _outcome(seen), decided)
         if gone:
             # Deleted: remove anything a crashed earlier run wrote after the delete.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -172,10 +192,11 @@ class Processor:
         record: bool = False,
     ) -> None:
         """The final state, unless another run got there first."""
+        moved = False
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
             if row is not None:
-                finish_avatar(
+                moved = finish_avatar(
                     row,
                     status,
                     utcnow(),
@@ -186,6 +207,7 @@ class Processor:
                     warnings=[c.to_warning() for c in checks if not c.passed] if checks else None,
                     record_key=record_key(avatar_id) if record else None,
                 )
+        self.last_run = RunOutcome(avatar_id, _outcome(row), moved)
         if row is None:
             # Deleted while this run worked: what it just wrote must go too.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -269,6 +291,11 @@ def set_source(row: AvatarRow, info: Probe, sha256: str) -> None:
     row.source_width = info.width
     row.source_height = info.height
     row.source_bytes = info.bytes
+
+
+def _outcome(row: AvatarRow | None) -> Outcome | None:
+    """Where `row` stands (its status, a failed one's code, its attempts)."""
+    return None if row is None else Outcome.of(row.status, row.error, row.attempts)
 
 
 def _crashed(attempts: int) -> AvatarPrepError:

@@ -14,11 +14,12 @@ went away meanwhile), `queued`/`processing` (nothing decided), or `unknown`
 far (redeliveries included), `retries` Celery's retries of this message.
 
 It hangs on Celery's own task signals (`task_prerun`, `task_postrun`), connected
-by `run_worker`, so the task body stays as it is. The avatar's status is read
-from the registry before and after the run: a verdict is counted only when this
-run turned an unfinished avatar into a finished one, so a redelivered message
-for a finished avatar does not count twice. Both reads are primary-key lookups,
-next to a pipeline run of about a second.
+by `run_worker`, so the task body stays as it is. Where the avatar stands comes
+from the run itself (`AvatarService.last_run`: what the claim or the finish saw
+under the row's lock), so observing costs no registry read; a verdict is counted
+only when this run turned an unfinished avatar into a finished one, so a
+redelivered message for a finished avatar does not count twice. Only a run that
+never reached the row (a transient failure before its claim) is looked up.
 
 `cpu_ms` is the pool process's CPU time over the run (every thread),
 `pipeline_cpu_ms` the part of it inside prepare(); both are also counted
@@ -47,7 +48,7 @@ from pipeline.errors import AvatarPrepError
 from service.codes import metric_label
 from service.errors import TransientError
 from service.logs import log_event
-from service.registry import Registry
+from service.runtime import Services
 from service.stats import Outcome, avatar_outcome
 from service.status import FINISHED
 from tasks.celery_app import PROCESS_TASK
@@ -92,20 +93,15 @@ class TaskMetrics:
 
 
 class TaskObserver:
-    """Observes `avatars.process` runs in the worker's pool processes. `registry`
-    gives the pool process's registry (opened by the worker runtime), `pipeline_cpu`
-    the CPU seconds the process has spent inside prepare() so far (None: not known,
-    counted as 0)."""
+    """Observes `avatars.process` runs in the worker's pool processes. `services`
+    gives the pool process's services (opened by the worker runtime): the avatar
+    service's `last_run` and `pipeline_cpu_seconds`, and the registry for a run
+    that left no `last_run`."""
 
-    def __init__(
-        self,
-        registry: Callable[[], Registry],
-        pipeline_cpu: Callable[[], float] | None = None,
-    ) -> None:
-        self._registry = registry
-        self._pipeline_cpu = pipeline_cpu or (lambda: 0.0)
+    def __init__(self, services: Callable[[], Services]) -> None:
+        self._services = services
         self._metrics: TaskMetrics | None = None
-        # task id -> (start, the avatar's outcome before the run)
+        # task id -> the run's start
         self._running: dict[str, _Started] = {}
 
     @property
@@ -128,10 +124,8 @@ class TaskObserver:
     def started(self, task_id: str, task: Task, args: tuple[Any, ...], **_signal: Any) -> None:
         if task.name != PROCESS_TASK:
             return
-        _, before = self._outcome(str(args[0]))
-        self._running[task_id] = _Started(
-            time.perf_counter(), time.process_time(), self._pipeline_cpu(), before
-        )
+        pipeline_cpu = self._services().avatars.pipeline_cpu_seconds
+        self._running[task_id] = _Started(time.perf_counter(), time.process_time(), pipeline_cpu)
 
     def finished(
         self,
@@ -147,17 +141,20 @@ class TaskObserver:
         start = self._running.pop(task_id)
         seconds = time.perf_counter() - start.wall
         cpu = time.process_time() - start.cpu
-        pipeline_cpu = self._pipeline_cpu() - start.pipeline_cpu
-        before = start.before
+        avatars = self._services().avatars
+        pipeline_cpu = avatars.pipeline_cpu_seconds - start.pipeline_cpu
         avatar_id = str(args[0])
-        read, after = self._outcome(avatar_id)
+        run = avatars.last_run
+        if run is not None and run.avatar_id == avatar_id:
+            read, after, decided = True, run.outcome, run.decided
+        else:  # the run never reached the row: ask the registry (no verdict counted)
+            (read, after), decided = self._outcome(avatar_id), False
         error = retval.exc if isinstance(retval, Retry) else None
         status, code = _result(read, after, state, error)
         self.metrics.duration.labels(PROCESS_TASK, status).observe(seconds)
         self.metrics.cpu.labels(PROCESS_TASK).inc(cpu)
         self.metrics.pipeline_cpu.labels(PROCESS_TASK).inc(pipeline_cpu)
-        decided = after is not None and after.status in FINISHED
-        if decided and (before is None or before.status not in FINISHED):
+        if decided and after is not None and after.status in FINISHED:
             self.metrics.verdicts.labels(status, metric_label(code) if code else "").inc()
         log_event(
             logger,
@@ -177,20 +174,18 @@ class TaskObserver:
     def _outcome(self, avatar_id: str) -> tuple[bool, Outcome | None]:
         """(whether the registry answered, the avatar's outcome or None when gone)."""
         try:
-            return True, avatar_outcome(self._registry(), avatar_id)
+            return True, avatar_outcome(self._services().registry, avatar_id)
         except TransientError:
             return False, None
 
 
 @dataclass(frozen=True)
 class _Started:
-    """A run's start: clocks (wall, process CPU, CPU inside prepare) and the
-    avatar's outcome before it."""
+    """A run's start: its clocks (wall, process CPU, CPU inside prepare)."""
 
     wall: float
     cpu: float
     pipeline_cpu: float
-    before: Outcome | None
 
 
 def _result(

@@ -163,9 +163,7 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     worker_process_init.connect(runtime.open, weak=False)
     worker_process_shutdown.connect(runtime.close, weak=False)
     # One log line and the metrics of every avatars.process run (tasks/observe.py).
-    TaskObserver(
-        lambda: runtime.services.registry, lambda: runtime.services.avatars.pipeline_cpu_seconds
-    ).connect()
+    TaskObserver(lambda: runtime.services).connect()
     argv = [
         "worker",
         "--pool=prefork",
