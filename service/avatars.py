@@ -28,7 +28,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
-from pipeline import FaceModels
+from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
 from pipeline.decode import probe
 from pipeline.errors import AvatarPrepError
@@ -206,11 +206,12 @@ class AvatarService:
 
     # --- worker side (service/processing.py) -----------------------------------
 
-    def process(self, avatar_id: str) -> None:
+    def process(self, avatar_id: str, prepared: Prepared | None = None) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
-        TransientError for failures worth a retry."""
-        self._processor.process(avatar_id)
+        TransientError for failures worth a retry. `prepared`: the pipeline's result
+        for the stored original, when the caller already has it (not run again)."""
+        self._processor.process(avatar_id, prepared)
 
     def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
         """Mark the avatar `failed` with `error` unless it already finished; the task

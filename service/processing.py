@@ -76,19 +76,25 @@ class Processor:
         self.pipeline_cpu_seconds = 0.0
         self.last_run: RunOutcome | None = None
 
-    def process(self, avatar_id: str) -> None:
+    def process(self, avatar_id: str, prepared: Prepared | None = None) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
-        TransientError for failures worth a retry."""
-        if self._models is None:
+        TransientError for failures worth a retry. `prepared`: the pipeline's result
+        for this avatar's original with these settings, already made by the caller
+        (`batch --upload`), so it is not run twice; claimed, stored and finished
+        the same way."""
+        if self._models is None and prepared is None:
             raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
         self.last_run = None  # until this run has seen the row
         row = self._claim(avatar_id)
         if row is None:
             return
         try:
-            data = self._original(row)
-            result = self._prepare(data, self._models)
+            if prepared is not None:
+                result = prepared
+            else:
+                assert self._models is not None  # checked above
+                result = self._prepare(self._original(row), self._models)
         except Rejected as rejected:
             # The record of a rejection (face, candidates, checks) is kept for overlays.
             self._store_json(record_key(avatar_id), rejected.to_record())
