@@ -22,7 +22,7 @@ one subscription open and wakes the waiters of the ids it hears.
 A notification can be lost (a worker that dies between commit and publish, a
 dropped connection): a waiter told nothing still re-reads the avatar every
 `notify_fallback_seconds`, and re-reads at once whenever the listener
-reconnects, so it finishes late, never never.
+reconnects, so a lost notice makes a wait late, never endless.
 """
 
 from __future__ import annotations
