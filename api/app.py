@@ -38,6 +38,7 @@ from api.ops import BrokerProbe
 from api.quota_headers import QuotaHeadersMiddleware
 from api.request_ids import RequestIdMiddleware
 from pipeline.version import package_version
+from service.notify import FinishListener
 from service.ratelimit import make_limiter
 from service.runtime import Services
 from service.settings import Settings
@@ -90,6 +91,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = app_settings
         limiter = app.state.limiter = make_limiter(app_settings)
+        # Waiters (wait=, inline sessions) are told when their avatar finishes.
+        finishes = app.state.finishes = FinishListener(app_settings)
+        await finishes.start()
         try:
             if services is not None:
                 app.state.services = services
@@ -109,6 +113,7 @@ def create_app(
             finally:
                 await run_in_threadpool(made.close)
         finally:
+            await finishes.close()
             await limiter.close()
 
     app = FastAPI(

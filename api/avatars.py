@@ -2,8 +2,8 @@
 
 Routes do cheap work only: parse and cap the request on the event loop, and
 call the AvatarService (database and storage I/O) in a worker thread. The
-pipeline runs in the Celery worker, never here; `wait` only polls the avatar's
-status with short async sleeps.
+pipeline runs in the Celery worker, never here; `wait` waits to be told the
+avatar finished (service/notify.py), re-reading it then.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +34,7 @@ from api.schemas import (
 from api.uploads import read_upload
 from pipeline.aspect import AspectRatio
 from service.codes import status_for_failed_avatar
+from service.notify import FinishListener, wait_until_finished
 from service.runtime import Services
 from service.status import UNFINISHED, AvatarStatus
 
@@ -42,13 +42,6 @@ router = APIRouter(prefix="/v1/avatars", tags=["avatars"])
 
 # Every avatar route also touches storage.
 COMMON_CODES = (*KEYED_ROUTE_CODES, "storage.unavailable")
-# Polling while a client waits. A verdict usually takes 0.1-0.5 s, so poll often at
-# first (one indexed read each) so `wait` adds little to it, then back off: a 30 s
-# wait costs about 130 reads. 50 ms x1.5 added ~100 ms to inline session creation
-# (bench-api); 20 ms x1.2 about a third of that.
-POLL_FIRST_SECONDS = 0.02
-POLL_GROWTH = 1.2
-POLL_MAX_SECONDS = 0.25
 
 AvatarIdPath = Annotated[str, Path(description="The avatar's id.", examples=[AVATAR_ID_EXAMPLE])]
 
@@ -164,18 +157,16 @@ async def upload_face(
 async def wait_for_verdict(
     request: Request, services: Services, account_id: str, avatar: dict[str, Any], wait: float
 ) -> dict[str, Any]:
-    """Re-read the avatar until it is ready or failed, `wait` seconds pass, or the
-    client goes away."""
-    deadline = anyio.current_time() + wait
-    delay = POLL_FIRST_SECONDS
-    while avatar["status"] in UNFINISHED:
-        remaining = deadline - anyio.current_time()
-        if remaining <= 0 or await request.is_disconnected():
-            break
-        await anyio.sleep(min(delay, remaining))
-        delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
-        avatar = await run_in_threadpool(services.avatars.get, account_id, avatar["id"])
-    return avatar
+    """The avatar once it is ready or failed, `wait` seconds pass, or the client goes
+    away: re-read when the listener says it finished (or on its fallback schedule)."""
+    listener: FinishListener = request.app.state.finishes
+    return await wait_until_finished(
+        listener,
+        avatar,
+        lambda: run_in_threadpool(services.avatars.get, account_id, avatar["id"]),
+        wait,
+        gone=request.is_disconnected,
+    )
 
 
 @router.get(

@@ -36,16 +36,28 @@ bearer = HTTPBearer(
 )
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The process's Services, made by the app's lifespan."""
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     """The one Settings the app was made with."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+# The dependencies are async although they never wait: FastAPI runs a plain `def`
+# dependency in a worker thread, a hand-off per request for an attribute lookup.
+async def get_services(request: Request) -> Services:
+    """The process's Services, made by the app's lifespan."""
+    return services_of(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    """The one Settings the app was made with."""
+    return settings_of(request)
 
 
 async def current_account(
@@ -59,11 +71,11 @@ async def current_account(
             "No API key: send X-API-Key: <key> or Authorization: Bearer <key>.",
             code="auth.missing_key",
         )
-    account: Account = await run_in_threadpool(get_services(request).keys.authenticate, key)
+    account: Account = await run_in_threadpool(services_of(request).keys.authenticate, key)
     # For the request's log line (api/observe.py).
     request.state.account_id = account.id
     limiter: RateLimiter = request.app.state.limiter
-    limit = limit_for(get_settings(request), account.plan)
+    limit = limit_for(settings_of(request), account.plan)
     # The quota goes to the RateLimit-* headers of this response (api/quota_headers.py).
     try:
         request.state.quota = await limiter.acquire(subject_for_key(key), limit)

@@ -150,6 +150,10 @@ async def _read_multipart(request: Request, limit: int) -> Upload:
         max_fields=2 * len(FORM_FIELDS),
         max_part_size=BODY_OVERHEAD_BYTES,
     )
+    # The file stays in memory up to the body cap, as a JSON body does: starlette
+    # would move a file over 1 MB to a temporary file, written and read back chunk
+    # by chunk through worker threads, for bytes that are all read at once below.
+    parser.spool_max_size = limit
     try:
         form = await parser.parse()
     except MultiPartException as exc:

@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 
 from cli.report import Row
-from cli.results import process_image
-from pipeline import FaceModels, PipelineSettings
+from cli.results import process_image_result
+from pipeline import FaceModels, PipelineSettings, Prepared
 from pipeline.errors import AvatarPrepError
 from service.avatars import ImageInput
 from service.runtime import Services
@@ -96,7 +96,9 @@ def process_job(job: Job) -> Row:
         return failed_row(job, "file.unreadable", f"cannot read the file: {exc.strerror}")
     try:
         out_dir = job.out_root / job.output
-        record = process_image(data, _worker.models, _worker.settings, out_dir, overlay=job.overlay)
+        record, prepared = process_image_result(
+            data, _worker.models, _worker.settings, out_dir, overlay=job.overlay
+        )
     except Exception as exc:  # a bug must cost this file, not the batch
         elapsed = (time.perf_counter() - start) * 1000
         sha256 = hashlib.sha256(data).hexdigest()
@@ -105,7 +107,7 @@ def process_job(job: Job) -> Row:
     if job.upload is None or row.verdict != "accept":
         return row
     try:
-        avatar = upload(_worker, job.upload, job.path, data)
+        avatar = upload(_worker, job.upload, job.path, data, prepared)
     except AvatarPrepError as exc:  # storage or registry down: this file's error row
         elapsed = (time.perf_counter() - start) * 1000
         return failed_row(job, exc.code, f"upload failed: {exc.message}", elapsed, row.sha256)
@@ -123,10 +125,15 @@ def process_job(job: Job) -> Row:
     return replace(row, time_ms=elapsed, avatar_id=avatar["id"])
 
 
-def upload(worker: _Worker, target: Upload, path: str, data: bytes) -> dict[str, Any]:
+def upload(
+    worker: _Worker, target: Upload, path: str, data: bytes, prepared: Prepared | None = None
+) -> dict[str, Any]:
     """Create the avatar of `data` the way the API does and process it here, in
-    this process, with `worker`'s models (no broker involved). Returns the avatar
-    object: `ready`, or the existing one for bytes this account already sent."""
+    this process, with `worker`'s models (no broker involved). `prepared`, the
+    pipeline's result the output folder was written from, is stored as the
+    avatar's when it was made with the service's own pipeline settings, so the
+    pipeline runs once per file. Returns the avatar object: `ready`, or the
+    existing one for bytes this account already sent."""
     if worker.services is None:
         # No broker: the avatar is processed right below, in this process.
         worker.services = Services.create(target.settings, no_broker, worker.models)
@@ -139,7 +146,8 @@ def upload(worker: _Worker, target: Upload, path: str, data: bytes) -> dict[str,
         metadata={},
     )
     if avatar["status"] in UNFINISHED:
-        avatars.process(avatar["id"])
+        same_settings = target.settings.pipeline == worker.settings
+        avatars.process(avatar["id"], prepared if same_settings else None)
         avatar = avatars.get(target.account_id, avatar["id"])
     return avatar
 

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
+from pipeline import FaceModels, ImageError, PipelineSettings, Prepared, Rejected, prepare
 from pipeline.aspect import AspectRatio
 from pipeline.overlay import render_overlay
 
@@ -58,6 +58,21 @@ def process_image(
     An ImageError or a Rejected is a verdict, not a failure: it is recorded and
     returned. Any other exception (a bug) propagates; so do OSErrors from writing.
     """
+    record, _ = process_image_result(data, models, settings, out_dir, overlay=overlay)
+    return record
+
+
+def process_image_result(
+    data: bytes,
+    models: FaceModels,
+    settings: PipelineSettings,
+    out_dir: Path,
+    *,
+    overlay: bool = False,
+) -> tuple[dict[str, Any], Prepared | None]:
+    """`process_image`, also returning the accepted result itself (None when
+    rejected), for a caller that does more with it (`batch --upload`)."""
+    prepared: Prepared | None = None
     renditions: dict[str, bytes] = {}
     try:
         prepared = prepare(data, models, settings)
@@ -76,4 +91,4 @@ def process_image(
     if overlay and record["source"] is not None:
         (out_dir / OVERLAY_FILE).write_bytes(render_overlay(data, record, settings))
     (out_dir / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return record
+    return record, prepared

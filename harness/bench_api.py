@@ -13,7 +13,12 @@ For each photo (a 1.4 MP and a 12 MP JPEG from sample_images/):
    skewing the difference;
 2. `-n` uploads sent by `-c` concurrent clients as fast as they are accepted:
    accept latency, upload-to-ready (queueing included) and throughput;
-3. session creation (POST /v1/sessions) by avatar id and inline by image URL,
+3. with `--start`, over the `-n` uploads of step 2: CPU milliseconds per upload
+   of the API process and of the worker (main, pool and beat processes) from
+   their own counters (/proc), the worker's minus its time inside prepare()
+   (counted by the pool processes, read from /metrics): what the service costs
+   around the pipeline, steadier than wall time on a busy machine;
+4. session creation (POST /v1/sessions) by avatar id and inline by image URL,
    p50/p99: `harness/bench_sessions.py` says how (inline URLs need loopback URLs
    allowed: `--start` allows them, a `--url` service must).
 
@@ -28,6 +33,7 @@ settings of the environment (AVATAR_PREP_*; with none, the embedded defaults).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import secrets
 import tempfile
 import time
@@ -44,10 +50,11 @@ import httpx
 from harness import bench_sessions, local_stack
 from harness.bench_sessions import SessionRun, print_session_results
 from harness.load import Reference, percentile, unique_jpeg
+from harness.process_cpu import CpuPerUpload, CpuProbe
 from pipeline import FaceModels
 from sample_images import BENCH_PHOTOS, SAMPLES
 from service.settings import Settings
-from service.status import FINISHED, AvatarStatus
+from service.status import FINISHED, UNFINISHED, AvatarStatus
 
 POLL_SECONDS = 0.25
 # 40 12 MP photos on one worker take well under a minute.
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     with FaceModels.load() as models:
         reference = Reference(models, settings.pipeline)
         if args.url:
-            results = [measure(args.url, args.key, photos, reference, args, workers=None)]
+            results = [measure(args.url, args.key, photos, reference, args, None, None)]
         else:
             counts = [int(w) for w in args.workers.split(",")]
             results = list(measure_started(settings, photos, reference, args, counts))
@@ -106,6 +113,7 @@ class Run:
     failed: int
     refused: int
     seconds: float  # first request start to last avatar ready
+    cpu: CpuPerUpload | None = None  # with --start, concurrent runs only
 
     @property
     def throughput(self) -> float:
@@ -132,14 +140,18 @@ def finished_avatars(
     client: httpx.Client, ids: set[str], *, poll_seconds: float
 ) -> dict[str, dict[str, Any]]:
     """The avatars of `ids` once every one is ready or failed, polling the list
-    endpoint (one request per 100 avatars: light enough not to compete with the
-    workers it measures). The times come from the avatars, not from polling."""
+    endpoint: one avatar of this account still queued or processing ends a poll
+    (two one-row reads), and the whole list is read only once none is, so polling
+    stays light next to the workers it measures and the API CPU it counts. The
+    times come from the avatars, not from polling."""
     done: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + FINISH_TIMEOUT_SECONDS
     while len(done) < len(ids):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{len(ids) - len(done)} uploads unfinished after the time-out")
         time.sleep(poll_seconds)
+        if any_unfinished(client):
+            continue
         cursor: str | None = None
         while True:
             params: dict[str, Any] = {"limit": 100}
@@ -153,6 +165,15 @@ def finished_avatars(
                 break
             cursor = page["data"][-1]["id"]
     return done
+
+
+def any_unfinished(client: httpx.Client) -> bool:
+    """Whether any avatar of this account is still queued or processing."""
+    for status in UNFINISHED:
+        page = client.get("/v1/avatars", params={"status": status, "limit": 1}).json()
+        if page["data"]:
+            return True
+    return False
 
 
 def one_at_a_time(
@@ -177,14 +198,27 @@ def one_at_a_time(
 
 
 def concurrent(
-    client: httpx.Client, data: bytes, count: int, clients: int, kind: str, workers: int | None
+    client: httpx.Client,
+    data: bytes,
+    count: int,
+    clients: int,
+    kind: str,
+    workers: int | None,
+    cpu: CpuProbe | None,
 ) -> Run:
-    """`count` uploads from `clients` concurrent clients, then wait for them all."""
+    """`count` uploads from `clients` concurrent clients, then wait for them all;
+    with `cpu`, the processes' CPU per upload from the first upload until every
+    one finished (the deletes afterwards not included)."""
+    before = cpu.sample(client) if cpu is not None else None
     with ThreadPoolExecutor(max_workers=clients) as pool:
         uploads = list(pool.map(lambda _: upload(client, data), range(count)))
     ids = {u.avatar_id for u in uploads if u.avatar_id}
     avatars = finished_avatars(client, ids, poll_seconds=POLL_SECONDS)
-    return summarise(client, uploads, avatars, clients, kind, workers, [])
+    used = None
+    if cpu is not None and before is not None:
+        used = CpuPerUpload.between(before, cpu.sample(client), len(ids))
+    run = summarise(client, uploads, avatars, clients, kind, workers, [])
+    return dataclasses.replace(run, cpu=used)
 
 
 def summarise(
@@ -228,6 +262,7 @@ def measure(
     reference: Reference,
     args: argparse.Namespace,
     workers: int | None,
+    cpu: CpuProbe | None,
 ) -> tuple[list[Run], list[SessionRun]]:
     runs, sessions = [], []
     limits = httpx.Limits(max_connections=args.c + 2)
@@ -241,7 +276,7 @@ def measure(
             reference.warm_up(data)
             one_at_a_time(client, reference, data, 1, kind, workers)  # warm-up, not reported
             runs.append(one_at_a_time(client, reference, data, args.sequential, kind, workers))
-            runs.append(concurrent(client, data, args.n, args.c, kind, workers))
+            runs.append(concurrent(client, data, args.n, args.c, kind, workers, cpu))
             sessions += bench_sessions.measure(
                 client,
                 server,
@@ -271,8 +306,9 @@ def measure_started(
     api, url = local_stack.start_api(settings, log_dir / "api.log")
     try:
         for count in counts:
-            with _worker(settings, log_dir, count, local_stack.start_worker):
-                yield measure(url, key, photos, reference, args, workers=count)
+            with _worker(settings, log_dir, count, local_stack.start_worker) as worker:
+                cpu = CpuProbe(api_pid=api.pid, worker_pid=worker.pid)
+                yield measure(url, key, photos, reference, args, count, cpu)
     finally:
         api.stop()
 
@@ -280,10 +316,10 @@ def measure_started(
 @contextmanager
 def _worker(
     settings: Settings, log_dir: Path, count: int, start: Callable[..., Any]
-) -> Iterator[None]:
+) -> Iterator[Any]:
     worker = start(settings, log_dir / f"worker-{count}.log", concurrency=count, beat=True)
     try:
-        yield
+        yield worker
     finally:
         worker.stop()
 
@@ -320,4 +356,26 @@ def print_results(results: list[list[Run]]) -> None:
         "ready = upload-to-ready. pipeline = prepare() alone in this process. added = "
         "ready minus pipeline,\nround by round (one upload at a time): what the service "
         "adds (HTTP, storage, registry, broker, hand-off)."
+    )
+    print_cpu([r for runs in results for r in runs if r.cpu is not None])
+
+
+def print_cpu(runs: list[Run]) -> None:
+    """CPU per upload of the concurrent runs (only a stack started here has them)."""
+    if not runs:
+        return
+    print()
+    print("cpu per upload: workers photo  clients    n  api ms  worker ms  outside ms  pipeline ms")
+    for r in runs:
+        assert r.cpu is not None
+        print(
+            f"{'-' if r.workers is None else r.workers:>23} {r.kind:>5} {r.clients:>8} "
+            f"{len(r.accept_ms):>4} {r.cpu.api_ms:7.1f} {r.cpu.worker_ms:10.1f} "
+            f"{r.cpu.outside_ms:11.1f} {r.cpu.pipeline_ms:12.1f}"
+        )
+    print()
+    print(
+        "CPU ms per upload over the concurrent run, from the processes' own counters: api = "
+        "the API\nprocess, worker = the worker's processes minus their time inside prepare() "
+        "(pipeline),\noutside = api + worker: what the service costs around the pipeline."
     )

@@ -34,7 +34,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
-from pipeline import FaceModels
+from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
 from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
@@ -43,7 +43,7 @@ from service.codes import failure_is_final
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.fetch import fetch
 from service.ids import new_id
-from service.processing import Processor, set_source
+from service.processing import Processor, RunOutcome, set_source
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
@@ -259,11 +259,12 @@ class AvatarService:
 
     # --- worker side (service/processing.py) -----------------------------------
 
-    def process(self, avatar_id: str) -> None:
+    def process(self, avatar_id: str, prepared: Prepared | None = None) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
-        TransientError for failures worth a retry."""
-        self._processor.process(avatar_id)
+        TransientError for failures worth a retry. `prepared`: the pipeline's result
+        for the stored original, when the caller already has it (not run again)."""
+        self._processor.process(avatar_id, prepared)
 
     def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
         """Mark the avatar `failed` with `error` unless it already finished; the task
@@ -275,6 +276,16 @@ class AvatarService:
         that stopped beating, and of avatars queued or processing for longer than
         `stuck_after_seconds`; how many were sent."""
         return self._processor.requeue_stuck()
+
+    @property
+    def pipeline_cpu_seconds(self) -> float:
+        """CPU seconds this process has spent inside prepare() (worker side)."""
+        return self._processor.pipeline_cpu_seconds
+
+    @property
+    def last_run(self) -> RunOutcome | None:
+        """What this process's last `process` or `fail` call left (worker side)."""
+        return self._processor.last_run
 
     # --- reads and delete -------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,10 +30,30 @@ from service.lifecycle import finish_avatar
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings
+from service.stats import Outcome
 from service.status import AvatarStatus, claim
-from service.storage import Storage, avatar_prefix, original_key, record_key, rendition_key
+from service.storage import (
+    Storage,
+    StoredObject,
+    avatar_prefix,
+    original_key,
+    record_key,
+    rendition_key,
+)
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the last `process` or `fail` call of a worker process left, as it saw the
+    row under its lock: `outcome` (None: the avatar no longer exists) and whether
+    that call finished it (`decided`). Lets the task's observer log and count the
+    run without reading the registry again."""
+
+    avatar_id: str
+    outcome: Outcome | None
+    decided: bool
 
 
 class Processor:
@@ -53,19 +75,30 @@ class Processor:
         self._queue = queue
         self._models = models
         self._worker_id = worker_id
+        # CPU seconds this process spent inside prepare(), all threads: what bench-api
+        # subtracts from the worker's CPU to tell what the service adds around it.
+        self.pipeline_cpu_seconds = 0.0
+        self.last_run: RunOutcome | None = None
 
-    def process(self, avatar_id: str) -> None:
+    def process(self, avatar_id: str, prepared: Prepared | None = None) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
         renditions and the record, mark ready/failed. Idempotent. Raises
-        TransientError for failures worth a retry."""
-        if self._models is None:
+        TransientError for failures worth a retry. `prepared`: the pipeline's result
+        for this avatar's original with these settings, already made by the caller
+        (`batch --upload`), so it is not run twice; claimed, stored and finished
+        the same way."""
+        if self._models is None and prepared is None:
             raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
+        self.last_run = None  # until this run has seen the row
         row = self._claim(avatar_id)
         if row is None:
             return
         try:
-            data = self._original(row)
-            result = prepare(data, self._models, self._settings.pipeline)
+            if prepared is not None:
+                result = prepared
+            else:
+                assert self._models is not None  # checked above
+                result = self._prepare(self._original(row), self._models)
         except Rejected as rejected:
             # The record of a rejection (face, candidates, checks) is kept for overlays.
             self._store_json(record_key(avatar_id), rejected.to_record())
@@ -86,24 +119,37 @@ class Processor:
             record=True,
         )
 
+    def _prepare(self, data: bytes, models: FaceModels) -> Prepared:
+        """`prepare()` on `data`; its CPU time (this process, every thread: the face
+        models run graph threads of their own) is added to `pipeline_cpu_seconds`."""
+        start = time.process_time()
+        try:
+            return prepare(data, models, self._settings.pipeline)
+        finally:
+            self.pipeline_cpu_seconds += time.process_time() - start
+
     def _claim(self, avatar_id: str) -> AvatarRow | None:
         """Mark the row `processing` and count the attempt; None when there is
         nothing to do (deleted, or already finished)."""
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
+            decided = False
             if row is None or AvatarStatus(row.status).finished:
                 gone = row is None
+                seen = row
                 row = None
             else:
                 gone = False
+                seen = row
                 row.attempts += 1
                 if row.attempts > self._settings.max_process_attempts:
                     error = error_object(_crashed(row.attempts - 1))
-                    finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
+                    decided = finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
                     row = None
                 else:
                     claim(row, utcnow())
                     row.worker_id = self._worker_id
+        self.last_run = RunOutcome(avatar_id, _outcome(seen), decided)
         if gone:
             # Deleted: remove anything a crashed earlier run wrote after the delete.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -157,10 +203,11 @@ class Processor:
         record: bool = False,
     ) -> None:
         """The final state, unless another run got there first."""
+        moved = False
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
             if row is not None:
-                finish_avatar(
+                moved = finish_avatar(
                     row,
                     status,
                     utcnow(),
@@ -171,6 +218,7 @@ class Processor:
                     warnings=[c.to_warning() for c in checks if not c.passed] if checks else None,
                     record_key=record_key(avatar_id) if record else None,
                 )
+        self.last_run = RunOutcome(avatar_id, _outcome(row), moved)
         if row is None:
             # Deleted while this run worked: what it just wrote must go too.
             self._storage.delete_prefix(avatar_prefix(avatar_id))
@@ -224,21 +272,30 @@ def store_prepared(
     """Store every rendition and the record (under `generation`'s folder when given);
     returns the row's `images` (aspect ratio -> key, width, height, content_type)."""
     images: dict[str, Any] = {}
+    objects: list[StoredObject] = []
     for ratio, rendition in result.renditions.items():
         key = rendition_key(avatar_id, ratio, generation)
-        storage.put(key, rendition.data, rendition.content_type)
+        objects.append(StoredObject(key, rendition.data, rendition.content_type))
         images[ratio] = {
             "key": key,
             "width": rendition.width,
             "height": rendition.height,
             "content_type": rendition.content_type,
         }
-    store_json(storage, record_key(avatar_id, generation), result.to_dict())
+    objects.append(StoredObject(record_key(avatar_id, generation), *_json(result.to_dict())))
+    # All at once; put_many returns only when every write has ended, so the row that
+    # names them is still written after its objects.
+    storage.put_many(objects)
     return images
 
 
 def store_json(storage: Storage, key: str, record: dict[str, Any]) -> None:
-    storage.put(key, json.dumps(record, sort_keys=True).encode(), "application/json")
+    storage.put(key, *_json(record))
+
+
+def _json(record: dict[str, Any]) -> tuple[bytes, str]:
+    """A record's stored bytes and content type."""
+    return json.dumps(record, sort_keys=True).encode(), "application/json"
 
 
 def set_source(row: AvatarRow, info: Probe, sha256: str) -> None:
@@ -248,6 +305,11 @@ def set_source(row: AvatarRow, info: Probe, sha256: str) -> None:
     row.source_width = info.width
     row.source_height = info.height
     row.source_bytes = info.bytes
+
+
+def _outcome(row: AvatarRow | None) -> Outcome | None:
+    """Where `row` stands (its status, a failed one's code, its attempts)."""
+    return None if row is None else Outcome.of(row.status, row.error, row.attempts)
 
 
 def _crashed(attempts: int) -> AvatarPrepError:

@@ -11,6 +11,7 @@ from pipeline import FaceModels
 from service.avatars import AvatarService
 from service.idempotency import IdempotencyStore
 from service.keys import KeyService
+from service.notify import Announcer
 from service.previews import Previews
 from service.queue import WorkQueue
 from service.registry import Registry
@@ -34,6 +35,7 @@ class Services:
     validator: Validator
     webhooks: WebhookService
     idempotency: IdempotencyStore
+    announcer: Announcer
 
     @classmethod
     def create(
@@ -65,6 +67,7 @@ class Services:
             validator=Validator(settings),
             webhooks=WebhookService(settings, registry, send_webhook),
             idempotency=IdempotencyStore(settings, registry),
+            announcer=Announcer(settings, registry),
         )
 
     def check_ready(self) -> dict[str, bool]:
@@ -73,5 +76,6 @@ class Services:
 
     def close(self) -> None:
         self.validator.close()
+        self.announcer.close()
         self.storage.close()
         self.registry.close()

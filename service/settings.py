@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(
         3, ge=1, description="boto3 tries per call (standard retry mode, with backoff)."
     )
+    s3_max_concurrency: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Objects one process writes to S3 at once (an avatar's three renditions "
+        "and record go out together); at most boto3's connection pool (10).",
+    )
 
     # --- URL images (fetched by the API before the avatar is made; service/fetch.py) ---
     allow_loopback_urls: bool = Field(
@@ -168,6 +175,21 @@ class Settings(BaseSettings):
         description="Redis holding the buckets, shared by every API process (whatever the "
         "broker is). None: the broker's URL when the broker is Redis, else each API process "
         "keeps its own buckets (the limit then multiplies by the number of processes).",
+    )
+
+    # --- finish notifications (service/notify.py) ---
+    notify_backend: Literal["auto", "redis", "postgres", "poll"] = Field(
+        "auto",
+        description="How a waiter (wait=, inline sessions) learns an avatar finished. auto: "
+        "Redis pub/sub when there is a Redis (rate_limit_redis_url or a Redis broker), else "
+        "PostgreSQL LISTEN/NOTIFY when it is the registry, else polling.",
+    )
+    notify_fallback_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="While notifications are connected, a waiter still re-reads the avatar "
+        "this often: what a lost notification costs at most.",
     )
 
     # --- sessions (per plan) ---

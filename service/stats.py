@@ -8,6 +8,7 @@ a count read there is the same whichever API process is scraped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -37,6 +38,12 @@ class Outcome:
     status: str
     code: str | None
     attempts: int
+
+    @classmethod
+    def of(cls, status: str, error: dict[str, Any] | None, attempts: int) -> Outcome:
+        """From a row's status, error object and attempts."""
+        code = (error or {}).get("code") if status == AvatarStatus.FAILED else None
+        return cls(status=status, code=code, attempts=attempts)
 
 
 def avatar_counts(registry: Registry) -> AvatarCounts:
@@ -68,5 +75,4 @@ def avatar_outcome(registry: Registry, avatar_id: str) -> Outcome | None:
     if row is None:
         return None
     status, error, attempts = row
-    code = (error or {}).get("code") if status == AvatarStatus.FAILED else None
-    return Outcome(status=status, code=code, attempts=attempts)
+    return Outcome.of(status, error, attempts)

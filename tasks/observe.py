@@ -5,7 +5,7 @@ The line:
 
     {"message": "task", "task": "avatars.process", "avatar_id": "avat_...",
      "status": "failed", "code": "face.multiple", "duration_ms": 840.2,
-     "attempt": 1, "retries": 0, ...}
+     "attempt": 1, "retries": 0, "cpu_ms": 61.0, "pipeline_cpu_ms": 48.3, ...}
 
 `status` is what the run left: `ready` or `failed` (with `code`), `retry` (a
 transient failure Celery retries; `code` is its code), `deleted` (the avatar
@@ -14,11 +14,17 @@ went away meanwhile), `queued`/`processing` (nothing decided), or `unknown`
 far (redeliveries included), `retries` Celery's retries of this message.
 
 It hangs on Celery's own task signals (`task_prerun`, `task_postrun`), connected
-by `run_worker`, so the task body stays as it is. The avatar's status is read
-from the registry before and after the run: a verdict is counted only when this
-run turned an unfinished avatar into a finished one, so a redelivered message
-for a finished avatar does not count twice. Both reads are primary-key lookups,
-next to a pipeline run of about a second.
+by `run_worker`, so the task body stays as it is. Where the avatar stands comes
+from the run itself (`AvatarService.last_run`: what the claim or the finish saw
+under the row's lock), so observing costs no registry read; a verdict is counted
+only when this run turned an unfinished avatar into a finished one, so a
+redelivered message for a finished avatar does not count twice. Only a run that
+never reached the row (a transient failure before its claim) is looked up.
+
+`cpu_ms` is the pool process's CPU time over the run (every thread),
+`pipeline_cpu_ms` the part of it inside prepare(); both are also counted
+(`task_cpu_seconds`, `task_pipeline_cpu_seconds`), so `avatar-prep bench-api`
+can tell what the service costs around the pipeline.
 
 The metrics are made in each pool process (at its first run); with
 PROMETHEUS_MULTIPROC_DIR set (`avatar-prep worker` sets it) they reach the
@@ -30,6 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -41,7 +48,7 @@ from pipeline.errors import AvatarPrepError
 from service.codes import metric_label
 from service.errors import TransientError
 from service.logs import log_event
-from service.registry import Registry
+from service.runtime import Services
 from service.stats import Outcome, avatar_outcome
 from service.status import FINISHED
 from tasks.celery_app import PROCESS_TASK
@@ -71,17 +78,31 @@ class TaskMetrics:
             ["status", "code"],
             registry=None,
         )
+        self.cpu = Counter(
+            "avatar_prep_task_cpu_seconds",
+            "CPU time of the pool processes over task runs, every thread.",
+            ["task"],
+            registry=None,
+        )
+        self.pipeline_cpu = Counter(
+            "avatar_prep_task_pipeline_cpu_seconds",
+            "The part of task_cpu_seconds spent inside prepare() (the pipeline).",
+            ["task"],
+            registry=None,
+        )
 
 
 class TaskObserver:
-    """Observes `avatars.process` runs in the worker's pool processes. `registry`
-    gives the pool process's registry (opened by the worker runtime)."""
+    """Observes `avatars.process` runs in the worker's pool processes. `services`
+    gives the pool process's services (opened by the worker runtime): the avatar
+    service's `last_run` and `pipeline_cpu_seconds`, and the registry for a run
+    that left no `last_run`."""
 
-    def __init__(self, registry: Callable[[], Registry]) -> None:
-        self._registry = registry
+    def __init__(self, services: Callable[[], Services]) -> None:
+        self._services = services
         self._metrics: TaskMetrics | None = None
-        # task id -> (start, the avatar's outcome before the run)
-        self._running: dict[str, tuple[float, Outcome | None]] = {}
+        # task id -> the run's start
+        self._running: dict[str, _Started] = {}
 
     @property
     def metrics(self) -> TaskMetrics:
@@ -103,8 +124,8 @@ class TaskObserver:
     def started(self, task_id: str, task: Task, args: tuple[Any, ...], **_signal: Any) -> None:
         if task.name != PROCESS_TASK:
             return
-        _, before = self._outcome(str(args[0]))
-        self._running[task_id] = (time.perf_counter(), before)
+        pipeline_cpu = self._services().avatars.pipeline_cpu_seconds
+        self._running[task_id] = _Started(time.perf_counter(), time.process_time(), pipeline_cpu)
 
     def finished(
         self,
@@ -117,15 +138,23 @@ class TaskObserver:
     ) -> None:
         if task.name != PROCESS_TASK or task_id not in self._running:
             return
-        started, before = self._running.pop(task_id)
-        seconds = time.perf_counter() - started
+        start = self._running.pop(task_id)
+        seconds = time.perf_counter() - start.wall
+        cpu = time.process_time() - start.cpu
+        avatars = self._services().avatars
+        pipeline_cpu = avatars.pipeline_cpu_seconds - start.pipeline_cpu
         avatar_id = str(args[0])
-        read, after = self._outcome(avatar_id)
+        run = avatars.last_run
+        if run is not None and run.avatar_id == avatar_id:
+            read, after, decided = True, run.outcome, run.decided
+        else:  # the run never reached the row: ask the registry (no verdict counted)
+            (read, after), decided = self._outcome(avatar_id), False
         error = retval.exc if isinstance(retval, Retry) else None
         status, code = _result(read, after, state, error)
         self.metrics.duration.labels(PROCESS_TASK, status).observe(seconds)
-        decided = after is not None and after.status in FINISHED
-        if decided and (before is None or before.status not in FINISHED):
+        self.metrics.cpu.labels(PROCESS_TASK).inc(cpu)
+        self.metrics.pipeline_cpu.labels(PROCESS_TASK).inc(pipeline_cpu)
+        if decided and after is not None and after.status in FINISHED:
             self.metrics.verdicts.labels(status, metric_label(code) if code else "").inc()
         log_event(
             logger,
@@ -138,14 +167,25 @@ class TaskObserver:
             duration_ms=round(seconds * 1000, 1),
             attempt=after.attempts if after is not None else None,
             retries=task.request.retries,
+            cpu_ms=round(cpu * 1000, 1),
+            pipeline_cpu_ms=round(pipeline_cpu * 1000, 1),
         )
 
     def _outcome(self, avatar_id: str) -> tuple[bool, Outcome | None]:
         """(whether the registry answered, the avatar's outcome or None when gone)."""
         try:
-            return True, avatar_outcome(self._registry(), avatar_id)
+            return True, avatar_outcome(self._services().registry, avatar_id)
         except TransientError:
             return False, None
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A run's start: its clocks (wall, process CPU, CPU inside prepare)."""
+
+    wall: float
+    cpu: float
+    pipeline_cpu: float
 
 
 def _result(

@@ -190,7 +190,7 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     # The embedded beat is a child process too: it must not outlive the worker.
     beat_embedded_init.connect(lambda **_: exit_with_parent("embedded beat"), weak=False)
     # One log line and the metrics of every avatars.process run (tasks/observe.py).
-    TaskObserver(lambda: runtime.services.registry).connect()
+    TaskObserver(lambda: runtime.services).connect()
     argv = [
         "worker",
         "--pool=prefork",

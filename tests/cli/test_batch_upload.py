@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from cli import batch_worker
 from cli.batch import run_batch
-from cli.batch_worker import Upload, no_broker
+from cli.batch_worker import Job, Upload, no_broker
+from pipeline import FaceModels
+from service import processing
+from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Settings
-from service.storage import avatar_prefix
+from service.storage import avatar_prefix, rendition_key
 from tests.services import SeaweedS3
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
@@ -134,4 +138,47 @@ def test_batch_upload_stores_on_s3_and_postgresql(
                 "record.json",
             }
     finally:
+        services.close()
+
+
+def test_batch_upload_runs_the_pipeline_once_per_accepted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result the output folder is written from is the avatar's: the service's
+    own pipeline call (service.processing.prepare) is never made."""
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        database_url=f"sqlite:///{tmp_path / 'var' / 'avatar-prep.db'}",
+        storage_dir=tmp_path / "var" / "storage",
+    )
+    upgrade(settings)
+    services = Services.create(settings, no_broker)
+    _, key = services.keys.create("once", "paid")
+    account = services.keys.authenticate(key).id
+
+    def second_run(*_: object) -> None:
+        raise AssertionError("the pipeline ran a second time for the upload")
+
+    monkeypatch.setattr(processing, "prepare", second_run)
+    with FaceModels.load() as models:
+        this_process = batch_worker._Worker(settings.pipeline, models, "")
+        monkeypatch.setattr(batch_worker, "_worker", this_process)
+        job = Job(
+            SAMPLES / PHOTOS[0],
+            PHOTOS[0],
+            tmp_path / "out",
+            "portrait",
+            upload=Upload(settings, account),
+        )
+        row = batch_worker.process_job(job)
+        worker_services = this_process.services
+    try:
+        assert row.verdict == "accept" and row.avatar_id.startswith("avat_"), row
+        avatar = services.avatars.get(account, row.avatar_id)
+        assert avatar["status"] == "ready"
+        stored = services.storage.get(rendition_key(row.avatar_id, "1:1"))
+        assert stored == (tmp_path / "out" / "portrait" / "avatar_1x1.jpg").read_bytes()
+    finally:
+        if worker_services is not None:
+            worker_services.close()
         services.close()

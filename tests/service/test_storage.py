@@ -18,6 +18,7 @@ from service.storage import (
     LocalStorage,
     S3Storage,
     Storage,
+    StoredObject,
     avatar_prefix,
     make_storage,
     original_key,
@@ -81,6 +82,29 @@ def contract(storage: Storage) -> None:
     assert storage.get(original_key(b)) == b"other avatar"
     assert storage.check() is True
     storage.delete_prefix(avatar_prefix(b))
+    put_many_contract(storage)
+
+
+def put_many_contract(storage: Storage) -> None:
+    """Every object written (concurrently on S3); a failure is raised only once no
+    write is under way any more (the others may or may not have been made)."""
+    c = new_id("avat")
+    objects = [
+        StoredObject(rendition_key(c, ratio), ratio.encode(), "image/jpeg")
+        for ratio in ("1:1", "4:3", "3:4")
+    ] + [StoredObject(record_key(c), b"{}", "application/json")]
+    storage.put_many(objects)
+    assert storage.list_keys(avatar_prefix(c)) == sorted(o.key for o in objects)
+    assert [storage.get(o.key) for o in objects] == [o.data for o in objects]
+
+    d = new_id("avat")
+    good = [StoredObject(rendition_key(d, ratio), b"x", "image/jpeg") for ratio in ("1:1", "4:3")]
+    with pytest.raises(ValueError):
+        storage.put_many([good[0], StoredObject("../escape", b"x", "image/jpeg"), good[1]])
+    stored = storage.list_keys(avatar_prefix(d))
+    assert good[0].key in stored and set(stored) <= {o.key for o in good}
+    for folder in (c, d):
+        storage.delete_prefix(avatar_prefix(folder))
 
 
 def test_local_storage_contract(local: LocalStorage) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.exceptions import Retry
+from sqlalchemy import event
 
 from service.avatars import ImageInput
 from service.errors import TransientError
@@ -75,7 +76,7 @@ def observed(tmp_path: Path) -> Iterator[Observed]:
     app = make_celery(settings)
     runtime = register_tasks(app, settings)
     runtime.open()
-    observer = TaskObserver(lambda: runtime.services.registry)
+    observer = TaskObserver(lambda: runtime.services)
     observer.connect()
     try:
         yield Observed(app, runtime.services, observer)
@@ -106,6 +107,7 @@ def test_each_run_logs_one_line_and_counts_its_duration_and_verdict(
         assert line["message"] == "task" and line["task"] == PROCESS_TASK
         assert line["attempt"] == 1 and line["retries"] == 0
         assert line["duration_ms"] > 0
+        assert 0 < line["pipeline_cpu_ms"] <= line["cpu_ms"]
     count = "avatar_prep_task_duration_seconds_count"
     assert observed.sample(count, task=PROCESS_TASK, status="ready") == 1
     assert observed.sample(count, task=PROCESS_TASK, status="failed") == 1
@@ -155,3 +157,22 @@ def test_other_tasks_are_not_observed(observed: Observed, caplog: pytest.LogCapt
     caplog.set_level(logging.INFO, logger="tasks.runs")
     observed.app.tasks["avatars.sweep"].apply()
     assert task_lines(caplog) == []
+
+
+def test_a_run_touches_the_registry_twice_claim_and_finish(observed: Observed) -> None:
+    """The observer reads nothing itself: what the run saw under the row's lock is
+    its outcome."""
+    avatar_id = observed.upload("accept_portrait.jpg")
+    transactions: list[str] = []
+
+    def begun(*_: Any) -> None:
+        transactions.append("begin")
+
+    factory = observed.services.registry.session_factory
+    event.listen(factory, "after_begin", begun)
+    try:
+        observed.run(avatar_id)
+    finally:
+        event.remove(factory, "after_begin", begun)
+    assert observed.services.avatars.get(observed.account_id, avatar_id)["status"] == "ready"
+    assert len(transactions) == 2
