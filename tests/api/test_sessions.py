@@ -548,10 +548,12 @@ async def test_the_openapi_document_states_every_rule_and_code(world: World) -> 
     doc = (await world.anonymous.get("/openapi.json")).json()
     create = doc["paths"]["/v1/sessions"]["post"]
     body = create["requestBody"]["content"]["application/json"]
-    room = body["schema"]["properties"]["room"]
+    schemas = doc["components"]["schemas"]
+    request = schemas[body["schema"]["$ref"].removeprefix("#/components/schemas/")]
+    room = schemas[request["properties"]["room"]["$ref"].removeprefix("#/components/schemas/")]
     assert room["properties"]["platform"]["enum"] == ["daily", "livekit"]
     assert room["properties"]["token"]["anyOf"][0]["writeOnly"] is True
-    assert body["schema"]["properties"]["aspect_ratio"]["default"] == "4:3"
+    assert request["properties"]["aspect_ratio"]["default"] == "4:3"
     assert set(body["examples"]) == {"avatar_id", "url", "data_uri"}
 
     def codes(op: dict[str, Any], status: str) -> set[str]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,14 +22,16 @@ from api.uploads import (
     check_metadata,
     parse_image_text,
 )
+from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError, ImageError
 from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
 from service.storage import original_key
-from tests.api.conftest import photo, spy
-from tests.api.embedded import Sent, stored_avatars, stored_objects
+from tests.api.conftest import SAMPLES, open_client, photo, spy
+from tests.api.embedded import embedded_app, embedded_settings, stored_avatars, stored_objects
 from tests.api.test_errors import assert_envelope
+from tests.service.conftest import ImageServer
 
 pytestmark = pytest.mark.anyio
 
@@ -194,19 +197,35 @@ async def test_json_base64_upload_reaches_the_service_decoded(
     assert response.json()["metadata"] == {"k": 1}
 
 
-async def test_json_url_upload_reaches_the_service_unfetched(
-    client: httpx.AsyncClient, services: Services, worker: Sent, monkeypatch: pytest.MonkeyPatch
+async def test_json_url_upload_is_fetched_and_dedupes_by_its_bytes(
+    tmp_path: Path, models: FaceModels
 ) -> None:
-    public = socket.getaddrinfo("93.184.215.14", 443, type=socket.SOCK_STREAM)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: public)  # no DNS here
-    response = await client.post(UPLOAD, json={"image": "https://example.com/face.jpg"})
-    assert response.status_code == 202, response.text
-    avatar = response.json()
-    assert (avatar["source"]["kind"], avatar["source"]["sha256"]) == ("url", None)
-    row = the_one_stored(services)
-    assert (row.source_url, row.original_key) == ("https://example.com/face.jpg", None)
-    assert stored_objects(services) == []  # the worker fetches it, not the API
-    assert worker.ids == [avatar["id"]]
+    """A URL is fetched before any avatar exists (from a real local server; loopback
+    allowed as only tests may), so the avatar is made from its bytes, stored as an
+    upload's original, and the same bytes as base64 find the same avatar."""
+    data = (SAMPLES / "accept_portrait.jpg").read_bytes()
+    server = ImageServer({"/face.jpg": data})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = embedded_settings(tmp_path / "loopback", allow_loopback_urls=True)
+    try:
+        with embedded_app(settings, models) as e:
+            async with open_client(e.app, headers={"X-API-Key": e.paid_key}) as c:
+                response = await c.post(UPLOAD, json={"image": server.url("/face.jpg")})
+                assert response.status_code == 202, response.text
+                avatar = response.json()
+                digest = hashlib.sha256(data).hexdigest()
+                assert (avatar["source"]["kind"], avatar["source"]["sha256"]) == ("url", digest)
+                row = the_one_stored(e.services)
+                assert (row.source_url, row.original_key) == (
+                    server.url("/face.jpg"),
+                    original_key(avatar["id"]),
+                )
+                assert e.sent.ids == [avatar["id"]]
+                again = await c.post(UPLOAD, json={"image": base64.b64encode(data).decode()})
+                assert again.status_code == 200 and again.json()["id"] == avatar["id"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- through HTTP: cheap failures, nothing created ------------------------------
