@@ -125,9 +125,9 @@ def create_app(
         # Served by api/docs.py with their assets from this app, not a CDN.
         docs_url=None,
         redoc_url=None,
-        # Operation ids are the route functions' names (`upload_face`, `get_avatar`), so
-        # generated clients get methods a person would have named.
-        generate_unique_id_function=lambda route: route.name,
+        # Operation ids are the route functions' names in camelCase (`uploadFace`,
+        # `createSession`), so generated clients get methods a person would have named.
+        generate_unique_id_function=lambda route: _camel_case(route.name),
     )
     install_error_handlers(app)
     # Inside the request-id middleware: a replayed answer gets its own request id.
@@ -194,6 +194,12 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _camel_case(name: str) -> str:
+    """`upload_face` -> `uploadFace`."""
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def _hoist_definitions(schema: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """A client generated from our /openapi.json (openapi-python-client, as an
 integrator would make one) works against the real service: every operation is
-generated, and a ready avatar reads as typed objects (`face.pose.yaw` a float,
-`created_at` a datetime), an error as the envelope, an image as bytes."""
+generated; an upload, a poll, an image, a session and an error go through it, a
+ready avatar reading as typed objects (`face.pose.yaw` a float, `created_at` a
+datetime), an error as the envelope, an image as bytes."""
 
 from __future__ import annotations
 
@@ -83,7 +84,6 @@ async def test_a_generated_client_reads_typed_avatars_errors_and_images(
 ) -> None:
     modules = client_package
     models = modules["models"]
-    assert hasattr(modules["api.sessions.create_session"], "asyncio")
     transport = httpx.ASGITransport(app=service.app)
     async with (
         service.app.router.lifespan_context(service.app),
@@ -120,6 +120,19 @@ async def test_a_generated_client_reads_typed_avatars_errors_and_images(
             queued.id, client=client, aspect_ratio=models.AspectRatio("4:3")
         )
         assert image.payload.read()[:3] == b"\xff\xd8\xff"
+
+        started = await modules["api.sessions.create_session"].asyncio(
+            client=client,
+            body=models.CreateSessionRequest(
+                avatar_id=queued.id,
+                room=models.RoomRequest(
+                    platform=models.RoomRequestPlatform("livekit"), url="wss://demo.livekit.cloud"
+                ),
+            ),
+        )
+        assert isinstance(started, models.CreatedSession), started
+        assert started.avatar_image.aspect_ratio == models.AspectRatio("4:3")
+        assert isinstance(started.expires_at, datetime)
 
         missing = await modules["api.avatars.get_avatar"].asyncio(
             "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX", client=client

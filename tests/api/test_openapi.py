@@ -125,11 +125,11 @@ async def test_every_reference_resolves(client: httpx.AsyncClient) -> None:
 
 async def test_operation_ids_are_the_routes_names(client: httpx.AsyncClient) -> None:
     ids = {(m, p): op["operationId"] for m, p, op in operations(await openapi(client))}
-    assert ids[("POST", "/v1/avatars/upload-face")] == "upload_face"
-    assert ids[("GET", "/v1/avatars/{avatar_id}")] == "get_avatar"
-    assert ids[("POST", "/v1/sessions")] == "create_session"
+    assert ids[("POST", "/v1/avatars/upload-face")] == "uploadFace"
+    assert ids[("GET", "/v1/avatars/{avatar_id}")] == "getAvatar"
+    assert ids[("POST", "/v1/sessions")] == "createSession"
     assert len(set(ids.values())) == len(ids)
-    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", op_id) for op_id in ids.values())
+    assert all(re.fullmatch(r"[a-z]+([A-Z][a-z]+)*", op_id) for op_id in ids.values())
 
 
 async def test_nested_objects_and_timestamps_are_typed(client: httpx.AsyncClient) -> None:
