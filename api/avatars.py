@@ -279,7 +279,7 @@ def not_modified(if_none_match: str, etag: str) -> bool:
     summary="Delete an avatar and every stored object of it",
     status_code=204,
     response_class=Response,
-    responses=error_responses("avatar.not_found", *COMMON_CODES),
+    responses=error_responses("avatar.not_found", "avatar.in_use", *COMMON_CODES),
 )
 async def delete_avatar(
     avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep

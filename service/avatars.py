@@ -45,7 +45,7 @@ from service.fetch import fetch
 from service.ids import new_id
 from service.processing import Processor, RunOutcome, set_source
 from service.queue import BrokerUnavailable, WorkQueue
-from service.registry import AvatarRow, Registry, utcnow
+from service.registry import AvatarRow, Registry, SessionRow, utcnow
 from service.settings import Settings
 from service.status import UNFINISHED, AvatarStatus, reopened
 from service.storage import Storage, avatar_prefix, original_key
@@ -315,12 +315,34 @@ class AvatarService:
 
     def delete(self, account_id: str, avatar_id: str) -> None:
         """Remove every stored object then the row. NotFound when not visible or
-        not this account's (another account's shared avatar is not theirs to delete)."""
+        not this account's (another account's shared avatar is not theirs to delete);
+        Conflict(avatar.in_use) while a started session shows it, since its renderer
+        still reads the images. The row stays locked from the check to its delete,
+        and session creation re-reads it locked (service/sessions.py), so no session
+        starts on an avatar being deleted."""
         row = self._visible(account_id, avatar_id)
         if row.account_id != account_id:
             raise _not_found(avatar_id)
-        self._storage.delete_prefix(avatar_prefix(avatar_id))
         with self._registry.transaction() as session:
+            if session.get(AvatarRow, avatar_id, with_for_update=True) is None:
+                raise _not_found(avatar_id)
+            in_use = session.scalar(
+                select(func.count())
+                .select_from(SessionRow)
+                .where(
+                    SessionRow.avatar_id == avatar_id,
+                    SessionRow.ended_at.is_(None),
+                    SessionRow.expires_at > utcnow(),
+                )
+            )
+            if in_use:
+                raise Conflict(
+                    f"The avatar {avatar_id} is in use by {in_use} started session(s); stop "
+                    "them first (POST /v1/sessions/{id}/stop), then delete it.",
+                    code="avatar.in_use",
+                    param="id",
+                )
+            self._storage.delete_prefix(avatar_prefix(avatar_id))
             session.execute(sql_delete(AvatarRow).where(AvatarRow.id == avatar_id))
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:

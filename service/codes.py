@@ -287,6 +287,13 @@ DECLARED = (
     ),
     Code("avatar.failed", Conflict, 409, "The avatar failed (face.none); it has no images."),
     Code(
+        "avatar.in_use",
+        Conflict,
+        409,
+        "The avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX is in use by 1 started session(s); stop "
+        "them first (POST /v1/sessions/{id}/stop), then delete it.",
+    ),
+    Code(
         "link.invalid",
         PermissionDenied,
         403,

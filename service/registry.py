@@ -177,7 +177,8 @@ class SessionRow(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    avatar_id: Mapped[str] = mapped_column(String(32))
+    # Indexed for a delete's question: is a started session showing this avatar?
+    avatar_id: Mapped[str] = mapped_column(String(32), index=True)
     aspect_ratio: Mapped[str] = mapped_column(String(8))  # 1:1 | 4:3 | 3:4
     # The avatar's rendition of that ratio, in pixels (its URL is made when read).
     image_width: Mapped[int] = mapped_column(Integer)

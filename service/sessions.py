@@ -31,7 +31,7 @@ from service.avatars import AvatarService
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from service.ids import new_id
 from service.keys import Account
-from service.registry import Registry, SessionRow, utcnow
+from service.registry import AvatarRow, Registry, SessionRow, utcnow
 from service.settings import Settings
 from service.status import AvatarStatus
 from service.storage import Storage, rendition_key
@@ -173,6 +173,12 @@ class SessionService:
             + timedelta(seconds=self._settings.session_max_seconds(account.plan)),
         )
         with self._registry.transaction() as session:
+            # Locked as a delete locks it (AvatarService.delete): the avatar is either
+            # deleted before this session exists, or sees it and is refused.
+            if session.get(AvatarRow, avatar_id, with_for_update=True) is None:
+                raise NotFound(
+                    f"No avatar {avatar_id}.", code="avatar.not_found", param="avatar_id"
+                )
             session.add(row)
             record_event(session, account.id, EventType.SESSION_STARTED, self._object(row, started))
         return {**self._object(row, started), "session_token": token}

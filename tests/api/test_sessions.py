@@ -250,6 +250,28 @@ async def test_another_accounts_exclusive_avatar_is_404_a_shared_one_is_usable(
     assert session["avatar_id"] == shared
 
 
+async def test_an_avatar_shown_by_a_started_session_is_not_deleted_until_it_stops(
+    world: World,
+) -> None:
+    mine = await world.ready_avatar(world.paid)
+    shared = await world.ready_avatar(world.paid, "gray.jpg", user_exclusive=False)
+    session = created(await start(world.paid, mine))
+    theirs = created(await start(world.free, shared))  # another account's session
+    for avatar_id in (mine, shared):
+        error = error_of(await world.paid.delete(f"/v1/avatars/{avatar_id}"), 409, "avatar.in_use")
+        assert avatar_id in error["message"] and "stop" in error["message"]
+        # Untouched: the session's renderer still reads its images.
+        image = await world.paid.get(f"/v1/avatars/{avatar_id}/image?aspect_ratio=4:3")
+        assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+    assert (await world.paid.post(f"/v1/sessions/{session['id']}/stop")).status_code == 200
+    assert (await world.paid.delete(f"/v1/avatars/{mine}")).status_code == 204
+    error_of(await world.paid.delete(f"/v1/avatars/{shared}"), 409, "avatar.in_use")
+    assert (await world.free.post(f"/v1/sessions/{theirs['id']}/stop")).status_code == 200
+    assert (await world.paid.delete(f"/v1/avatars/{shared}")).status_code == 204
+    # A deleted avatar starts no session.
+    error_of(await start(world.paid, mine), 404, "avatar.not_found")
+
+
 async def test_a_queued_avatar_is_409_not_ready_and_a_failed_one_409_failed(
     world: World,
 ) -> None:

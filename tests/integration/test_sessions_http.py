@@ -332,6 +332,20 @@ def test_get_and_stop_belong_to_the_sessions_account(
     assert paid.get(url).json()["status"] == "ended"
 
 
+def test_an_avatar_in_a_started_session_is_409_in_use_until_it_is_stopped(
+    stack: Stack, paid: httpx.Client
+) -> None:
+    avatar_id = ready(stack, paid, "display_p3.jpg")
+    session = created(start(paid, avatar_id))
+    error_of(paid.delete(f"/v1/avatars/{avatar_id}"), 409, "avatar.in_use")
+    # Still whole in PostgreSQL and S3: the session's presigned image still works.
+    image_url = paid.get(f"/v1/sessions/{session['id']}").json()["avatar_image"]["url"]
+    assert httpx.get(image_url, timeout=10).status_code == 200
+    assert paid.post(f"/v1/sessions/{session['id']}/stop").status_code == 200
+    assert paid.delete(f"/v1/avatars/{avatar_id}").status_code == 204
+    assert avatar_id not in avatar_ids(paid)
+
+
 def test_without_a_valid_key_it_is_401(stack: Stack) -> None:
     with httpx.Client(base_url=stack.base_url, timeout=10) as anonymous:
         error_of(anonymous.post("/v1/sessions", json={}), 401, "auth.missing_key")
