@@ -40,6 +40,7 @@ from api.request_ids import RequestIdMiddleware
 from pipeline.version import package_version
 from service.notify import FinishListener
 from service.ratelimit import make_limiter
+from service.registry import utcnow
 from service.runtime import Services
 from service.settings import Settings
 from tasks.queue import CeleryQueue
@@ -90,6 +91,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = app_settings
+        app.state.started_at = utcnow()  # /readyz counts a worker's absence from here
         limiter = app.state.limiter = make_limiter(app_settings)
         # Waiters (wait=, inline sessions) are told when their avatar finishes.
         finishes = app.state.finishes = FinishListener(app_settings)

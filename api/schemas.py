@@ -315,9 +315,27 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class Workers(BaseModel):
+    """The worker processes, from their heartbeats in the registry."""
+
+    alive: int = Field(description="Worker processes that beat recently.", examples=[2])
+    last_heartbeat_at: Timestamp | None = Field(
+        description="The newest beat of any worker; null when none was ever recorded.",
+        examples=["2025-01-07T10:15:30.123Z"],
+    )
+    oldest_queued_seconds: float | None = Field(
+        description="How long the oldest `queued` avatar has waited; null when none waits.",
+        examples=[0.4],
+    )
+
+
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     checks: dict[str, bool] = Field(
-        description="Each dependency and whether it answered.",
-        examples=[{"database": True, "storage": True, "broker": True}],
+        description="Each dependency and whether it answered; `workers`: whether a worker "
+        "beat within `ready_without_workers_seconds`.",
+        examples=[{"database": True, "storage": True, "broker": True, "workers": True}],
+    )
+    workers: Workers | None = Field(
+        None, description="The workers' heartbeats and the queue's oldest wait."
     )

@@ -20,9 +20,10 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -130,6 +131,36 @@ def held_by_a_lost_worker(now: datetime, settings: Settings) -> ColumnElement[bo
         & ~alive
         & (AvatarRow.updated_at < cutoff)
         & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff))
+    )
+
+
+@dataclass(frozen=True)
+class WorkersReport:
+    """What /readyz says of the workers: how many processes beat within
+    `worker_lost_after_seconds`, the newest beat (None: none recorded), and the age in
+    seconds of the oldest avatar waiting in `queued` (None: none waiting)."""
+
+    alive: int
+    last_heartbeat_at: datetime | None
+    oldest_queued_seconds: float | None
+
+
+def workers_report(registry: Registry, settings: Settings) -> WorkersReport:
+    """Three indexed reads: the workers alive, their newest beat, the oldest queued."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.worker_lost_after_seconds)
+    with registry.transaction() as session:
+        alive = session.scalar(
+            select(func.count()).select_from(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff)
+        )
+        newest = session.scalar(select(func.max(WorkerRow.heartbeat_at)))
+        oldest = session.scalar(
+            select(func.min(AvatarRow.created_at)).where(AvatarRow.status == AvatarStatus.QUEUED)
+        )
+    return WorkersReport(
+        alive=alive or 0,
+        last_heartbeat_at=newest,
+        oldest_queued_seconds=(now - oldest).total_seconds() if oldest is not None else None,
     )
 
 

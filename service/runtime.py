@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pipeline import FaceModels
 from service.avatars import AvatarService
+from service.heartbeats import WorkersReport, workers_report
 from service.idempotency import IdempotencyStore
 from service.keys import KeyService
 from service.notify import Announcer
@@ -73,6 +74,10 @@ class Services:
     def check_ready(self) -> dict[str, bool]:
         """Whether each dependency answers now: `database`, `storage`."""
         return {"database": self.registry.check(), "storage": self.storage.check()}
+
+    def workers(self) -> WorkersReport:
+        """The workers' heartbeats and the queue's oldest wait (service/heartbeats.py)."""
+        return workers_report(self.registry, self.settings)
 
     def close(self) -> None:
         self.validator.close()

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         "missed beats, so a database pause of a few seconds is not taken for a loss (and "
         "if it were, the avatar would only be processed twice, idempotently).",
     )
+    ready_without_workers_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/readyz says not ready when no worker process has beaten for this "
+        "long (counted from the API's start when none ever has): uploads would only queue. "
+        "A worker restart or a rolling deploy takes seconds, so a minute is no false alarm.",
+    )
     stuck_after_seconds: float = Field(
         300.0,
         gt=0,

@@ -3,18 +3,23 @@ down), and the real broker probe."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from service.heartbeats import Heartbeat, new_worker_id
+from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.queue import broker_reachable
 from tests.api.conftest import open_client
-from tests.api.embedded import Sent
+from tests.api.embedded import Sent, embedded_app, embedded_settings
 from tests.api.test_errors import assert_envelope
 
 
@@ -34,8 +39,36 @@ async def test_readyz_reports_each_dependency(settings: Settings, services: Serv
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": True, "storage": True, "broker": True},
+        # No worker has beaten yet, but the API has only just started.
+        "checks": {"database": True, "storage": True, "broker": True, "workers": True},
+        "workers": {"alive": 0, "last_heartbeat_at": None, "oldest_queued_seconds": None},
     }
+
+
+@pytest.mark.anyio
+async def test_readyz_reports_the_workers_and_is_503_when_none_beats(tmp_path: Path) -> None:
+    # A second without a beat is "no worker"; a beat made just before the request is well
+    # inside it, however loaded the machine.
+    settings = embedded_settings(tmp_path, ready_without_workers_seconds=1.0)
+    with embedded_app(settings) as e:
+        app = create_app(settings, e.services, broker_probe=lambda: True)
+        async with open_client(app) as c:
+            deadline = time.monotonic() + 30
+            while (response := await c.get("/readyz")).status_code == 200:
+                assert time.monotonic() < deadline, "readyz stayed ready without workers"
+                await anyio.sleep(0.1)
+            error = assert_envelope(response, 503, "service.not_ready")
+            assert re.fullmatch(r"Not ready: no worker seen for \d+ s\.", str(error["message"]))
+
+            heartbeat = Heartbeat(settings, e.services.registry, new_worker_id())
+            heartbeat.beat()  # a worker process's first beat, as it starts
+            try:
+                body = (await c.get("/readyz")).json()
+            finally:
+                heartbeat.stop()
+    assert body["checks"]["workers"] is True
+    assert body["workers"]["alive"] == 1
+    assert body["workers"]["last_heartbeat_at"].endswith("Z")
 
 
 @pytest.mark.anyio
@@ -57,6 +90,8 @@ async def test_readyz_is_503_naming_what_is_down(
     if not ready["storage"]:  # the storage folder cannot be made under a file
         (tmp_path / "a-file").write_bytes(b"")
         down["storage_dir"] = tmp_path / "a-file" / "storage"
+    if ready["database"]:
+        upgrade(settings.model_copy(update=down))
     services = Services.create(settings.model_copy(update=down), Sent())
     try:
         app = create_app(settings, services, broker_probe=lambda: broker)

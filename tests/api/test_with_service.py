@@ -221,7 +221,8 @@ async def test_delete_removes_every_stored_object(
 async def test_readyz_checks_the_real_registry_and_storage(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": True, "storage": True}
+    # No worker in this process's tests, but the API has just started.
+    assert response.json()["checks"] == {"database": True, "storage": True, "workers": True}
 
 
 async def test_the_lifespan_wires_the_embedded_defaults(settings: Settings) -> None:
@@ -234,7 +235,12 @@ async def test_the_lifespan_wires_the_embedded_defaults(settings: Settings) -> N
         key = app.state.services.keys.create("acme", "free")[1]
         data = (SAMPLES / "accept_portrait.jpg").read_bytes()
         made = await c.post(UPLOAD, files={"file": ("a.jpg", data)}, headers={"X-API-Key": key})
-    assert ready.json()["checks"] == {"database": True, "storage": True, "broker": True}
+    assert ready.json()["checks"] == {
+        "database": True,
+        "storage": True,
+        "broker": True,
+        "workers": True,
+    }
     assert made.status_code == 202 and made.json()["status"] == "queued"
     queued = list((Path(settings.data_dir) / "broker" / "queue").iterdir())
     assert len(queued) == 1 and made.json()["id"].encode() in queued[0].read_bytes()

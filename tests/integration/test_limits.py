@@ -10,7 +10,7 @@
   the worker has drained the queue.
 - /metrics of one API process sums both API processes and the worker (task
   durations, verdicts by code) and reads the queue from the registry.
-- /readyz checks database, broker and storage; a dead broker makes it 503
+- /readyz checks database, broker, storage and workers; a dead broker makes it 503
   while the rate limit lets requests through.
 - The processes' logs are JSON lines, one per request and per task, without
   keys, room tokens, session tokens or images.
@@ -269,7 +269,14 @@ def test_readyz_checks_database_broker_and_storage(ops: Apis) -> None:
     for url in ops.urls:
         response = get(url, "/readyz")
         assert response.status_code == 200, response.text
-        assert response.json()["checks"] == {"database": True, "storage": True, "broker": True}
+        body = response.json()
+        assert body["checks"] == {
+            "database": True,
+            "storage": True,
+            "broker": True,
+            "workers": True,
+        }
+        assert body["workers"]["alive"] >= 0  # the worker starts later in this module
 
 
 def test_a_full_queue_gets_503_for_every_upload_and_stores_nothing(
