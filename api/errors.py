@@ -56,6 +56,7 @@ def error_response(
         "request_id": request_id_of(request),
     }
     body.update({k: v for k, v in error.items() if k not in body})
+    request.state.error_code = error["code"]  # for the request's log line (api/observe.py)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 

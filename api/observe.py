@@ -79,6 +79,7 @@ class ObserveMiddleware:
             route=route,
             path=str(scope.get("path", ""))[:MAX_LOGGED_PATH],
             status=status,
+            code=state.get("error_code"),
             duration_ms=round(seconds * 1000, 1),
             account_id=state.get("account_id"),
             avatar_id=state.get("avatar_id") or params.get("avatar_id"),

@@ -150,6 +150,9 @@ async def test_one_line_per_request_with_its_ids_route_status_and_duration(
         404,
         None,
     )
+    # An error's line names its code, so logs tell why requests fail.
+    assert third["code"] == missing.json()["error"]["code"] == "request.route_not_found"
+    assert first.get("code") is None and second.get("code") is None
 
 
 async def test_no_key_token_or_image_reaches_any_log(
