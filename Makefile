@@ -25,8 +25,16 @@ API     := http://127.0.0.1:$(PORT)
 run: install stop
 	@mkdir -p $(RUN_DIR)
 	@$(BIN)/avatar-prep db upgrade
-	@nohup $(BIN)/avatar-prep serve --port $(PORT) >$(RUN_DIR)/api.log 2>&1 & echo $$! >$(RUN_DIR)/api.pid
-	@nohup $(BIN)/avatar-prep worker >$(RUN_DIR)/worker.log 2>&1 & echo $$! >$(RUN_DIR)/worker.pid
+	@# Logs are appended (a restart keeps what came before); one past 10 MB is rotated
+	@# at start to .1 (older ones shift up, five kept).
+	@for log in $(RUN_DIR)/api.log $(RUN_DIR)/worker.log; do \
+	  if [ -f $$log ] && [ $$(stat -c %s $$log) -gt 10485760 ]; then \
+	    for i in 4 3 2 1; do [ -f $$log.$$i ] && mv $$log.$$i $$log.$$((i + 1)); done; \
+	    mv $$log $$log.1; \
+	  fi; \
+	done
+	@nohup $(BIN)/avatar-prep serve --port $(PORT) >>$(RUN_DIR)/api.log 2>&1 & echo $$! >$(RUN_DIR)/api.pid
+	@nohup $(BIN)/avatar-prep worker >>$(RUN_DIR)/worker.log 2>&1 & echo $$! >$(RUN_DIR)/worker.pid
 	@for i in $$(seq 150); do curl -sf $(API)/readyz >/dev/null && break; sleep 0.2; done; \
 	 curl -sf $(API)/readyz >/dev/null || { echo "the API did not start; see $(RUN_DIR)/api.log"; exit 1; }
 	@key=$$($(BIN)/avatar-prep keys create --account demo --plan paid | sed -n 's/^api key: *//p'); \

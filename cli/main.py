@@ -15,7 +15,7 @@ from pipeline.version import package_version
 
 # The commands that run the face models in this process: their native start-up
 # lines are hidden unless --verbose.
-MODEL_COMMANDS = frozenset({"prepare", "batch", "eval"})
+MODEL_COMMANDS = frozenset({"prepare", "batch", "eval", "serve", "worker"})
 
 
 class Parser(argparse.ArgumentParser):

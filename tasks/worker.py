@@ -192,6 +192,8 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
     # One log line and the metrics of every avatars.process run (tasks/observe.py).
     TaskObserver(lambda: runtime.services).connect()
     argv = [
+        # No start-up banner: every line the worker writes is a JSON log line.
+        "--quiet",
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
@@ -209,4 +211,5 @@ def run_worker(settings: Settings, *, concurrency: int, beat: bool, loglevel: st
         schedule = Path(settings.data_dir) / "celerybeat-schedule"
         schedule.parent.mkdir(parents=True, exist_ok=True)
         argv += ["--beat", f"--schedule={schedule}"]
+    configure_logging(loglevel)  # before Celery starts: its start-up warnings too
     app.worker_main(argv)

@@ -398,6 +398,12 @@ def test_logs_are_json_lines_with_ids_and_no_secrets(ops: Apis, ops_worker: Chil
     ]
     assert len(tasks) == 1
     assert (tasks[0]["status"], tasks[0]["code"], tasks[0]["attempt"]) == ("ready", None, 1)
+    # Every line of the worker is JSON too: no Celery banner, its warnings as log
+    # records, the face models' native start-up lines kept off (`--verbose` shows them).
+    raw = [line for line in ops_worker.log().splitlines() if line.strip()]
+    assert len(json_lines(ops_worker.log())) == len(raw), [
+        line for line in raw if not line.startswith("{")
+    ][:5]
     assert tasks[0]["duration_ms"] > 0
     # Nothing secret anywhere.
     everything = ops.logs()
