@@ -248,7 +248,7 @@ class Avatar(BaseModel):
 QUEUED_AVATAR_EXAMPLE: dict[str, Any] = {
     "object": "avatar",
     "id": AVATAR_ID_EXAMPLE,
-    "status": "queued",
+    "status": AvatarStatus.QUEUED.value,
     "name": "Ada on stage",
     "user_exclusive": True,
     "metadata": {"team": "blue"},

@@ -139,6 +139,12 @@ def avatar_statuses(settings: Settings) -> dict[str, str]:
         registry.close()
 
 
+class _Listening(ThreadingHTTPServer):
+    # The stdlib's backlog is 5: 20 clients connecting at once overflow it, and the
+    # dropped handshakes are retried a second later, past a test's connect timeout.
+    request_queue_size = 64
+
+
 class ImageServer:
     """A local HTTP server for URL uploads, on 127.0.0.1:
 
@@ -181,7 +187,7 @@ class ImageServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = _Listening(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._silent = socket.socket()

@@ -157,7 +157,8 @@ def test_twenty_concurrent_sessions_by_one_url_give_one_avatar(
 
         with ThreadPoolExecutor(20) as pool:
             responses = list(pool.map(start, range(20)))
-        assert [r.status_code for r in responses] == [201] * 20, responses[0].text
+        refused = [r.text for r in responses if r.status_code != 201]
+        assert not refused, refused[:2]
         assert len({r.json()["avatar_id"] for r in responses}) == 1
         listed = client.get("/v1/avatars", params={"limit": 100}).json()["data"]
         assert len(listed) == 1 and listed[0]["source"]["kind"] == "url"

@@ -118,6 +118,10 @@ class ImageServer(http.server.ThreadingHTTPServer):
     """A real HTTP server on loopback serving `files` (path -> bytes); `/status/N`
     answers HTTP N."""
 
+    # The stdlib's backlog is 5; concurrent clients past it see their handshake
+    # dropped and retried a second later.
+    request_queue_size = 64
+
     def __init__(self, files: dict[str, bytes]) -> None:
         super().__init__(("127.0.0.1", 0), _ImageHandler)
         self.files = files
