@@ -306,8 +306,9 @@ def test_a_session_outlives_its_avatar(local: Services) -> None:
     paid = new_account(local, "acme", "paid")
     avatar_id = ready_avatar(local, paid)
     session = start(local, paid, avatar_id, aspect_ratio="3:4")
+    # A started session keeps its avatar (avatar.in_use); once stopped, it may go.
+    assert local.sessions.stop(paid.id, session["id"])["status"] == "ended"
     local.avatars.delete(paid.id, avatar_id)
     shown = local.sessions.get(paid.id, session["id"])
-    assert shown["avatar_id"] == avatar_id
+    assert shown["avatar_id"] == avatar_id and shown["status"] == "ended"
     assert (shown["avatar_image"]["width"], shown["avatar_image"]["height"]) == (480, 640)
-    assert local.sessions.stop(paid.id, session["id"])["status"] == "ended"
