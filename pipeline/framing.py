@@ -14,16 +14,21 @@ the photo has, minimising the output pixels that lie outside it (the fill):
 - Position: the window slides within bounds (`PipelineSettings`): the face's
   centre at most `max_face_offcentre` of the width off the middle, the eye
   line between `min_eye_line` and `max_eye_line` of the height from the top,
-  and the head's top (`Face.head_top`) at least `min_headroom` of the height
-  below the top edge (or as close as the photo allows: a photo that cuts the
-  hair is not given invented hair; the headroom check warns). Among the
-  positions with the least fill, the one nearest today's placement (eyes at
-  the same height, face centred) wins.
+  the chin (landmark 152) at least `min_chin_room` of the height above the
+  bottom edge (a talking jaw opens), and the head's top (`Face.head_top`) at
+  least `min_headroom` of the height below the top edge, or as close as the
+  photo allows (a photo that cuts the hair is not given invented hair). Where
+  the eye line and the chin leave no room for the whole head, its top is cut
+  (the headroom check warns): cropped hair reads as a close-up, a frame
+  invented around the head as a smear. Among the positions with the least
+  fill, the one nearest today's placement (eyes at the same height, face
+  centred) wins.
 - Scale: zoom z in [1, `max_framing_zoom`] times today's face size, in steps
-  of 1%: the smallest z whose least fill is within `FILL_TOLERANCE` of the
-  least at any z. Both framings take the same z (the head keeps its size when
-  a session switches between them) when one z is within that tolerance for
-  both; else each its own.
+  of 1%, as long as the eye line and the chin's room both fit (about 2.1x on
+  a typical face: hairline to just below the chin): the smallest z whose
+  least fill is within `FILL_TOLERANCE` of the least at any z. Both framings
+  take the same z (the head keeps its size when a session switches between
+  them) when one z is within that tolerance for both; else each its own.
 
 So the order is: slide, then zoom a little, and only then fill. In the
 rotated source frame (q = R p, R the quarter turn) an output pixel u is
@@ -78,13 +83,15 @@ class _Place:
 def fit(
     points: Points,
     head_top: Point,
+    chin: Point,
     size: tuple[int, int],
     frames: tuple[Framing, ...],
     settings: PipelineSettings,
 ) -> dict[str, Fit]:
     """The adapted transforms of `frames` (the head-and-shoulders framings of
-    `pipeline.align.framings`) for a face with five `points` and `head_top`
-    (see `Face.head_top`) in an upright source of `size` (width, height) px,
+    `pipeline.align.framings`) for a face with five `points`, `head_top`
+    (see `Face.head_top`) and `chin` (x, y) in an upright source of `size`
+    (width, height) px,
     by aspect ratio. See the module docstring for the rule. Raises ValueError
     when the points are degenerate."""
     square = ffhq_square(points)
@@ -97,7 +104,12 @@ def fit(
     centre = rotate @ np.asarray(square.centre)
     eyes = rotate @ ((np.asarray(points["left_eye"]) + np.asarray(points["right_eye"])) / 2)
     top = rotate @ np.asarray(head_top)
-    offsets = (float(eyes[1] - centre[1]), float(top[1] - centre[1]))
+    bottom = rotate @ np.asarray(chin)
+    offsets = (
+        float(eyes[1] - centre[1]),
+        float(top[1] - centre[1]),
+        float(bottom[1] - centre[1]),
+    )
     zooms = [
         1 + i * ZOOM_STEP for i in range(round((settings.max_framing_zoom - 1) / ZOOM_STEP) + 1)
     ]
@@ -131,36 +143,43 @@ def _place(
     half_side: float,
     centre: np.ndarray,
     photo: tuple[np.ndarray, np.ndarray],
-    offsets: tuple[float, float],
+    offsets: tuple[float, float, float],
     settings: PipelineSettings,
 ) -> _Place | None:
-    """The least-fill position of `frame` at `zoom` (None when the head cannot
-    keep its headroom at a zoom above 1). `centre`: the square's centre in the
-    rotated source; `photo`: its (low, high) corners there; `offsets`: the eye
-    line's and the head top's height over the centre there."""
+    """The least-fill position of `frame` at `zoom` (None when, at a zoom above
+    1, the eye line cannot stay in its range with the chin's room kept).
+    `centre`: the square's centre in the rotated source; `photo`: its (low,
+    high) corners there; `offsets`: the eye line's, the head top's and the
+    chin's height over the centre there."""
     scale = zoom * frame.face_side / (2 * half_side)
     width, height = frame.width, frame.height
-    eye_offset, top_offset = offsets
+    eye_offset, top_offset, chin_offset = offsets
     # Today's placement: the face centred, the eyes where they are at zoom 1.
     eye_line = frame.face_centre[1] + frame.face_side / (2 * half_side) * eye_offset
     nominal = (width / 2, eye_line - scale * eye_offset)
     off = settings.max_face_offcentre * width
     x_range = ((width / 2 - off), (width / 2 + off))
+    # The bounds on f's height: the eye line in its range, the chin its room
+    # above the bottom edge (a talking jaw opens), the head its room below the top.
     eye_low = settings.min_eye_line * height - scale * eye_offset
-    eye_high = settings.max_eye_line * height - scale * eye_offset
-    # The head's top min_headroom below the frame's edge, but no more room
-    # demanded above it than the photo has (a photo that cuts the hair gets
-    # the headroom warning, not invented hair).
+    y_high = min(
+        settings.max_eye_line * height - scale * eye_offset,
+        (1 - settings.min_chin_room) * height - scale * chin_offset,
+    )
+    if y_high < eye_low:
+        if zoom > 1.0:
+            return None
+        y_high = settings.max_eye_line * height - scale * eye_offset
+    # No more room demanded above the head than the photo has: a photo that
+    # cuts the hair is not given invented hair.
     head_low = min(
         settings.min_headroom * height - scale * top_offset,
         scale * float(centre[1] - photo[0][1]),
     )
-    if head_low <= eye_high:
-        y_range = (max(eye_low, head_low), eye_high)
-    elif zoom == 1.0:
-        y_range = (eye_low, eye_high)  # the head cannot fit: the headroom check says so
-    else:
-        return None
+    # Where the head cannot keep its room, its top is cut (the headroom check
+    # says so) rather than the frame filled: cropped hair reads as a close-up,
+    # invented hair or shoulders as a smear.
+    y_range = (max(eye_low, head_low), y_high) if head_low <= y_high else (eye_low, y_high)
     covered = []
     for axis, (low, high), length in ((0, x_range, width), (1, y_range, height)):
         # In source units the window starts at centre - f / scale: f's range reversed.

@@ -145,6 +145,11 @@ class Face:
         x, y = forehead + allowance * (forehead - chin)
         return (float(x), float(y))
 
+    def chin(self) -> Point:
+        """The bottom of the chin (landmark 152), (x, y) source px."""
+        x, y = self.mesh[CHIN, :2]
+        return (float(x), float(y))
+
     def pose(self) -> dict[str, float]:
         """Head pose in degrees from the mesh's own 3-D points (a geometric
         estimate, no fitted model): the face's left-right axis is cheek edge to

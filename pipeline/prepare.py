@@ -126,7 +126,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("align"):
         points = main.five_points()
         head_top = main.head_top(settings.head_allowance)
-        fits = fit(points, head_top, (info.width, info.height), frames[1:], settings)
+        fits = fit(points, head_top, main.chin(), (info.width, info.height), frames[1:], settings)
         transforms = {frames[0].aspect_ratio: face_transform(points, frames[0])}
         transforms.update((ar, f.matrix) for ar, f in fits.items())
         upscale = output_scale(transforms[AspectRatio.SQUARE])

@@ -46,12 +46,23 @@ class PipelineSettings(BaseModel):
 
     # --- framing of the 4:3 and 3:4 (see pipeline/framing.py) ---
     max_framing_zoom: float = Field(
-        1.5,
+        2.4,
         ge=1.0,
-        le=1.6,
+        le=2.4,
         description="Most the head-and-shoulders framings may enlarge the face over their "
-        "default size (0.625 of the 1:1's) to avoid fill: 1.5x still shows the neck and "
-        "the top of the shoulders; 1.6x would be the 1:1's size, a head-only close-up.",
+        "default size (0.625 of the 1:1's) to avoid fill. Only a photo cropped tighter than "
+        "the frame takes more than 1x, and the eye line's range and the chin's room "
+        "(min_chin_room) stop it first: about 2.1-2.2x on a typical face, a close-up from "
+        "the hairline to below the chin, which reads as a photo where a quarter of "
+        "invented blur does not.",
+    )
+    min_chin_room: float = Field(
+        0.06,
+        ge=0.0,
+        le=0.3,
+        description="Room the head-and-shoulders framings keep below the chin (landmark "
+        "152), as a share of the frame height, when they zoom: a talking jaw drops by "
+        "about a tenth of the face's length, 5-6% of the frame at the closest framing.",
     )
     max_face_offcentre: float = Field(
         0.1,
@@ -93,19 +104,15 @@ class PipelineSettings(BaseModel):
         "fill is visible enough to say so.",
     )
     max_fill_ratio: float | None = Field(
-        None,
+        0.25,
         ge=0.0,
         le=0.25,
         description="Share of the default 4:3 rendition (the one the renderer animates) "
-        "filled above which the photo is rejected; None (the default) only warns. After the "
-        "framing zooms and slides, the dev sets' ordinary accepts need 0-22% and their tight "
-        "studio headshots 25-56%, with no gap between (0.219, then 0.253). Those headshots "
-        "are good photos of one clear face, labelled accept, and a person with such a photo "
-        "is better served by an avatar and a sentence (warn_fill_ratio) than a refusal: "
-        "rejecting at 25% lost 3 of 37 clear rows on faces and 2 accepts on faces2, and the "
-        "3 rejects it caught there (a render, a painting, a doll) were caught by their "
-        "tight crop, not their kind. Set it (at most 0.25) where the renderer cannot take a "
-        "frame that much invented.",
+        "filled above which the photo is rejected (None: only warn). Once the framing may "
+        "cut the hair and zoom to a close-up, the dev sets' clear accepts need at most "
+        "15% (an extreme close-up whose face fills the width), the next 9%, most none; "
+        "what needs more is a face cut by the photo's edge or a crop tighter than the face, "
+        "where a quarter of the frame would be a smear next to it.",
     )
 
     # --- detection ---

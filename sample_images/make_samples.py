@@ -57,6 +57,9 @@ ORIGINALS = {
 # The portrait's face, measured by eye on the 1200x1200 original: the frame edge of
 # reject_cut_off.jpg runs through the nose.
 PORTRAIT_NOSE_X = 600
+# The detector's face box of the portrait (x 420..878, y 247..771), cut to its width
+# and from the hairline to below the chin: reject_tight_crop.jpg.
+PORTRAIT_TIGHT_CROP = (420, 64, 878, 850)
 
 
 # --- Display P3 ICC profile -------------------------------------------------
@@ -208,6 +211,7 @@ def make_all(portrait: Image.Image, astronaut: Image.Image) -> dict[str, bytes]:
             team.paste(small, (700 + 380 * col + 190 * row, top))
     out["reject_small_group.jpg"] = _save(team, "JPEG")
     out["reject_cut_off.jpg"] = _save(portrait.crop((PORTRAIT_NOSE_X, 0, 1200, 1200)), "JPEG")
+    out["reject_tight_crop.jpg"] = _save(portrait.crop(PORTRAIT_TIGHT_CROP), "JPEG")
     out["reject_too_blurry.jpg"] = _save(portrait.filter(ImageFilter.GaussianBlur(12)), "JPEG")
     out["reject_too_dark.jpg"] = _save(portrait.point(lambda v: round(v * 0.12)), "JPEG")
 

@@ -3,8 +3,9 @@ re-render in a real Celery worker, on PostgreSQL, Redis and SeaweedFS; the
 avatars read back through the real API.
 
 The "old" avatars are made in this process by the real service code under the
-framing before issue 7 (no zoom, no slide); the stack runs the current one, which
-also rejects a 4:3 filled above 10%, so one of the two photos changes verdict."""
+framing before issue 7 (no zoom, no slide, fill only warned); the stack runs the
+current one, which rejects a 4:3 filled above 25%, so the photo cropped tighter
+than its face changes verdict."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from tests.services import SeaweedS3
 
 pytestmark = pytest.mark.integration
 
-OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0)
-CURRENT = PipelineSettings(max_fill_ratio=0.1)
+OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0, max_fill_ratio=None)
+CURRENT = PipelineSettings()
 ACCOUNT = "reprocess"
 # Guards against a hung test, not a timing assertion.
 DISCARD_TIMEOUT_SECONDS = 30.0
@@ -79,22 +80,22 @@ def test_reprocess_rerenders_old_avatars_in_place_and_reports_changed_verdicts(
 ) -> None:
     key = stack.new_key(ACCOUNT)
     portrait = made_with_old_framing(stack, models, key, "accept_portrait.jpg")
-    rotated = made_with_old_framing(stack, models, key, "exif_rotated_6.jpg")
+    tight = made_with_old_framing(stack, models, key, "reject_tight_crop.jpg")
     client = stack.client(key)
     old_portrait = image(client, portrait, "4:3")
-    old_rotated = image(client, rotated, "4:3")
+    old_tight = image(client, tight, "4:3")
     before = s3.keys("avatars/")
 
     dry = run(stack.settings, "reprocess", "--account", ACCOUNT, "--dry-run")
     assert "2 to reprocess" in dry, dry
-    assert f"would reprocess {portrait}" in dry and f"would reprocess {rotated}" in dry, dry
+    assert f"would reprocess {portrait}" in dry and f"would reprocess {tight}" in dry, dry
     assert s3.keys("avatars/") == before
     assert image(client, portrait, "4:3") == old_portrait
 
     out = run(stack.settings, "reprocess", "--account", ACCOUNT)
     assert "[2/2]" in out, out + stack.logs()[-4000:]
     assert f"{portrait}: replaced" in out, out
-    assert f"{rotated}: verdict_changed accepted -> face.framing" in out, out
+    assert f"{tight}: verdict_changed accepted -> face.framing" in out, out
     assert "1 verdict changes, not applied" in out, out
 
     # Same id, still ready, now with the current framing (same bytes as a fresh run).
@@ -103,8 +104,8 @@ def test_reprocess_rerenders_old_avatars_in_place_and_reports_changed_verdicts(
     expected = prepare(sample("accept_portrait.jpg"), models, CURRENT).renditions["4:3"].data
     assert image(client, portrait, "4:3") == expected != old_portrait
     # The changed verdict was not applied: the old renditions and status stay.
-    assert client.get(f"/v1/avatars/{rotated}").json()["status"] == "ready"
-    assert image(client, rotated, "4:3") == old_rotated
+    assert client.get(f"/v1/avatars/{tight}").json()["status"] == "ready"
+    assert image(client, tight, "4:3") == old_tight
 
     # The portrait's replaced objects go once presigned URLs to them have expired.
     replaced = {f"avatars/{portrait}/{name}" for name in ("1x1.jpg", "4x3.jpg", "3x4.jpg")}
@@ -118,7 +119,7 @@ def test_reprocess_rerenders_old_avatars_in_place_and_reports_changed_verdicts(
     settled = s3.keys("avatars/")
     again = run(stack.settings, "reprocess", "--account", ACCOUNT)
     assert "0 to reprocess, 1 already current, 1 verdict changes" in again, again
-    assert f"verdict changed, not applied: {rotated}" in again, again
+    assert f"verdict changed, not applied: {tight}" in again, again
     assert s3.keys("avatars/") == settled
     client.close()
     assert_nothing_orphaned(stack.settings, s3)

@@ -19,6 +19,7 @@ SETTINGS = PipelineSettings()
 # from (50, 251), the square's centre on output (320, 208).
 CENTRE = (450.0, 511.0)
 HEAD_TOP = (450.0, 380.0)  # the top of the hair, 131 px above the square's centre
+CHIN = (450.0, 680.0)  # 180 px below the eyes, 169 below the square's centre
 
 
 def fitted(
@@ -26,7 +27,8 @@ def fitted(
 ) -> dict[str, Fit]:
     dx, dy = shift
     face = {k: (x + dx, y + dy) for k, (x, y) in (points or UPRIGHT).items()}
-    return fit(face, (HEAD_TOP[0] + dx, HEAD_TOP[1] + dy), size, framings(512)[1:], SETTINGS)
+    top, chin = (HEAD_TOP[0] + dx, HEAD_TOP[1] + dy), (CHIN[0] + dx, CHIN[1] + dy)
+    return fit(face, top, chin, size, framings(512)[1:], SETTINGS)
 
 
 def window(result: Fit, ratio: str) -> np.ndarray:
@@ -74,14 +76,28 @@ def test_it_zooms_in_only_as_far_as_it_must_and_both_framings_keep_one_size() ->
     assert output_scale(fits["3:4"].matrix) == pytest.approx(output_scale(landscape.matrix))
 
 
-def test_a_photo_too_tight_is_filled_at_the_largest_zoom() -> None:
-    # 500 px wide around the face: even at 1.5x the window is 533 px wide, so it
-    # covers the photo's width and 1 - 500 / 533 of it is fill.
-    result = fitted((500, 2000), shift=(-200.0, 0.0))["4:3"]
-    assert result.zoom == pytest.approx(SETTINGS.max_framing_zoom)
-    assert result.fill == pytest.approx(1 - 500 / (800 / 1.5))
+def chin_room_zoom() -> float:
+    """The closest zoom at which the 4:3 keeps UPRIGHT's eyes at min_eye_line
+    and its chin min_chin_room above the bottom: at zoom z (0.8 z output px per
+    source px) the eyes sit 11 px above the square's centre and the chin 169
+    below, so 180 * 0.8 z <= (1 - min_chin_room - min_eye_line) * 480."""
+    room = 1 - SETTINGS.min_chin_room - SETTINGS.min_eye_line
+    return room * 480 / (180 * 0.8)
+
+
+def test_a_photo_too_tight_is_filled_at_the_closest_zoom_the_chin_allows() -> None:
+    # 300 px wide around the face: at the closest framing the window is still
+    # 800 / z > 300 px wide, so the sides are filled; the head is cut at the top
+    # (the frame is too short for it) rather than more of the frame invented.
+    result = fitted((300, 2000), shift=(-300.0, 0.0))["4:3"]
+    closest = chin_room_zoom()
+    assert closest - 2 * 0.01 < result.zoom <= closest < SETTINGS.max_framing_zoom
+    assert result.fill == pytest.approx(1 - 300 / (800 / result.zoom))
     x0, _, x1, _ = window(result, "4:3")
-    assert x0 < 0 < 500 < x1
+    assert x0 < 0 < 300 < x1
+    chin_y = apply(result.matrix, [(CHIN[0] - 300, CHIN[1])])[0][1]
+    assert chin_y <= (1 - SETTINGS.min_chin_room) * 480 + 1e-6
+    assert result.headroom < 0
 
 
 def test_the_eyes_never_rise_above_the_eye_line_range() -> None:
@@ -99,7 +115,8 @@ def test_the_eyes_never_rise_above_the_eye_line_range() -> None:
 def test_only_quarter_turns_are_undone(degrees: float, quarters: int) -> None:
     rolled = rotate_points(UPRIGHT, degrees, about=CENTRE)
     top = rotate_points({"top": HEAD_TOP}, degrees, about=CENTRE)["top"]
-    fits = fit(rolled, top, (3000, 3000), framings(512)[1:], SETTINGS)
+    chin = rotate_points({"chin": CHIN}, degrees, about=CENTRE)["chin"]
+    fits = fit(rolled, top, chin, (3000, 3000), framings(512)[1:], SETTINGS)
     for result in fits.values():
         (a, b, _), (c, d, _) = result.matrix
         expected = [(1, 0), (0, 1), (-1, 0), (0, -1)][quarters]

@@ -357,18 +357,38 @@ def test_not_a_photo_on_a_drawing(face_models: FaceModels) -> None:
 
 
 @needs_eval_set
-def test_extreme_close_up_is_accepted_with_a_framing_warning(face_models: FaceModels) -> None:
+def test_extreme_close_up_becomes_a_close_up_not_a_smear(face_models: FaceModels) -> None:
     data = (EVAL_IMAGES / "d039.jpg").read_bytes()
     accepted = prepare(data, face_models, SETTINGS)
 
     assert accepted.face.box[3] > 0.5 * accepted.source.height
-    # Even zoomed in 1.5x the 4:3 invents more than a quarter: said, not refused.
-    fill = next(c for c in accepted.warnings if c.name == "fill_4x3")
-    assert fill.code == "face.framing" and fill.value > 0.25
+    # The 4:3 zooms in past the hair (cut, and said) to a close-up: 38% of it
+    # was invented at the old 1.5x limit, now about 15%, said but accepted.
+    warned = {c.name: c for c in accepted.warnings}
+    assert warned["headroom"].value < 0
+    fill = warned["fill_4x3"]
+    assert fill.code == "face.framing" and SETTINGS.warn_fill_ratio < fill.value < 0.2
     assert "more room around the head" in fill.hint
-    # Where a deployment sets the limit, the same photo is refused for it.
-    strict = SETTINGS.model_copy(update={"max_fill_ratio": 0.25})
+    # Where a deployment sets a stricter limit, the same photo is refused for it.
+    strict = SETTINGS.model_copy(update={"max_fill_ratio": SETTINGS.warn_fill_ratio})
     assert rejection(data, face_models, strict).code == "face.framing"
+
+
+def test_a_crop_tighter_than_the_face_is_refused_for_its_4x3(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    # The portrait cut to its face box's width, from the hairline to below the
+    # chin: even the closest 4:3 would invent about 40% around the face.
+    data = sample_bytes("reject_tight_crop.jpg")
+    refused = rejection(data, face_models)
+    assert refused.code == "face.framing"
+    fill = next(c for c in refused.checks if c.name == "fill_4x3")
+    assert fill.severity == "reject" and fill.value > 0.25 + 0.1
+    assert "4:3" in refused.message and "more room around the head" in fill.hint
+    # Only the default 4:3 refuses: with its limit off the photo is accepted, warned.
+    lenient = SETTINGS.model_copy(update={"max_fill_ratio": None})
+    accepted = prepare(data, face_models, lenient)
+    assert {c.name for c in accepted.warnings} >= {"fill_4x3", "headroom"}
 
 
 def test_clip_art_is_rejected(

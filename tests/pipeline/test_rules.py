@@ -168,11 +168,16 @@ def framed(fills: dict[str, float], headroom: float = 0.1) -> dict[str, Any]:
     return by_name(replace(GOOD, fills={**GOOD.fills, **fills}, headroom=headroom))
 
 
-def test_fill_only_warns_by_default_however_much_is_invented() -> None:
-    assert S.max_fill_ratio is None
+def test_fill_rejects_only_the_default_4x3_by_default_and_only_warns_when_unset() -> None:
+    assert S.max_fill_ratio == 0.25
     most = framed({"4:3": 0.6, "3:4": 0.6, "1:1": 0.6})
-    assert [most[n].severity for n in ("fill_4x3", "fill_3x4", "fill_1x1")] == ["warn"] * 3
-    assert verdict(checks(replace(GOOD, fills={**GOOD.fills, "4:3": 0.6}), SETTINGS)) is None
+    assert [most[n].severity for n in ("fill_4x3", "fill_3x4", "fill_1x1")] == [
+        "reject",
+        "warn",
+        "warn",
+    ]
+    lenient = PipelineSettings(max_fill_ratio=None)
+    assert verdict(checks(replace(GOOD, fills={**GOOD.fills, "4:3": 0.6}), lenient)) is None
 
 
 def test_fill_warns_for_any_rendition_and_rejects_only_the_default_one_when_set() -> None:

@@ -2,9 +2,9 @@
 local storage, with a queue fake that records what would reach the workers.
 
 "Old" avatars are made by processing under the framing before issue 7 (no zoom,
-no slide: `max_framing_zoom=1.0`, `max_face_offcentre=0.0`); the current
-pipeline rejects a 4:3 filled above 10% (`max_fill_ratio=0.1`), so a photo
-whose 4:3 still needs fill changes verdict."""
+no slide, fill only warned: `max_framing_zoom=1.0`, `max_face_offcentre=0.0`,
+`max_fill_ratio=None`); the current pipeline rejects a 4:3 filled above 25%, so
+a photo cropped tighter than its face (`reject_tight_crop.jpg`) changes verdict."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from service.settings import Settings
 from service.storage import LocalStorage, avatar_prefix, record_key
 from tests.service.conftest import FakeBroker, account, sample, stored_keys, upload
 
-OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0)
-CURRENT = PipelineSettings(max_fill_ratio=0.1)
+OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0, max_fill_ratio=None)
+CURRENT = PipelineSettings()
 
 
 @dataclass
@@ -134,8 +134,8 @@ def test_an_old_framing_comes_back_with_the_new_one_under_the_same_id(
 def test_a_changed_verdict_is_reported_not_applied(
     local: Services, reprocessor: Reprocessor, models: FaceModels
 ) -> None:
-    # Accepted with the old framing; the current 4:3 still fills 14%, above 10%.
-    avatar_id = made_with(local, models, "exif_rotated_6.jpg", OLD_FRAMING)
+    # Accepted with the old framing; the current 4:3 still fills about 40%, above 25%.
+    avatar_id = made_with(local, models, "reject_tight_crop.jpg", OLD_FRAMING)
     before = row(local, avatar_id)
     keys_before = stored_keys(local)
 
