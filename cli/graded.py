@@ -3,29 +3,39 @@
 Each clearly accepted photo of the labelled set is degraded at four strengths
 (`cli.degrade`) and run through the pipeline again. What the quality checks
 promise: the mildest level is accepted, the strongest rejected, and every
-level between at least warned.
+level between at least warned. The degradations keep the photo's size and
+its face where it is, so its framing warnings (`face.framing`: fill, headroom)
+are the photo's own, not the degraded copy's, and do not count; and the
+mildest copy of a photo that is warned as it is (a soft photo, say) is
+accepted as promised when it says nothing the photo itself does not.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cli.degrade import DEGRADATIONS, LEVELS
-from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
+from pipeline import FaceModels, ImageError, PipelineSettings, Prepared, Rejected, prepare
 from pipeline.decode import decode, probe
+
+# What a degradation that keeps the photo's geometry does not change.
+GEOMETRY_CODES = frozenset({"face.framing"})
 
 
 @dataclass(frozen=True)
 class GradedOutcome:
     """One degraded photo: `outcome` is "accept", "warn" (accepted with a
-    warning) or "reject"; `codes` the rejection code or the warnings' codes."""
+    warning other than a framing one) or "reject"; `codes` the rejection code
+    or those warnings' codes; `own` the undegraded photo's warning codes (no
+    framing ones either)."""
 
     file: str
     degradation: str
     level: int
     outcome: str
     codes: tuple[str, ...]
+    own: frozenset[str] = frozenset()
 
 
 def graded(
@@ -42,11 +52,11 @@ def graded(
         info = probe(data, settings)
         rgb = decode(data, info).rgb
         face = clean.face.box[3]
+        own = frozenset(_said(clean))
         for degradation, apply in DEGRADATIONS.items():
             for level in LEVELS:
-                out.append(
-                    _run(name, degradation, level, apply(rgb, face, level), models, settings)
-                )
+                outcome = _run(name, degradation, level, apply(rgb, face, level), models, settings)
+                out.append(replace(outcome, own=own))
     return out
 
 
@@ -73,7 +83,7 @@ def format_graded(outcomes: list[GradedOutcome]) -> str:
 
 def _as_promised(o: GradedOutcome) -> bool:
     if o.level == LEVELS[0]:
-        return o.outcome == "accept"
+        return o.outcome != "reject" and set(o.codes) <= o.own
     if o.level == LEVELS[-1]:
         return o.outcome == "reject"
     return o.outcome != "accept"
@@ -91,5 +101,10 @@ def _run(
         prepared = prepare(data, models, settings)
     except (Rejected, ImageError) as error:
         return GradedOutcome(name, degradation, level, "reject", (error.code,))
-    codes = tuple(c.code for c in prepared.warnings)
+    codes = _said(prepared)
     return GradedOutcome(name, degradation, level, "warn" if codes else "accept", codes)
+
+
+def _said(prepared: Prepared) -> tuple[str, ...]:
+    """The codes of `prepared`'s warnings, the framing ones left out."""
+    return tuple(c.code for c in prepared.warnings if c.code not in GEOMETRY_CODES)

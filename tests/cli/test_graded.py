@@ -10,7 +10,7 @@ import pytest
 
 from cli.degrade import DEGRADATIONS, LEVELS, under_exposure
 from cli.graded import GradedOutcome, format_graded, graded
-from pipeline import FaceModels, PipelineSettings
+from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode, probe
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
@@ -74,6 +74,18 @@ def test_the_mildest_level_is_accepted_and_the_strongest_rejected(
         assert set(strongest.codes) <= codes, strongest
         for level in LEVELS[1:-1]:
             assert by[(degradation, level)].outcome != "accept", (degradation, level)
+
+
+def test_a_framing_warning_is_the_photos_own_not_the_degradations() -> None:
+    # The rotated sample's head reaches the top edge of its 4:3 (a headroom
+    # warning) before any degradation: its mildest copies are still accepted.
+    data = (SAMPLES / "exif_rotated_6.jpg").read_bytes()
+    with FaceModels.load() as models:
+        assert {c.code for c in prepare(data, models, SETTINGS).warnings} == {"face.framing"}
+        outcomes = graded({"rotated": data}, models, SETTINGS)
+    mildest = [o for o in outcomes if o.level == LEVELS[0]]
+    assert {o.outcome for o in mildest} == {"accept"}, mildest
+    assert not any("face.framing" in o.codes for o in outcomes if o.outcome == "warn"), outcomes
 
 
 def test_the_table_counts_each_cell(portrait_graded: list[GradedOutcome]) -> None:
