@@ -41,16 +41,30 @@ node {
 }
 """
 
+# MediaPipe's BlazePose person detector as a graph of its own (the pose
+# solution tracks one person and needs the landmark model too).
+_PERSON_GRAPH = """
+input_stream: "image"
+output_stream: "detections"
+node {
+  calculator: "PoseDetectionCpu"
+  input_stream: "IMAGE:image"
+  output_stream: "DETECTIONS:detections"
+}
+"""
+
 
 @dataclass(eq=False)
 class FaceModels:
     """Two face detectors (BlazeFace full range, for faces down to ~2% of the
-    frame, and short range, for close-ups) and the 468-point Face Mesh landmark
-    model driven by a region of interest (`mesh.process({"image", "roi"})`)."""
+    frame, and short range, for close-ups), the 468-point Face Mesh landmark
+    model driven by a region of interest (`mesh.process({"image", "roi"})`),
+    and BlazePose's person detector (`person`, see `pipeline.people`)."""
 
     full_range: Any  # mp.solutions.face_detection.FaceDetection, model_selection=1
     short_range: Any  # the same, model_selection=0
     mesh: SolutionBase
+    person: SolutionBase  # the pose detector: `person.process(rgb).detections`
 
     @classmethod
     def load(cls) -> FaceModels:
@@ -61,6 +75,7 @@ class FaceModels:
 
         detection = mp.solutions.face_detection
         mesh_config = text_format.Parse(_MESH_GRAPH, calculator_pb2.CalculatorGraphConfig())
+        person_config = text_format.Parse(_PERSON_GRAPH, calculator_pb2.CalculatorGraphConfig())
         return cls(
             full_range=detection.FaceDetection(
                 model_selection=1, min_detection_confidence=GRAPH_MIN_SCORE
@@ -73,11 +88,12 @@ class FaceModels:
                 side_inputs={"with_attention": False},
                 outputs=["landmarks"],
             ),
+            person=SolutionBase(graph_config=person_config, outputs=["detections"]),
         )
 
     def close(self) -> None:
         """Release the graphs; the object is unusable afterwards."""
-        for graph in (self.full_range, self.short_range, self.mesh):
+        for graph in (self.full_range, self.short_range, self.mesh, self.person):
             graph.close()
 
     def __enter__(self) -> FaceModels:

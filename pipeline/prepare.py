@@ -42,6 +42,7 @@ from pipeline.framing import fit
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.models import FaceModels
+from pipeline.people import count_people
 from pipeline.quality import measure as measure_quality
 from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
@@ -97,15 +98,17 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     faces, candidates = find_faces(small, models, settings, watch)
     if not faces:
         # A second look, in tiles at a higher resolution, tells a photo of no
-        # one from one of people too small for the first.
+        # one from one of people too small for the first; where it finds no
+        # face either, the person detector says whether anyone is there.
         with watch("decode"):
             reduction = detection_reduction(info, settings.small_face_side)
             pixels = first if reduction == first_reduction else decode(data, info, reduction)
             large = shrink(pixels.rgb, settings.small_face_side)
         with watch("detect"):
             found = detect_tiled(large, models, settings.min_small_face_score)
-        boxes = [c.box for c in found]
-        check = small_faces_check([h / large.shape[0] for *_, h in boxes], settings)
+            boxes = [c.box for c in found]
+            people = 0 if boxes else count_people(small, models)
+        check = small_faces_check([h / large.shape[0] for *_, h in boxes], people, settings)
         scale = info.width / large.shape[1]
         raise Rejected(
             check.message,

@@ -57,6 +57,10 @@ RULES: tuple[Rule, ...] = (
 )
 
 NO_FACE_MESSAGE = "No face was found in the image; upload a photo that shows one face clearly."
+UNSEEN_FACE_MESSAGE = (
+    "There is a person in the photo, but their face is too small, too blurred or turned "
+    "too far away to be found; use a portrait or head-and-shoulders photo facing the camera."
+)
 
 __all__ = [
     "RULES",
@@ -66,6 +70,7 @@ __all__ = [
     "measure",
     "no_face_check",
     "small_faces_check",
+    "unseen_face_check",
     "verdict",
 ]
 
@@ -95,13 +100,29 @@ def no_face_check() -> Check:
     )
 
 
-def small_faces_check(heights: list[float], settings: PipelineSettings) -> Check:
+def small_faces_check(heights: list[float], people: int, settings: PipelineSettings) -> Check:
     """The check of a photo whose faces only the tiled second look found, each
     as its height over the frame's: several are a group (face.multiple), one
-    is a person too far away (face.too_small), none leaves face.none."""
+    is a person too far away (face.too_small); none is face.too_small too when
+    the person detector found `people` there, else face.none."""
     if not heights:
-        return no_face_check()
+        return no_face_check() if not people else unseen_face_check()
     size = settings.output_size
     if len(heights) > 1:
         return FACE_COUNT.result(len(heights), 1, "reject", size)
     return FACE_SHARE.result(round(heights[0], 3), settings.min_face_height_ratio, "reject", size)
+
+
+def unseen_face_check() -> Check:
+    """The one check of an image with a person in it but no face to be found."""
+    return Check(
+        name="face_count",
+        passed=False,
+        value=0,
+        limit=1,
+        hint="Use a portrait or head-and-shoulders photo in which the face is clearly visible.",
+        code="face.too_small",
+        severity="reject",
+        bound="min",
+        message=UNSEEN_FACE_MESSAGE,
+    )

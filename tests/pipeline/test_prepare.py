@@ -301,6 +301,26 @@ def test_face_too_small(
     assert failed[0].name == check
 
 
+@needs_eval_set
+def test_people_too_small_for_any_face_detector_are_not_no_one(face_models: FaceModels) -> None:
+    # A beach of bathers a few pixels tall: neither look finds a face, the
+    # person detector finds people, so the sentence is about size, not absence.
+    rejected = rejection((EVAL_IMAGES / "d036.jpg").read_bytes(), face_models)
+
+    assert rejected.code == "face.too_small"
+    assert [(c.name, c.value) for c in rejected.checks] == [("face_count", 0)]
+    assert "There is a person in the photo" in rejected.message
+    assert rejected.face is None and rejected.candidates == ()
+
+
+def test_no_one_in_the_photo_is_still_no_face(
+    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+) -> None:
+    # The person detector sees no one in a cup, a cat or clip-art.
+    for name in ("reject_no_face.png", "reject_animal.png", "not_a_photo.png"):
+        assert rejection(sample_bytes(name), face_models).code == "face.none", name
+
+
 def test_not_frontal(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
     rejected = rejection(sample_bytes("reject_not_frontal.png"), face_models)
 

@@ -12,7 +12,15 @@ import pytest
 from pipeline import PipelineSettings
 from pipeline.landmarks import CHIN, FOREHEAD, LEFT_CHEEK_EDGE, RIGHT_CHEEK_EDGE, Face
 from pipeline.quality import FaceQuality
-from pipeline.rules import RULES, Measures, checks, measure, no_face_check, verdict
+from pipeline.rules import (
+    RULES,
+    Measures,
+    checks,
+    measure,
+    no_face_check,
+    small_faces_check,
+    verdict,
+)
 
 SETTINGS = PipelineSettings()
 GOOD = Measures(
@@ -244,6 +252,18 @@ def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
     none = no_face_check()
     assert (none.code, none.passed, none.value) == ("face.none", False, 0)
     assert "No face" in none.message
+
+
+def test_what_the_second_look_finds_names_the_reason() -> None:
+    # Several small faces: a group; one: a person too far away; none: no one,
+    # unless the person detector saw someone whose face could not be found.
+    assert small_faces_check([0.03, 0.03], 0, S).code == "face.multiple"
+    one = small_faces_check([0.03], 0, S)
+    assert (one.code, one.name, one.value) == ("face.too_small", "face_share", 0.03)
+    assert small_faces_check([], 0, S).code == "face.none"
+    unseen = small_faces_check([], 2, S)
+    assert (unseen.code, unseen.severity, unseen.value) == ("face.too_small", "reject", 0)
+    assert "There is a person in the photo" in unseen.message
 
 
 def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
