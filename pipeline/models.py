@@ -12,7 +12,7 @@ never pays for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,23 +59,18 @@ class FaceModels:
     """Two face detectors (BlazeFace full range, for faces down to ~2% of the
     frame, and short range, for close-ups), the 468-point Face Mesh landmark
     model driven by a region of interest (`mesh.process({"image", "roi"})`),
-    and BlazePose's person detector (`person`, see `pipeline.people`)."""
+    and BlazePose's person detector (`person()`, see `pipeline.people`)."""
 
     full_range: Any  # mp.solutions.face_detection.FaceDetection, model_selection=1
     short_range: Any  # the same, model_selection=0
     mesh: SolutionBase
-    person: SolutionBase  # the pose detector: `person.process(rgb).detections`
+    _person: SolutionBase | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls) -> FaceModels:
         import mediapipe as mp
-        from google.protobuf import text_format
-        from mediapipe.framework import calculator_pb2
-        from mediapipe.python.solution_base import SolutionBase
 
         detection = mp.solutions.face_detection
-        mesh_config = text_format.Parse(_MESH_GRAPH, calculator_pb2.CalculatorGraphConfig())
-        person_config = text_format.Parse(_PERSON_GRAPH, calculator_pb2.CalculatorGraphConfig())
         return cls(
             full_range=detection.FaceDetection(
                 model_selection=1, min_detection_confidence=GRAPH_MIN_SCORE
@@ -83,18 +78,23 @@ class FaceModels:
             short_range=detection.FaceDetection(
                 model_selection=0, min_detection_confidence=GRAPH_MIN_SCORE
             ),
-            mesh=SolutionBase(
-                graph_config=mesh_config,
-                side_inputs={"with_attention": False},
-                outputs=["landmarks"],
-            ),
-            person=SolutionBase(graph_config=person_config, outputs=["detections"]),
+            mesh=_graph(_MESH_GRAPH, "landmarks", {"with_attention": False}),
         )
+
+    def person(self) -> SolutionBase:
+        """The pose model's person detector (`person().process(rgb).detections`),
+        made on first use: only a photo in which no face was found needs it, and
+        a graph that is never run still costs a process about 40 MB at the peak
+        of a 50 MP photo (glibc's arenas for its threads)."""
+        if self._person is None:
+            self._person = _graph(_PERSON_GRAPH, "detections")
+        return self._person
 
     def close(self) -> None:
         """Release the graphs; the object is unusable afterwards."""
-        for graph in (self.full_range, self.short_range, self.mesh, self.person):
-            graph.close()
+        for graph in (self.full_range, self.short_range, self.mesh, self._person):
+            if graph is not None:
+                graph.close()
 
     def __enter__(self) -> FaceModels:
         return self
@@ -108,3 +108,13 @@ class FaceModels:
         import mediapipe as mp  # already imported by `load`: a dictionary lookup
 
         return str(mp.__version__)
+
+
+def _graph(text: str, output: str, side_inputs: dict[str, Any] | None = None) -> SolutionBase:
+    """A MediaPipe graph from its text config, with one output stream."""
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python.solution_base import SolutionBase
+
+    config = text_format.Parse(text, calculator_pb2.CalculatorGraphConfig())
+    return SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=[output])

@@ -26,5 +26,5 @@ MIN_PERSON_SCORE = 0.5
 def count_people(rgb: np.ndarray, models: FaceModels) -> int:
     """How many people the pose detector finds in `rgb` ((H, W, 3) uint8 RGB,
     any size: the model sees it at 224 x 224, letterboxed)."""
-    result = models.person.process(np.ascontiguousarray(rgb))
+    result = models.person().process(np.ascontiguousarray(rgb))
     return sum(1 for d in result.detections or () if d.score[0] >= MIN_PERSON_SCORE)

@@ -321,6 +321,20 @@ def test_no_one_in_the_photo_is_still_no_face(
         assert rejection(sample_bytes(name), face_models).code == "face.none", name
 
 
+def test_the_person_detector_is_made_once_and_only_for_a_photo_without_a_face(
+    sample_bytes: Callable[[str], bytes],
+) -> None:
+    # A graph that never runs still costs memory, so it is made on first need.
+    with FaceModels.load() as models:
+        prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
+        assert models._person is None
+        rejection(sample_bytes("reject_no_face.png"), models)
+        made = models._person
+        assert made is not None
+        rejection(sample_bytes("reject_no_face.png"), models)
+        assert models.person() is made
+
+
 def test_not_frontal(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
     rejected = rejection(sample_bytes("reject_not_frontal.png"), face_models)
 
