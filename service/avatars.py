@@ -324,6 +324,9 @@ class AvatarService:
         if row.account_id != account_id:
             raise _not_found(avatar_id)
         with self._registry.transaction() as session:
+            # The row stays locked while storage lists and deletes the objects: allow
+            # both calls their worst case, not the short limit meant for a dead host.
+            self._registry.allow_idle(session, 2 * self._storage_call_seconds())
             if session.get(AvatarRow, avatar_id, with_for_update=True) is None:
                 raise _not_found(avatar_id)
             in_use = session.scalar(
@@ -344,6 +347,12 @@ class AvatarService:
                 )
             self._storage.delete_prefix(avatar_prefix(avatar_id))
             session.execute(sql_delete(AvatarRow).where(AvatarRow.id == avatar_id))
+
+    def _storage_call_seconds(self) -> float:
+        """The longest one storage call may take: every attempt connecting and
+        reading to its time-out."""
+        s = self._settings
+        return s.s3_max_attempts * (s.s3_connect_timeout_seconds + s.s3_read_timeout_seconds)
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:
         """The rendition; Conflict(avatar.not_ready / avatar.failed) before ready."""

@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -297,13 +297,23 @@ class Registry:
         try:
             with self._sessions.begin() as session:
                 yield session
-        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        except (OperationalError, InterfaceError, PoolTimeout, InternalError) as exc:
             cause = getattr(exc, "orig", None) or exc  # the driver's own error, when there is one
+            if isinstance(exc, InternalError) and getattr(cause, "sqlstate", "") != IDLE_ENDED:
+                raise
             raise TransientError(
                 f"The registry database is unavailable ({type(cause).__name__}); "
                 "the operation can be retried.",
                 code="database.unavailable",
             ) from exc
+
+    def allow_idle(self, session: Session, seconds: float) -> None:
+        """Let `session`'s transaction wait up to `seconds` between commands (on
+        PostgreSQL, which otherwise ends it after database_idle_transaction_seconds):
+        for a transaction that holds a row while it waits on storage."""
+        if self.engine.dialect.name == "postgresql":
+            milliseconds = round(seconds * 1000)
+            session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}"))
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -324,6 +334,10 @@ class Registry:
         self.engine.dispose()
 
 
+# PostgreSQL's SQLSTATE for a session it ended for idling inside a transaction.
+IDLE_ENDED = "25P03"
+
+
 def make_engine(settings: Settings) -> Engine:
     """The process's one engine. Call once per process (lifespan, worker init, CLI)."""
     url = settings.database_url
@@ -333,6 +347,9 @@ def make_engine(settings: Settings) -> Engine:
     if url.startswith("postgresql"):
         # psycopg takes whole seconds; a dead server must fail fast, not hang a request.
         connect_args["connect_timeout"] = max(1, round(settings.database_connect_timeout_seconds))
+        # A transaction left open by a host that died must not hold its locks for hours.
+        idle_ms = round(settings.database_idle_transaction_seconds * 1000)
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={idle_ms}"
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(
         3.0, gt=0, description="A database that does not answer in this time is down."
     )
+    database_idle_transaction_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL ends a session of ours that sits this long inside a "
+        "transaction without a command. Ours take milliseconds; one left open is a client "
+        "whose host died mid-transaction (no reset reaches the server), and its row locks "
+        "would otherwise block the sweep and every retry of that avatar until the "
+        "server's TCP keepalive notices, hours later. Matches worker_lost_after_seconds.",
+    )
 
     # --- broker ---
     broker_url: str = Field(

@@ -4,14 +4,15 @@ UTC, and a database outage reported as a transient error."""
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlalchemy.exc import StatementError
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from service.errors import TransientError
 from service.registry import AccountRow, Base, Registry, upgrade
@@ -42,6 +43,49 @@ def test_postgres_migrations_match_the_models(postgres_url: str) -> None:
     settings = Settings(database_url=postgres_url)
     upgrade(settings)
     assert_schema_matches_models(settings)
+
+
+@pytest.mark.integration
+def test_a_transaction_its_client_abandoned_stops_holding_its_locks(postgres_url: str) -> None:
+    # A worker host that dies inside a transaction sends no reset: to the server
+    # its session is idle in a transaction, holding the avatar's row lock. The
+    # server ends it after database_idle_transaction_seconds, and whoever waits
+    # on that row (the sweep, the retry) goes on.
+    settings = Settings(database_url=postgres_url, database_idle_transaction_seconds=1.0)
+    registry = Registry(settings)
+    with registry.transaction() as session:
+        session.add(AccountRow(id="acct_lock", name="a", plan="free", created_at=datetime.now(UTC)))
+    dead = registry.engine.connect()  # the host that will die: never commits, never closes
+    dead.execute(text("SELECT 1 FROM accounts WHERE id = 'acct_lock' FOR UPDATE"))
+    start = time.monotonic()
+    with registry.transaction() as session:
+        # Without the server's timeout this would wait for hours: fail instead.
+        session.execute(text("SET LOCAL lock_timeout = '5s'"))
+        session.execute(text("UPDATE accounts SET name = 'b' WHERE id = 'acct_lock'"))
+    waited = time.monotonic() - start
+    assert 0.5 < waited < 5, waited  # blocked by the lock, then freed by the server
+    with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+        dead.execute(text("SELECT 1"))  # the server ended the abandoned session
+    dead.invalidate()
+    registry.close()
+
+
+@pytest.mark.integration
+def test_a_transaction_that_waits_on_storage_may_idle_longer(postgres_url: str) -> None:
+    settings = Settings(database_url=postgres_url, database_idle_transaction_seconds=0.5)
+    registry = Registry(settings)
+    with registry.transaction() as session:
+        registry.allow_idle(session, 10)
+        session.execute(text("SELECT 1"))
+        time.sleep(1.5)  # three times the limit: still alive, as the delete is on a slow S3
+        assert session.execute(text("SELECT 2")).scalar() == 2
+    # A transaction that did not ask is ended, and that reads as a retryable outage.
+    with pytest.raises(TransientError) as info, registry.transaction() as session:
+        session.execute(text("SELECT 1"))
+        time.sleep(1.5)
+        session.execute(text("SELECT 2"))
+    assert info.value.code == "database.unavailable"
+    registry.close()
 
 
 def test_times_come_back_in_utc(local_settings: Settings) -> None:
