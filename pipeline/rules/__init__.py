@@ -87,16 +87,10 @@ def verdict(all_checks: tuple[Check, ...]) -> Check | None:
 
 def no_face_check() -> Check:
     """The one check of an image in which no face was found."""
-    return Check(
-        name="face_count",
-        passed=False,
-        value=0,
-        limit=1,
-        hint="Use a photo in which one face is clearly visible and faces the camera.",
-        code="face.none",
-        severity="reject",
-        bound="min",
-        message=NO_FACE_MESSAGE,
+    return _no_face_found(
+        "face.none",
+        "Use a photo in which one face is clearly visible and faces the camera.",
+        NO_FACE_MESSAGE,
     )
 
 
@@ -115,14 +109,23 @@ def small_faces_check(heights: list[float], people: int, settings: PipelineSetti
 
 def unseen_face_check() -> Check:
     """The one check of an image with a person in it but no face to be found."""
+    return _no_face_found(
+        "face.too_small",
+        "Use a portrait or head-and-shoulders photo in which the face is clearly visible.",
+        UNSEEN_FACE_MESSAGE,
+    )
+
+
+def _no_face_found(code: str, hint: str, message: str) -> Check:
+    """The failed face count (0 found, 1 needed) that rejects with `code`."""
     return Check(
         name="face_count",
         passed=False,
         value=0,
         limit=1,
-        hint="Use a portrait or head-and-shoulders photo in which the face is clearly visible.",
-        code="face.too_small",
+        hint=hint,
+        code=code,
         severity="reject",
         bound="min",
-        message=UNSEEN_FACE_MESSAGE,
+        message=message,
     )
