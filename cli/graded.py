@@ -13,7 +13,7 @@ accepted as promised when it says nothing the photo itself does not.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cli.degrade import DEGRADATIONS, LEVELS
 from pipeline import FaceModels, ImageError, PipelineSettings, Prepared, Rejected, prepare
@@ -35,7 +35,7 @@ class GradedOutcome:
     level: int
     outcome: str
     codes: tuple[str, ...]
-    own: frozenset[str] = frozenset()
+    own: frozenset[str]
 
 
 def graded(
@@ -55,8 +55,8 @@ def graded(
         own = frozenset(_said(clean))
         for degradation, apply in DEGRADATIONS.items():
             for level in LEVELS:
-                outcome = _run(name, degradation, level, apply(rgb, face, level), models, settings)
-                out.append(replace(outcome, own=own))
+                degraded = apply(rgb, face, level)
+                out.append(_run(name, degradation, level, degraded, own, models, settings))
     return out
 
 
@@ -94,15 +94,17 @@ def _run(
     degradation: str,
     level: int,
     data: bytes,
+    own: frozenset[str],
     models: FaceModels,
     settings: PipelineSettings,
 ) -> GradedOutcome:
+    """The degraded copy `data`'s outcome; `own`: the undegraded photo's codes."""
     try:
         prepared = prepare(data, models, settings)
     except (Rejected, ImageError) as error:
-        return GradedOutcome(name, degradation, level, "reject", (error.code,))
+        return GradedOutcome(name, degradation, level, "reject", (error.code,), own)
     codes = _said(prepared)
-    return GradedOutcome(name, degradation, level, "warn" if codes else "accept", codes)
+    return GradedOutcome(name, degradation, level, "warn" if codes else "accept", codes, own)
 
 
 def _said(prepared: Prepared) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ ZOOM_STEP = 0.01
 # A zoom that saves less than this share of the frame's pixels from fill is not
 # worth the tighter frame.
 FILL_TOLERANCE = 0.005
+# A fill this small is none (the overlap's floating-point rounding).
+NO_FILL = 1e-9
 
 Point = tuple[float, float]
 
@@ -113,12 +115,16 @@ def fit(
     zooms = [
         1 + i * ZOOM_STEP for i in range(round((settings.max_framing_zoom - 1) / ZOOM_STEP) + 1)
     ]
-    places = {
-        f.aspect_ratio: [
-            _place(f, z, square.half_side, centre, photo, offsets, settings) for z in zooms
-        ]
-        for f in frames
-    }
+    places: dict[str, list[_Place | None]] = {f.aspect_ratio: [] for f in frames}
+    for z in zooms:
+        row = [_place(f, z, square.half_side, centre, photo, offsets, settings) for f in frames]
+        for frame, place in zip(frames, row, strict=True):
+            places[frame.aspect_ratio].append(place)
+        # No larger zoom can do better once every framing fills nothing or no
+        # longer fits (the eye line and the chin only get further apart): most
+        # photos stop at zoom 1.
+        if all(p is None or p.fill <= NO_FILL for p in row):
+            break
     chosen = _choose(places)
     fits = {}
     for frame in frames:
@@ -162,14 +168,12 @@ def _place(
     # The bounds on f's height: the eye line in its range, the chin its room
     # above the bottom edge (a talking jaw opens), the head its room below the top.
     eye_low = settings.min_eye_line * height - scale * eye_offset
-    y_high = min(
-        settings.max_eye_line * height - scale * eye_offset,
-        (1 - settings.min_chin_room) * height - scale * chin_offset,
-    )
+    eye_high = settings.max_eye_line * height - scale * eye_offset
+    y_high = min(eye_high, (1 - settings.min_chin_room) * height - scale * chin_offset)
     if y_high < eye_low:
         if zoom > 1.0:
             return None
-        y_high = settings.max_eye_line * height - scale * eye_offset
+        y_high = eye_high
     # No more room demanded above the head than the photo has: a photo that
     # cuts the hair is not given invented hair.
     head_low = min(
