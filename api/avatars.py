@@ -9,7 +9,7 @@ avatar finished (service/notify.py), re-reading it then.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -33,8 +33,10 @@ from api.schemas import (
 )
 from api.uploads import read_upload
 from pipeline.aspect import AspectRatio
+from service import domain
 from service.codes import status_for_failed_avatar
 from service.notify import FinishListener, wait_until_finished
+from service.public import avatar_json
 from service.runtime import Services
 from service.status import UNFINISHED, AvatarStatus
 
@@ -140,30 +142,29 @@ async def upload_face(
             metadata=upload.metadata,
         )
     )
-    request.state.avatar_id = avatar["id"]  # for the request's log line (api/observe.py)
+    request.state.avatar_id = avatar.id  # for the request's log line (api/observe.py)
     if not created:
-        return JSONResponse(avatar, status_code=200)
-    if wait and avatar["status"] in UNFINISHED:
+        return JSONResponse(avatar_json(avatar), status_code=200)
+    if wait and avatar.status in UNFINISHED:
         avatar = await wait_for_verdict(request, services, account.id, avatar, wait)
-    location = {"Location": f"/v1/avatars/{avatar['id']}"}
-    if avatar["status"] == AvatarStatus.READY:
-        return JSONResponse(avatar, status_code=201, headers=location)
-    if avatar["status"] == AvatarStatus.FAILED:
-        error = {**avatar["error"], "avatar_id": avatar["id"]}
+    location = {"Location": f"/v1/avatars/{avatar.id}"}
+    if avatar.status == AvatarStatus.FAILED and avatar.error is not None:
+        error = {**avatar.error, "avatar_id": avatar.id}
         return error_response(request, status_for_failed_avatar(error["code"]), error)
-    return JSONResponse(avatar, status_code=202, headers=location)
+    status = 201 if avatar.status == AvatarStatus.READY else 202
+    return JSONResponse(avatar_json(avatar), status_code=status, headers=location)
 
 
 async def wait_for_verdict(
-    request: Request, services: Services, account_id: str, avatar: dict[str, Any], wait: float
-) -> dict[str, Any]:
+    request: Request, services: Services, account_id: str, avatar: domain.Avatar, wait: float
+) -> domain.Avatar:
     """The avatar once it is ready or failed, `wait` seconds pass, or the client goes
     away: re-read when the listener says it finished (or on its fallback schedule)."""
     listener: FinishListener = request.app.state.finishes
     return await wait_until_finished(
         listener,
         avatar,
-        lambda: run_in_threadpool(services.avatars.get, account_id, avatar["id"]),
+        lambda: run_in_threadpool(services.avatars.get, account_id, avatar.id),
         wait,
         gone=request.is_disconnected,
     )
@@ -179,7 +180,7 @@ async def get_avatar(
     avatar_id: AvatarIdPath, account: AccountDep, services: ServicesDep
 ) -> JSONResponse:
     avatar = await run_in_threadpool(services.avatars.get, account.id, avatar_id)
-    return JSONResponse(avatar)
+    return JSONResponse(avatar_json(avatar))
 
 
 @router.get(
@@ -205,7 +206,9 @@ async def list_avatars(
             account.id, limit=limit, starting_after=starting_after, status=status
         )
     )
-    return JSONResponse({"object": "list", "data": avatars, "has_more": has_more})
+    return JSONResponse(
+        {"object": "list", "data": [avatar_json(a) for a in avatars], "has_more": has_more}
+    )
 
 
 @router.get(

@@ -15,9 +15,9 @@ from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
 from api.schemas import AVATAR_ID_EXAMPLE, Timestamp
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
-from service.avatar_object import rfc3339
 from service.errors import PermissionDenied
 from service.previews import OVERLAY
+from service.public import rfc3339
 
 router = APIRouter(tags=["avatars"])
 signed_router = APIRouter(tags=["avatars"])

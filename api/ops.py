@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ServicesDep
 from api.errors import DEFAULT_RETRY_AFTER, error_response, error_responses
 from api.schemas import Health, Readiness, Workers
-from service.avatar_object import rfc3339
 from service.errors import TransientError
+from service.public import rfc3339
 from service.registry import utcnow
 
 router = APIRouter(tags=["operations"])

@@ -46,8 +46,10 @@ from api.uploads import (
 from pipeline.aspect import AspectRatio
 from service.avatars import ImageInput
 from service.codes import status_for_failed_avatar
+from service.domain import Avatar
 from service.errors import InvalidRequest
 from service.keys import Account
+from service.public import session_json
 from service.runtime import Services
 from service.sessions import Room, check_aspect_ratio, check_platform, is_avatar_reference
 from service.status import UNFINISHED, AvatarStatus
@@ -144,7 +146,7 @@ async def create_session(
 ) -> JSONResponse:
     fields = await read_create_request(request, body_limits(settings.pipeline.max_bytes)[1])
     avatar_id = fields.avatar_id.strip()
-    inline: dict[str, Any] | None = None
+    inline: Avatar | None = None
     if not is_avatar_reference(avatar_id):
         # A mistyped id is named as such before the plan is asked about images.
         check_not_an_id(avatar_id, "avatar_id")
@@ -153,9 +155,9 @@ async def create_session(
         inline = await _prepare_inline(
             request, services, account, image, settings.session_inline_wait_seconds
         )
-        avatar_id = inline["id"]
+        avatar_id = inline.id
     request.state.avatar_id = avatar_id  # for the request's log line (api/observe.py)
-    if inline is not None and inline["status"] != AvatarStatus.READY:
+    if inline is not None and inline.status != AvatarStatus.READY:
         return _unusable_inline(request, inline, settings.session_inline_wait_seconds)
     room = Room(
         platform=fields.room.platform,
@@ -172,35 +174,35 @@ async def create_session(
             metadata=fields.metadata,
         )
     )
-    request.state.session_id = session["id"]
+    request.state.session_id = session.id
     return JSONResponse(
-        session, status_code=201, headers={"Location": f"/v1/sessions/{session['id']}"}
+        session_json(session), status_code=201, headers={"Location": f"/v1/sessions/{session.id}"}
     )
 
 
-def _unusable_inline(request: Request, avatar: dict[str, Any], waited: float) -> JSONResponse:
+def _unusable_inline(request: Request, avatar: Avatar, waited: float) -> JSONResponse:
     """An inline image's avatar that cannot back the session: its verdict (the 422
     face or image error, as upload-face answers it), or 409 avatar.not_ready when
     it is still being prepared; both carry `avatar_id`."""
-    if avatar["status"] == AvatarStatus.FAILED:
-        error = {**avatar["error"], "param": "avatar_id", "avatar_id": avatar["id"]}
+    if avatar.status == AvatarStatus.FAILED and avatar.error is not None:
+        error = {**avatar.error, "param": "avatar_id", "avatar_id": avatar.id}
         return error_response(request, status_for_failed_avatar(error["code"]), error)
     return error_response(
         request,
         409,
         {
             "code": "avatar.not_ready",
-            "message": f"The image became avatar {avatar['id']}, still {avatar['status']} "
+            "message": f"The image became avatar {avatar.id}, still {avatar.status} "
             f"after {waited:g} s; start the session with that id once it is ready.",
             "param": "avatar_id",
-            "avatar_id": avatar["id"],
+            "avatar_id": avatar.id,
         },
     )
 
 
 async def _prepare_inline(
     request: Request, services: Services, account: Account, image: ImageInput, wait: float
-) -> dict[str, Any]:
+) -> Avatar:
     """The avatar of an image sent inline, made as upload-face makes it (an existing
     one for the same bytes), once finished or after `wait` seconds."""
     avatar, _ = await run_in_threadpool(
@@ -208,7 +210,7 @@ async def _prepare_inline(
             account.id, image, name=None, user_exclusive=True, metadata={}
         )
     )
-    if avatar["status"] in UNFINISHED:
+    if avatar.status in UNFINISHED:
         avatar = await wait_for_verdict(request, services, account.id, avatar, wait)
     return avatar
 
@@ -262,7 +264,7 @@ async def get_session(
     session_id: SessionIdPath, account: AccountDep, services: ServicesDep
 ) -> JSONResponse:
     session = await run_in_threadpool(services.sessions.get, account.id, session_id)
-    return JSONResponse(session)
+    return JSONResponse(session_json(session))
 
 
 @router.post(
@@ -277,4 +279,4 @@ async def stop_session(
     session_id: SessionIdPath, account: AccountDep, services: ServicesDep
 ) -> JSONResponse:
     session = await run_in_threadpool(services.sessions.stop, account.id, session_id)
-    return JSONResponse(session)
+    return JSONResponse(session_json(session))

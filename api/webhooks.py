@@ -4,7 +4,7 @@ service/webhooks.py's; the README shows how a receiver verifies a delivery."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
 from api.schemas import Timestamp
+from service.public import endpoint_json
 from service.webhooks import DeliveryStatus, EventType
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
@@ -133,9 +134,9 @@ async def create_webhook_endpoint(
         )
     )
     return JSONResponse(
-        endpoint,
+        endpoint_json(endpoint),
         status_code=201,
-        headers={"Location": f"/v1/webhook_endpoints/{endpoint['id']}"},
+        headers={"Location": f"/v1/webhook_endpoints/{endpoint.id}"},
     )
 
 
@@ -147,8 +148,8 @@ async def create_webhook_endpoint(
 )
 async def list_webhook_endpoints(account: AccountDep, services: ServicesDep) -> JSONResponse:
     endpoints = await run_in_threadpool(services.webhooks.list_endpoints, account.id)
-    body: dict[str, Any] = {"object": "list", "data": endpoints, "has_more": False}
-    return JSONResponse(body)
+    data = [endpoint_json(e) for e in endpoints]
+    return JSONResponse({"object": "list", "data": data, "has_more": False})
 
 
 @router.get(
@@ -161,7 +162,7 @@ async def get_webhook_endpoint(
     endpoint_id: EndpointIdPath, account: AccountDep, services: ServicesDep
 ) -> JSONResponse:
     endpoint = await run_in_threadpool(services.webhooks.get_endpoint, account.id, endpoint_id)
-    return JSONResponse(endpoint)
+    return JSONResponse(endpoint_json(endpoint))
 
 
 @router.delete(

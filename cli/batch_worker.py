@@ -22,6 +22,7 @@ from cli.results import process_image_result
 from pipeline import FaceModels, PipelineSettings, Prepared
 from pipeline.errors import AvatarPrepError
 from service.avatars import ImageInput
+from service.domain import Avatar
 from service.runtime import Services
 from service.settings import Settings
 from service.status import UNFINISHED, AvatarStatus
@@ -112,27 +113,26 @@ def process_job(job: Job) -> Row:
         elapsed = (time.perf_counter() - start) * 1000
         return failed_row(job, exc.code, f"upload failed: {exc.message}", elapsed, row.sha256)
     elapsed = round((time.perf_counter() - start) * 1000, 1)
-    if avatar["status"] == AvatarStatus.FAILED:
-        error = avatar["error"]
+    if avatar.status == AvatarStatus.FAILED and avatar.error is not None:
         return replace(
             row,
             verdict="error",
-            code=error["code"],
-            message=error["message"],
+            code=avatar.error["code"],
+            message=avatar.error["message"],
             time_ms=elapsed,
-            avatar_id=avatar["id"],
+            avatar_id=avatar.id,
         )
-    return replace(row, time_ms=elapsed, avatar_id=avatar["id"])
+    return replace(row, time_ms=elapsed, avatar_id=avatar.id)
 
 
 def upload(
     worker: _Worker, target: Upload, path: str, data: bytes, prepared: Prepared | None = None
-) -> dict[str, Any]:
+) -> Avatar:
     """Create the avatar of `data` the way the API does and process it here, in
     this process, with `worker`'s models (no broker involved). `prepared`, the
     pipeline's result the output folder was written from, is stored as the
     avatar's when it was made with the service's own pipeline settings, so the
-    pipeline runs once per file. Returns the avatar object: `ready`, or the
+    pipeline runs once per file. Returns the avatar: `ready`, or the
     existing one for bytes this account already sent."""
     if worker.services is None:
         # No broker: the avatar is processed right below, in this process.
@@ -145,10 +145,10 @@ def upload(
         user_exclusive=True,
         metadata={},
     )
-    if avatar["status"] in UNFINISHED:
+    if avatar.status in UNFINISHED:
         same_settings = target.settings.pipeline == worker.settings
-        avatars.process(avatar["id"], prepared if same_settings else None)
-        avatar = avatars.get(target.account_id, avatar["id"])
+        avatars.process(avatar.id, prepared if same_settings else None)
+        avatar = avatars.get(target.account_id, avatar.id)
     return avatar
 
 

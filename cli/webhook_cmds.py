@@ -47,10 +47,10 @@ def _add(args: argparse.Namespace) -> int:
         endpoint = services.webhooks.create_endpoint(
             account_id, args.url, events=args.event, description=args.description
         )
-        print(f"endpoint id: {endpoint['id']}")
-        print(f"url:         {endpoint['url']}")
-        print(f"events:      {', '.join(endpoint['events'])}")
-        print(f"secret:      {endpoint['secret']}")
+        print(f"endpoint id: {endpoint.id}")
+        print(f"url:         {endpoint.url}")
+        print(f"events:      {', '.join(endpoint.events)}")
+        print(f"secret:      {endpoint.secret}")
         print("The secret is shown only this once; the receiver needs it to verify signatures.")
 
     return _with_account(args.account, run)
@@ -60,7 +60,7 @@ def _list(args: argparse.Namespace) -> int:
     def run(services: Services, account_id: str) -> None:
         endpoints = services.webhooks.list_endpoints(account_id)
         for e in endpoints:
-            print(f"{e['id']}  {e['url']}  {','.join(e['events'])}  {e['description'] or ''}")
+            print(f"{e.id}  {e.url}  {','.join(e.events)}  {e.description or ''}")
         if not endpoints:
             print(f"no webhook endpoints for {args.account}")
 

@@ -38,8 +38,8 @@ from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
 from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
-from service.avatar_object import avatar_object
 from service.codes import failure_is_final
+from service.domain import Avatar
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.fetch import fetch
 from service.ids import new_id
@@ -111,10 +111,10 @@ class AvatarService:
         name: str | None,
         user_exclusive: bool,
         metadata: dict[str, Any],
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Avatar, bool]:
         """Cheap checks (a URL fetched, size, sniffed format, header limits), store the
         original under a server-made key, insert the row `queued`, enqueue. Returns the
-        avatar object (api.md shape) and `created`: False when this account already has
+        avatar and `created`: False when this account already has
         an avatar of these bytes, returned as it is; True for a new avatar, or for that
         one processed again under its id because it failed for a reason that was no
         verdict on the image (`service.codes.failure_is_final`). Raises ImageError for
@@ -165,7 +165,7 @@ class AvatarService:
 
     def _same_bytes_again(
         self, existing: AvatarRow, data: bytes, info: Probe, sha256: str
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Avatar, bool]:
         """The answer to bytes the account already has as `existing`: that avatar
         (`created` False), unless it failed for a reason that was no verdict on the
         image; then it is reopened, its original stored again, and sent (`created`
@@ -173,7 +173,7 @@ class AvatarService:
         if existing.status != AvatarStatus.FAILED or failure_is_final(
             (existing.error or {}).get("code")
         ):
-            return avatar_object(existing), False
+            return Avatar.of(existing), False
         self._check_room()  # processing it again is new work
         key = original_key(existing.id)
         # Stored first (the same key, the same bytes: harmless when another upload
@@ -196,7 +196,7 @@ class AvatarService:
             self._discard_objects(existing.id)
             raise _deleted_meanwhile()
         if not reopened_here:  # another upload reopened it first
-            return avatar_object(row), False
+            return Avatar.of(row), False
         logger.info(
             "avatar %s: processed again after %s", row.id, (existing.error or {}).get("code")
         )
@@ -235,7 +235,7 @@ class AvatarService:
         with self._registry.transaction() as session:
             session.add(row)
 
-    def _send(self, row: AvatarRow) -> dict[str, Any]:
+    def _send(self, row: AvatarRow) -> Avatar:
         """Enqueue the id; a broker that refuses leaves the row `queued` for the sweeper."""
         try:
             self._queue.send(row.id)
@@ -249,7 +249,7 @@ class AvatarService:
                 row.enqueued_at = None
             except TransientError:
                 pass  # still swept, once `stuck_after_seconds` have passed
-        return avatar_object(row)
+        return Avatar.of(row)
 
     def _discard_objects(self, avatar_id: str) -> None:
         try:
@@ -289,13 +289,13 @@ class AvatarService:
 
     # --- reads and delete -------------------------------------------------------
 
-    def get(self, account_id: str, avatar_id: str) -> dict[str, Any]:
-        """The avatar object; NotFound when unknown or not visible."""
-        return avatar_object(self._visible(account_id, avatar_id))
+    def get(self, account_id: str, avatar_id: str) -> Avatar:
+        """The avatar; NotFound when unknown or not visible."""
+        return Avatar.of(self._visible(account_id, avatar_id))
 
     def list(
         self, account_id: str, *, limit: int, starting_after: str | None, status: str | None
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Avatar], bool]:
         """This account's avatars newest first, and has_more."""
         if status is not None and status not in list(AvatarStatus):
             raise InvalidRequest(
@@ -311,7 +311,7 @@ class AvatarService:
         query = query.order_by(AvatarRow.id.desc()).limit(limit + 1)
         with self._registry.transaction() as session:
             rows = session.scalars(query).all()
-        return [avatar_object(r) for r in rows[:limit]], len(rows) > limit
+        return [Avatar.of(r) for r in rows[:limit]], len(rows) > limit
 
     def delete(self, account_id: str, avatar_id: str) -> None:
         """Remove every stored object then the row. NotFound when not visible or

@@ -42,9 +42,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from service.domain import Avatar
 from service.registry import Registry
 from service.settings import Settings
-from service.status import AvatarStatus
 
 logger = logging.getLogger(__name__)
 
@@ -313,21 +313,21 @@ async def listening(settings: Settings) -> AsyncIterator[FinishListener]:
 
 async def wait_until_finished(
     listener: FinishListener,
-    avatar: dict[str, Any],
-    read: Callable[[], Awaitable[dict[str, Any]]],
+    avatar: Avatar,
+    read: Callable[[], Awaitable[Avatar]],
     timeout: float,
     *,
     gone: Callable[[], Awaitable[bool]] | None = None,
-) -> dict[str, Any]:
-    """`avatar` (an api.md avatar object) re-read with `read()` until it is ready or
+) -> Avatar:
+    """`avatar` re-read with `read()` until it is ready or
     failed, `timeout` seconds pass, or `gone()` (the client left) says so. Re-reads
     when told it finished, else every `fallback_seconds` while the listener is
     connected (a lost notification costs that much), else on the polling
     schedule."""
     deadline = time.monotonic() + timeout
     delay = POLL_FIRST_SECONDS
-    with listener.watch(avatar["id"]) as watch:
-        while not AvatarStatus(avatar["status"]).finished:
+    with listener.watch(avatar.id) as watch:
+        while not avatar.status.finished:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (gone is not None and await gone()):
                 break

@@ -22,11 +22,11 @@ from pipeline import FaceModels, ImageError, Prepared, Rejected, prepare
 from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
 from pipeline.record import Check, FaceInfo
-from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.fetch import fetch
 from service.heartbeats import held_by_a_lost_worker
 from service.lifecycle import finish_avatar
+from service.public import error_object
 from service.queue import BrokerUnavailable, WorkQueue
 from service.registry import AvatarRow, Registry, utcnow
 from service.settings import Settings

@@ -48,9 +48,9 @@ from sqlalchemy import select
 
 from pipeline import FaceModels, ImageError, Rejected, prepare
 from pipeline.prepare import versions
-from service.avatar_object import error_object
 from service.errors import ObjectMissing
 from service.processing import store_json, store_prepared
+from service.public import error_object
 from service.queue import BrokerUnavailable
 from service.registry import AccountRow, AvatarRow, Registry, utcnow
 from service.settings import Settings

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
-from service.avatar_object import image_route, rfc3339
 from service.avatars import AvatarService
+from service.domain import Session
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from service.ids import new_id
 from service.keys import Account
+from service.public import image_route, session_json
 from service.registry import AvatarRow, Registry, SessionRow, utcnow
 from service.settings import Settings
 from service.status import AvatarStatus
@@ -126,9 +127,9 @@ class SessionService:
         room: Room,
         aspect_ratio: str,
         metadata: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Start a session with the avatar `avatar_id`. Returns the session object plus
-        `session_token` (the only time it is shown). Raises NotFound
+    ) -> Session:
+        """Start a session with the avatar `avatar_id`. Returns the session with its
+        `token` (the only time it is shown). Raises NotFound
         (avatar.not_found: unknown, or another account's user_exclusive avatar),
         Conflict (avatar.not_ready while queued or processing, avatar.failed),
         InvalidRequest (room.platform_invalid, session.aspect_ratio_invalid)."""
@@ -138,21 +139,21 @@ class SessionService:
             avatar = self._avatars.get(account.id, avatar_id)
         except NotFound as missing:  # named as this request names it
             raise NotFound(missing.message, code=missing.code, param="avatar_id") from None
-        if avatar["status"] == AvatarStatus.FAILED:
-            code = (avatar["error"] or {}).get("code", "unknown")
+        if avatar.status == AvatarStatus.FAILED:
+            code = avatar.error_code or "unknown"
             raise Conflict(
                 f"The avatar {avatar_id} failed ({code}); upload another photo.",
                 code="avatar.failed",
                 param="avatar_id",
             )
-        if avatar["status"] != AvatarStatus.READY:
+        if avatar.status != AvatarStatus.READY or avatar.images is None:
             raise Conflict(
-                f"The avatar {avatar_id} is {avatar['status']}; a session can start once it "
+                f"The avatar {avatar_id} is {avatar.status}; a session can start once it "
                 "is ready (poll GET /v1/avatars/{id}).",
                 code="avatar.not_ready",
                 param="avatar_id",
             )
-        image = avatar["images"][aspect_ratio]
+        image = avatar.images[aspect_ratio]
         token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
         started = utcnow()
         row = SessionRow(
@@ -160,8 +161,8 @@ class SessionService:
             account_id=account.id,
             avatar_id=avatar_id,
             aspect_ratio=aspect_ratio,
-            image_width=image["width"],
-            image_height=image["height"],
+            image_width=image.width,
+            image_height=image.height,
             room_platform=room.platform,
             room_url=room.url,
             room_name=room.name,
@@ -180,17 +181,20 @@ class SessionService:
                     f"No avatar {avatar_id}.", code="avatar.not_found", param="avatar_id"
                 )
             session.add(row)
-            record_event(session, account.id, EventType.SESSION_STARTED, self._object(row, started))
-        return {**self._object(row, started), "session_token": token}
+            started_session = self._session(row, started)
+            record_event(
+                session, account.id, EventType.SESSION_STARTED, session_json(started_session)
+            )
+        return replace(started_session, token=token)
 
-    def get(self, account_id: str, session_id: str) -> dict[str, Any]:
-        """The session object; NotFound(session.not_found) when unknown or another
+    def get(self, account_id: str, session_id: str) -> Session:
+        """The session; NotFound(session.not_found) when unknown or another
         account's."""
         with self._registry.transaction() as session:
             row = self._own(session.get(SessionRow, session_id), account_id, session_id)
-        return self._object(row, utcnow())
+        return self._session(row, utcnow())
 
-    def stop(self, account_id: str, session_id: str) -> dict[str, Any]:
+    def stop(self, account_id: str, session_id: str) -> Session:
         """End the session now. Idempotent: stopping an ended session (stopped before,
         or expired) changes nothing and returns it as it is."""
         now = utcnow()
@@ -201,8 +205,13 @@ class SessionService:
             if row.ended_at is None:
                 # An expired session ended when it expired, not when it was stopped.
                 row.ended_at = min(now, row.expires_at)
-                record_event(session, account_id, EventType.SESSION_ENDED, self._object(row, now))
-        return self._object(row, now)
+                record_event(
+                    session,
+                    account_id,
+                    EventType.SESSION_ENDED,
+                    session_json(self._session(row, now)),
+                )
+        return self._session(row, now)
 
     def end_expired(self) -> int:
         """Write `ended_at = expires_at` on open sessions past their expiry (they
@@ -220,7 +229,10 @@ class SessionService:
             for row in rows:
                 row.ended_at = row.expires_at
                 record_event(
-                    session, row.account_id, EventType.SESSION_ENDED, self._object(row, now)
+                    session,
+                    row.account_id,
+                    EventType.SESSION_ENDED,
+                    session_json(self._session(row, now)),
                 )
         return len(rows)
 
@@ -230,33 +242,9 @@ class SessionService:
             raise NotFound(f"No session {session_id}.", code="session.not_found", param="id")
         return row
 
-    def _object(self, row: SessionRow, now: datetime) -> dict[str, Any]:
-        """The api.md session object (without the token) as of `now`."""
-        ended_at = row.ended_at
-        if ended_at is None and now >= row.expires_at:
-            ended_at = row.expires_at
-        return {
-            "object": "session",
-            "id": row.id,
-            "status": "started" if ended_at is None else "ended",
-            "avatar_id": row.avatar_id,
-            "avatar_image": {
-                "url": self._image_url(row.avatar_id, row.aspect_ratio),
-                "width": row.image_width,
-                "height": row.image_height,
-                "aspect_ratio": row.aspect_ratio,
-            },
-            "room": {
-                "platform": row.room_platform,
-                "url": row.room_url,
-                "room_name": row.room_name,
-            },
-            "aspect_ratio": row.aspect_ratio,
-            "metadata": row.meta,
-            "started_at": rfc3339(row.started_at),
-            "expires_at": rfc3339(row.expires_at),
-            "ended_at": rfc3339(ended_at) if ended_at is not None else None,
-        }
+    def _session(self, row: SessionRow, now: datetime) -> Session:
+        """The session of `row` as of `now`, its image URL made fresh."""
+        return Session.of(row, now, self._image_url(row.avatar_id, row.aspect_ratio))
 
     def _image_url(self, avatar_id: str, aspect_ratio: str) -> str:
         """A presigned, time-limited URL on S3 (made fresh on every read, so it works

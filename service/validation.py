@@ -15,10 +15,10 @@ import threading
 from typing import Any
 
 from pipeline import FaceModels, Rejected, prepare
-from service.avatar_object import error_object
 from service.avatars import ImageInput
 from service.errors import Unavailable
 from service.fetch import fetch
+from service.public import error_object
 from service.settings import Settings
 
 

@@ -36,7 +36,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -45,11 +45,12 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, object_session
 
 from pipeline.errors import AvatarPrepError
-from service.avatar_object import avatar_object, rfc3339
+from service.domain import Avatar, Delivery, WebhookEndpoint
 from service.errors import InvalidRequest, NotFound
 from service.fetch import check_url, connect
 from service.ids import new_id
 from service.logs import log_event
+from service.public import avatar_json, rfc3339
 from service.registry import (
     AccountRow,
     AvatarRow,
@@ -159,7 +160,9 @@ def avatar_finished(row: AvatarRow) -> None:
     session = object_session(row)
     if session is None:
         raise ValueError(f"avatar {row.id} is not in a transaction; finish it under its lock")
-    record_event(session, row.account_id, EventType(f"avatar.{row.status}"), avatar_object(row))
+    record_event(
+        session, row.account_id, EventType(f"avatar.{row.status}"), avatar_json(Avatar.of(row))
+    )
 
 
 # --- the service ------------------------------------------------------------------
@@ -216,9 +219,9 @@ class WebhookService:
         *,
         events: Sequence[str] | None = None,
         description: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WebhookEndpoint:
         """Register `url` for `events` (default: every type). Returns the endpoint
-        object with its `secret`, the only time the secret is shown."""
+        with its `secret`, the only time the secret is shown."""
         chosen = check_events(events)
         if description is not None and len(description) > MAX_DESCRIPTION:
             raise InvalidRequest(
@@ -249,18 +252,18 @@ class WebhookService:
                     code="webhook.too_many",
                 )
             session.add(row)
-        return {**endpoint_object(row), "secret": row.secret}
+        return WebhookEndpoint.of(row, secret=row.secret)
 
-    def list_endpoints(self, account_id: str) -> list[dict[str, Any]]:
+    def list_endpoints(self, account_id: str) -> list[WebhookEndpoint]:
         with self._registry.transaction() as session:
             rows = session.scalars(
                 select(WebhookEndpointRow)
                 .where(WebhookEndpointRow.account_id == account_id)
                 .order_by(WebhookEndpointRow.id)
             ).all()
-        return [endpoint_object(r) for r in rows]
+        return [WebhookEndpoint.of(r) for r in rows]
 
-    def get_endpoint(self, account_id: str, endpoint_id: str) -> dict[str, Any]:
+    def get_endpoint(self, account_id: str, endpoint_id: str) -> WebhookEndpoint:
         """The endpoint with its last deliveries (newest first)."""
         with self._registry.transaction() as session:
             row = _own(session.get(WebhookEndpointRow, endpoint_id), account_id, endpoint_id)
@@ -271,10 +274,12 @@ class WebhookService:
                 .order_by(WebhookDeliveryRow.id.desc())
                 .limit(20)
             ).all()
-        return {
-            **endpoint_object(row),
-            "recent_deliveries": [delivery_object(d, t) for d, t in deliveries],
-        }
+        return WebhookEndpoint.of(
+            row,
+            deliveries=tuple(
+                Delivery.of(d, t, pending=d.status == DeliveryStatus.PENDING) for d, t in deliveries
+            ),
+        )
 
     def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
         """Remove the endpoint and its deliveries (pending ones are never sent)."""
@@ -457,39 +462,6 @@ def check_events(events: Sequence[str] | None) -> list[str]:
             param="events",
         )
     return list(dict.fromkeys(events))
-
-
-def endpoint_object(row: WebhookEndpointRow) -> dict[str, Any]:
-    """The API's webhook endpoint object (never the secret)."""
-    return {
-        "object": "webhook_endpoint",
-        "id": row.id,
-        "url": row.url,
-        "events": row.events,
-        "description": row.description,
-        "created_at": rfc3339(row.created_at),
-    }
-
-
-def delivery_object(row: WebhookDeliveryRow, event_type: str) -> dict[str, Any]:
-    """One delivery as the API shows it."""
-
-    def at(moment: datetime | None) -> str | None:
-        return rfc3339(moment) if moment is not None else None
-
-    pending = row.status == DeliveryStatus.PENDING
-    return {
-        "id": row.id,
-        "event_id": row.event_id,
-        "event_type": event_type,
-        "status": row.status,
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-        "last_attempt_at": at(row.last_attempt_at),
-        "next_attempt_at": at(row.next_attempt_at) if pending else None,
-        "delivered_at": at(row.delivered_at),
-        "created_at": at(row.created_at),
-    }
 
 
 def _own(row: WebhookEndpointRow | None, account_id: str, endpoint_id: str) -> WebhookEndpointRow:

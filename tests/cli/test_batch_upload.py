@@ -82,10 +82,10 @@ def test_batch_upload_registers_each_accept_once_on_the_embedded_defaults(
         account = services.keys.authenticate(key).id
         for name, avatar_id in ids.items():
             avatar = services.avatars.get(account, avatar_id)
-            assert avatar["status"] == "ready" and avatar["name"] == name
+            assert avatar.status == "ready" and avatar.name == name
             assert services.avatars.image(account, avatar_id, "4:3").data
         listed, _ = services.avatars.list(account, limit=10, starting_after=None, status=None)
-        assert sorted(a["id"] for a in listed) == sorted(ids.values())
+        assert sorted(a.id for a in listed) == sorted(ids.values())
     finally:
         services.close()
 
@@ -128,7 +128,7 @@ def test_batch_upload_stores_on_s3_and_postgresql(
         uploaded = {r.path: r.avatar_id for r in summary.processed if r.avatar_id}
         assert sorted(uploaded) == sorted(PHOTOS[:2])
         for avatar_id in uploaded.values():
-            assert services.avatars.get(account, avatar_id)["status"] == "ready"
+            assert services.avatars.get(account, avatar_id).status == "ready"
             stored = s3.keys(avatar_prefix(avatar_id))
             assert {k.rsplit("/", 1)[1] for k in stored} == {
                 "original",
@@ -175,7 +175,7 @@ def test_batch_upload_runs_the_pipeline_once_per_accepted_file(
     try:
         assert row.verdict == "accept" and row.avatar_id.startswith("avat_"), row
         avatar = services.avatars.get(account, row.avatar_id)
-        assert avatar["status"] == "ready"
+        assert avatar.status == "ready"
         stored = services.storage.get(rendition_key(row.avatar_id, "1:1"))
         assert stored == (tmp_path / "out" / "portrait" / "avatar_1x1.jpg").read_bytes()
     finally:

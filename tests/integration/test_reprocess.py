@@ -60,11 +60,11 @@ def made_with_old_framing(stack: Stack, models: FaceModels, key: str, name: str)
         account_id = services.keys.authenticate(key).id
         avatar, _ = upload(services, account_id, sample(name))
         Processor(settings, services.registry, services.storage, FakeBroker(), models).process(
-            avatar["id"]
+            avatar.id
         )
     finally:
         services.close()
-    return str(avatar["id"])
+    return str(avatar.id)
 
 
 def image(client: httpx.Client, avatar_id: str, ratio: str) -> bytes:

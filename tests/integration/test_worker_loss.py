@@ -116,14 +116,14 @@ def test_a_worker_lost_mid_task_costs_seconds(
                 metadata={},
             )
             assert created
-            status, worker_id = claimed(services, avatar["id"])
+            status, worker_id = claimed(services, avatar.id)
             assert worker_id is not None, status
             lost = holder(workers, worker_id)
             children = lost.children()
             os.kill(lost.pid, signal.SIGKILL)  # the main worker process, mid-task
             killed_at = time.monotonic()
             lost.process.wait(timeout=10)
-            if services.avatars.get(account_id, avatar["id"])["status"] == "processing":
+            if services.avatars.get(account_id, avatar.id).status == "processing":
                 break
             # The run finished before the kill landed: replace the worker, try again.
             workers.remove(lost)
@@ -133,8 +133,8 @@ def test_a_worker_lost_mid_task_costs_seconds(
             raise AssertionError("no run was killed mid-task")
 
         deadline = killed_at + RECOVERY_GOAL_SECONDS
-        while (done := services.avatars.get(account_id, avatar["id"]))["status"] != "ready":
-            assert done["status"] != "failed", done["error"]
+        while (done := services.avatars.get(account_id, avatar.id)).status != "ready":
+            assert done.status != "failed", done.error
             assert time.monotonic() < deadline, "\n".join(w.log()[-2000:] for w in workers)
             time.sleep(0.05)
         recovered = time.monotonic() - killed_at

@@ -267,7 +267,7 @@ def test_a_face_blurred_into_the_background_does_not_count(
 
     result = prepare(png(image), face_models, SETTINGS)
 
-    count = next(c for c in result.checks if c.name == "face_count")
+    count = next(c for c in result.checks if c["name"] == "face_count")
     assert (count.passed, count.value) == (True, 1)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import FaceModels
 from service.avatars import ImageInput
+from service.domain import Avatar
 from service.queue import BrokerUnavailable
 from service.registry import upgrade
 from service.runtime import Services
@@ -54,9 +55,7 @@ def account(services: Services, name: str, plan: Plan = "paid") -> str:
     return services.keys.authenticate(key).id
 
 
-def upload(
-    services: Services, account_id: str, data: bytes, **options: Any
-) -> tuple[dict[str, Any], bool]:
+def upload(services: Services, account_id: str, data: bytes, **options: Any) -> tuple[Avatar, bool]:
     """`avatars.create` of `data` as a file upload (options: name, user_exclusive, ...)."""
     return services.avatars.create(
         account_id,

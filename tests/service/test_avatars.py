@@ -16,8 +16,10 @@ from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError, ImageError
 from pipeline.settings import PipelineSettings
 from service.avatars import AvatarService, ImageInput
+from service.domain import Avatar
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
 from service.ids import is_avatar_id
+from service.public import avatar_json
 from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
@@ -43,22 +45,22 @@ def test_create_stores_the_original_writes_a_queued_row_and_enqueues(
     avatar, created = upload(local, me, data, name="Joe", metadata={"team": "blue"})
 
     assert created is True
-    assert is_avatar_id(avatar["id"])
-    assert avatar["object"] == "avatar"
-    assert avatar["status"] == "queued"
-    assert avatar["name"] == "Joe" and avatar["metadata"] == {"team": "blue"}
-    assert avatar["user_exclusive"] is True
-    assert avatar["source"]["kind"] == "file"
-    assert avatar["source"]["format"] == "jpeg"
-    assert (avatar["source"]["width"], avatar["source"]["height"]) == (1200, 1200)
-    assert avatar["source"]["bytes"] == len(data)
-    assert len(avatar["source"]["sha256"]) == 64
-    assert avatar["images"] is None and avatar["error"] is None and avatar["ready_at"] is None
-    assert avatar["created_at"].endswith("Z")
-    assert broker.sent == [avatar["id"]]
-    assert stored_keys(local) == [f"avatars/{avatar['id']}/original"]
-    assert local.storage.get(f"avatars/{avatar['id']}/original") == data
-    assert local.avatars.get(me, avatar["id"]) == avatar
+    assert is_avatar_id(avatar.id)
+    assert avatar_json(avatar)["object"] == "avatar"
+    assert avatar.status == "queued"
+    assert avatar.name == "Joe" and avatar.metadata == {"team": "blue"}
+    assert avatar.user_exclusive is True
+    assert avatar.source.kind == "file"
+    assert avatar.source.format == "jpeg"
+    assert (avatar.source.width, avatar.source.height) == (1200, 1200)
+    assert avatar.source.bytes == len(data)
+    assert len(avatar.source.sha256) == 64
+    assert avatar.images is None and avatar.error is None and avatar.ready_at is None
+    assert avatar_json(avatar)["created_at"].endswith("Z")
+    assert broker.sent == [avatar.id]
+    assert stored_keys(local) == [f"avatars/{avatar.id}/original"]
+    assert local.storage.get(f"avatars/{avatar.id}/original") == data
+    assert local.avatars.get(me, avatar.id) == avatar
 
 
 def test_same_bytes_from_the_same_account_are_one_avatar(
@@ -69,10 +71,10 @@ def test_same_bytes_from_the_same_account_are_one_avatar(
     first, _ = upload(local, me, data)
     again, created = upload(local, me, data, name="ignored")
     assert created is False
-    assert again["id"] == first["id"]
+    assert again.id == first.id
     theirs, created = upload(local, other, data)
-    assert created is True and theirs["id"] != first["id"]
-    assert broker.sent == [first["id"], theirs["id"]]
+    assert created is True and theirs.id != first.id
+    assert broker.sent == [first.id, theirs.id]
     assert len(stored_keys(local)) == 2
 
 
@@ -96,7 +98,7 @@ def test_a_lost_dedupe_race_returns_the_winner_and_leaves_no_object(
 ) -> None:
     me = account(local, "acme")
     data = sample(PORTRAIT)
-    winner: list[dict[str, Any]] = []
+    winner: list[Avatar] = []
     storage = RacingStorage(
         local.storage,  # type: ignore[arg-type]
         lambda: winner.append(upload(local, me, data)[0]),
@@ -107,9 +109,9 @@ def test_a_lost_dedupe_race_returns_the_winner_and_leaves_no_object(
         me, ImageInput(kind="file", data=data), name=None, user_exclusive=True, metadata={}
     )
     assert created is False
-    assert avatar["id"] == winner[0]["id"]
-    assert stored_keys(local) == [f"avatars/{winner[0]['id']}/original"]
-    assert broker.sent == [winner[0]["id"]]
+    assert avatar.id == winner[0].id
+    assert stored_keys(local) == [f"avatars/{winner[0].id}/original"]
+    assert broker.sent == [winner[0].id]
 
 
 @pytest.mark.parametrize(
@@ -192,14 +194,14 @@ def test_a_broker_that_refuses_leaves_the_row_queued_for_the_sweeper(
     me = account(local, "acme")
     broker.down = True
     avatar, created = upload(local, me, sample(PORTRAIT))
-    assert created is True and avatar["status"] == "queued"
-    row = row_of(local, avatar["id"])
+    assert created is True and avatar.status == "queued"
+    row = row_of(local, avatar.id)
     assert row is not None and row.status == "queued" and row.enqueued_at is None
 
     assert local.avatars.requeue_stuck() == 0  # still down: nothing sent, nothing lost
     broker.down = False
     assert local.avatars.requeue_stuck() == 1
-    assert broker.sent == [avatar["id"]]
+    assert broker.sent == [avatar.id]
     assert local.avatars.requeue_stuck() == 0  # sent now; not again until it is stuck
 
 
@@ -224,20 +226,23 @@ def test_a_full_queue_refuses_new_work_but_not_duplicates(
 def test_process_makes_an_avatar_ready(local: Services) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.process(avatar["id"])
+    local.avatars.process(avatar.id)
 
-    ready = local.avatars.get(me, avatar["id"])
-    assert ready["status"] == "ready" and ready["error"] is None
-    assert ready["ready_at"] is not None
-    sizes = {k: (v["width"], v["height"]) for k, v in ready["images"].items()}
+    ready = local.avatars.get(me, avatar.id)
+    assert ready.status == "ready" and ready.error is None
+    assert ready.ready_at is not None
+    sizes = {k: (v.width, v.height) for k, v in ready.images.items()}
     assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
-    assert ready["images"]["4:3"]["url"] == f"/v1/avatars/{avatar['id']}/image?aspect_ratio=4:3"
-    face = ready["face"]
+    assert (
+        avatar_json(ready)["images"]["4:3"]["url"]
+        == f"/v1/avatars/{avatar.id}/image?aspect_ratio=4:3"
+    )
+    face = ready.face
     assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
     assert face["landmarks"]["left_eye"][0] < face["landmarks"]["right_eye"][0]
     assert 0 < face["box"][0] < 1200 and face["score"] > 0.5
 
-    prefix = avatar_prefix(avatar["id"])
+    prefix = avatar_prefix(avatar.id)
     assert stored_keys(local) == [
         f"{prefix}1x1.jpg",
         f"{prefix}3x4.jpg",
@@ -246,11 +251,11 @@ def test_process_makes_an_avatar_ready(local: Services) -> None:
         f"{prefix}record.json",
     ]
     for ratio, (width, height) in sizes.items():
-        ref = local.avatars.image(me, avatar["id"], ratio)
+        ref = local.avatars.image(me, avatar.id, ratio)
         assert ref.url is None and ref.content_type == "image/jpeg" and ref.data is not None
         assert simplejpeg.decode_jpeg_header(ref.data)[:2] == (height, width)
     record = json.loads(local.storage.get(f"{prefix}record.json"))
-    assert record["verdict"] == "accept" and record["source"]["sha256"] == ready["source"]["sha256"]
+    assert record["verdict"] == "accept" and record["source"]["sha256"] == ready.source.sha256
 
 
 def test_a_ready_avatar_shows_its_checks_and_warnings(
@@ -264,45 +269,45 @@ def test_a_ready_avatar_shows_its_checks_and_warnings(
     blurry, _ = upload(services, me, sample("reject_too_blurry.jpg"))
     sharp, _ = upload(services, me, sample(PORTRAIT))
     for avatar in (blurry, sharp):
-        services.avatars.process(avatar["id"])
+        services.avatars.process(avatar.id)
 
-    warned = services.avatars.get(me, blurry["id"])
-    assert warned["status"] == "ready"
-    (warning,) = warned["warnings"]
+    warned = services.avatars.get(me, blurry.id)
+    assert warned.status == "ready"
+    (warning,) = warned.warnings
     assert warning["code"] == "face.too_blurry" and warning["bound"] == "min"
     assert warning["value"] < warning["limit"] == pipeline.warn_sharpness
     assert "blurry" in warning["message"] and warning["hint"]
-    names = [c["name"] for c in warned["checks"]]
+    names = [c["name"] for c in warned.checks]
     assert "sharpness" in names and "face_count" in names
-    clean = services.avatars.get(me, sharp["id"])
-    assert clean["warnings"] == [] and all(c["passed"] for c in clean["checks"])
+    clean = services.avatars.get(me, sharp.id)
+    assert clean.warnings == [] and all(c["passed"] for c in clean.checks)
     services.close()
 
 
 def test_process_is_idempotent(local: Services, broker: FakeBroker) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.process(avatar["id"])
-    first = local.avatars.get(me, avatar["id"])
+    local.avatars.process(avatar.id)
+    first = local.avatars.get(me, avatar.id)
     objects = {k: local.storage.get(k) for k in stored_keys(local)}
 
     # Delivered again after it finished: nothing changes.
-    local.avatars.process(avatar["id"])
-    assert local.avatars.get(me, avatar["id"]) == first
+    local.avatars.process(avatar.id)
+    assert local.avatars.get(me, avatar.id) == first
 
     # A worker that died after writing the renditions but before marking the row:
     # the redelivered task writes the same keys with the same bytes.
     with local.registry.transaction() as session:
         session.execute(
             update(AvatarRow)
-            .where(AvatarRow.id == avatar["id"])
+            .where(AvatarRow.id == avatar.id)
             .values(status="processing", images=None, face=None, ready_at=None)
         )
-    local.avatars.process(avatar["id"])
-    again = local.avatars.get(me, avatar["id"])
+    local.avatars.process(avatar.id)
+    again = local.avatars.get(me, avatar.id)
     assert {k: local.storage.get(k) for k in stored_keys(local)} == objects
-    assert again["status"] == "ready"
-    assert again["images"] == first["images"] and again["face"] == first["face"]
+    assert again.status == "ready"
+    assert again.images == first.images and again.face == first.face
 
 
 @pytest.mark.parametrize(
@@ -318,18 +323,18 @@ def test_a_rejected_image_ends_failed_with_its_code_and_checks(
 ) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(name))
-    local.avatars.process(avatar["id"])
+    local.avatars.process(avatar.id)
 
-    failed = local.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed" and failed["images"] is None
-    error = failed["error"]
+    failed = local.avatars.get(me, avatar.id)
+    assert failed.status == "failed" and failed.images is None
+    error = failed.error
     assert error["type"] == "invalid_request" and error["code"] == code
     assert error["param"] == "image" and error["message"]
     assert any(not check["passed"] for check in error["checks"])
-    record = json.loads(local.storage.get(f"{avatar_prefix(avatar['id'])}record.json"))
+    record = json.loads(local.storage.get(f"{avatar_prefix(avatar.id)}record.json"))
     assert record["verdict"] == "reject" and record["error"]["code"] == code
     with pytest.raises(Conflict) as info:
-        local.avatars.image(me, avatar["id"], "1:1")
+        local.avatars.image(me, avatar.id, "1:1")
     assert info.value.code == "avatar.failed"
 
 
@@ -337,18 +342,18 @@ def test_an_image_that_fails_to_decode_ends_failed(local: Services) -> None:
     me = account(local, "acme")
     truncated = sample(PORTRAIT)[:40_000]  # the header is whole, the scan is not
     avatar, _ = upload(local, me, truncated)
-    local.avatars.process(avatar["id"])
-    failed = local.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "image.unreadable"
+    local.avatars.process(avatar.id)
+    failed = local.avatars.get(me, avatar.id)
+    assert failed.status == "failed"
+    assert failed.error["code"] == "image.unreadable"
 
 
 def test_an_original_gone_out_of_band_fails_for_good(local: Services) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.storage.delete_prefix(avatar_prefix(avatar["id"]))
-    local.avatars.process(avatar["id"])
-    assert local.avatars.get(me, avatar["id"])["error"]["code"] == "storage.object_missing"
+    local.storage.delete_prefix(avatar_prefix(avatar.id))
+    local.avatars.process(avatar.id)
+    assert local.avatars.get(me, avatar.id).error["code"] == "storage.object_missing"
 
 
 def test_an_image_that_keeps_killing_its_worker_is_given_up(
@@ -363,24 +368,24 @@ def test_an_image_that_keeps_killing_its_worker_is_given_up(
     with services.registry.transaction() as session:
         session.execute(
             update(AvatarRow)
-            .where(AvatarRow.id == avatar["id"])
+            .where(AvatarRow.id == avatar.id)
             .values(status="processing", attempts=3)
         )
-    services.avatars.process(avatar["id"])
-    failed = services.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "processing.crashed"
-    assert failed["error"]["type"] == "api_error"
+    services.avatars.process(avatar.id)
+    failed = services.avatars.get(me, avatar.id)
+    assert failed.status == "failed"
+    assert failed.error["code"] == "processing.crashed"
+    assert failed.error["type"] == "api_error"
     services.close()
 
 
 def test_fail_after_the_last_retry_and_never_over_a_finished_avatar(local: Services) -> None:
     me = account(local, "acme")
     queued, _ = upload(local, me, sample("webp.webp"))
-    local.avatars.fail(queued["id"], TransientError("Storage down.", code="storage.unavailable"))
-    failed = local.avatars.get(me, queued["id"])
-    assert failed["status"] == "failed"
-    assert failed["error"] == {
+    local.avatars.fail(queued.id, TransientError("Storage down.", code="storage.unavailable"))
+    failed = local.avatars.get(me, queued.id)
+    assert failed.status == "failed"
+    assert failed.error == {
         "type": "api_error",
         "code": "storage.unavailable",
         "message": "Storage down.",
@@ -388,16 +393,16 @@ def test_fail_after_the_last_retry_and_never_over_a_finished_avatar(local: Servi
     }
 
     ready, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.process(ready["id"])
-    local.avatars.fail(ready["id"], AvatarPrepError("late", code="processing.crashed"))
-    assert local.avatars.get(me, ready["id"])["status"] == "ready"
+    local.avatars.process(ready.id)
+    local.avatars.fail(ready.id, AvatarPrepError("late", code="processing.crashed"))
+    assert local.avatars.get(me, ready.id).status == "ready"
 
 
 def test_process_of_a_deleted_avatar_does_nothing(local: Services) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.delete(me, avatar["id"])
-    local.avatars.process(avatar["id"])
+    local.avatars.delete(me, avatar.id)
+    local.avatars.process(avatar.id)
     assert stored_keys(local) == []
 
 
@@ -422,11 +427,11 @@ def test_a_delete_during_processing_leaves_no_orphan(
     avatar, _ = upload(local, me, sample(PORTRAIT))
     storage = DeletingStorage(
         local.storage,  # type: ignore[arg-type]
-        lambda: local.avatars.delete(me, avatar["id"]),
+        lambda: local.avatars.delete(me, avatar.id),
     )
     worker = AvatarService(local.settings, local.registry, storage, broker, models)
-    worker.process(avatar["id"])
-    assert row_of(local, avatar["id"]) is None
+    worker.process(avatar.id)
+    assert row_of(local, avatar.id) is None
     assert stored_keys(local) == []
 
 
@@ -439,38 +444,38 @@ def test_visibility_between_accounts(local: Services) -> None:
     shared, _ = upload(local, me, sample("webp.webp"), user_exclusive=False)
 
     for call in (
-        lambda: local.avatars.get(other, private["id"]),
-        lambda: local.avatars.image(other, private["id"], "1:1"),
-        lambda: local.avatars.delete(other, private["id"]),
-        lambda: local.avatars.delete(other, shared["id"]),  # shared to use, not to delete
+        lambda: local.avatars.get(other, private.id),
+        lambda: local.avatars.image(other, private.id, "1:1"),
+        lambda: local.avatars.delete(other, private.id),
+        lambda: local.avatars.delete(other, shared.id),  # shared to use, not to delete
         lambda: local.avatars.get(me, "avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX"),
         lambda: local.avatars.get(me, "not-an-id"),
     ):
         with pytest.raises(NotFound) as info:
             call()
         assert info.value.code == "avatar.not_found"
-    assert local.avatars.get(other, shared["id"])["id"] == shared["id"]
+    assert local.avatars.get(other, shared.id).id == shared.id
     assert local.avatars.list(other, limit=10, starting_after=None, status=None) == ([], False)
 
 
 def test_list_is_newest_first_with_cursor_and_status_filter(local: Services) -> None:
     me = account(local, "acme")
     names = ["webp.webp", "gif.gif", "bmp.bmp", "tiff.tiff", PORTRAIT]
-    ids = [upload(local, me, sample(n))[0]["id"] for n in names]
+    ids = [upload(local, me, sample(n))[0].id for n in names]
     local.avatars.process(ids[-1])
     newest_first = ids[::-1]
 
     page, more = local.avatars.list(me, limit=2, starting_after=None, status=None)
-    assert [a["id"] for a in page] == newest_first[:2] and more is True
-    page, more = local.avatars.list(me, limit=2, starting_after=page[-1]["id"], status=None)
-    assert [a["id"] for a in page] == newest_first[2:4] and more is True
-    page, more = local.avatars.list(me, limit=2, starting_after=page[-1]["id"], status=None)
-    assert [a["id"] for a in page] == newest_first[4:] and more is False
+    assert [a.id for a in page] == newest_first[:2] and more is True
+    page, more = local.avatars.list(me, limit=2, starting_after=page[-1].id, status=None)
+    assert [a.id for a in page] == newest_first[2:4] and more is True
+    page, more = local.avatars.list(me, limit=2, starting_after=page[-1].id, status=None)
+    assert [a.id for a in page] == newest_first[4:] and more is False
 
     ready, more = local.avatars.list(me, limit=10, starting_after=None, status="ready")
-    assert [a["id"] for a in ready] == [ids[-1]] and more is False
+    assert [a.id for a in ready] == [ids[-1]] and more is False
     queued, _ = local.avatars.list(me, limit=10, starting_after=None, status="queued")
-    assert [a["id"] for a in queued] == newest_first[1:]
+    assert [a.id for a in queued] == newest_first[1:]
     with pytest.raises(InvalidRequest):
         local.avatars.list(me, limit=10, starting_after=None, status="done")
 
@@ -479,27 +484,27 @@ def test_delete_removes_every_object_and_the_row(local: Services) -> None:
     me = account(local, "acme")
     keep, _ = upload(local, me, sample("webp.webp"))
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.process(avatar["id"])
-    assert len(local.storage.list_keys(avatar_prefix(avatar["id"]))) == 5
+    local.avatars.process(avatar.id)
+    assert len(local.storage.list_keys(avatar_prefix(avatar.id))) == 5
 
-    local.avatars.delete(me, avatar["id"])
-    assert row_of(local, avatar["id"]) is None
-    assert stored_keys(local) == [f"avatars/{keep['id']}/original"]
+    local.avatars.delete(me, avatar.id)
+    assert row_of(local, avatar.id) is None
+    assert stored_keys(local) == [f"avatars/{keep.id}/original"]
     with pytest.raises(NotFound):
-        local.avatars.get(me, avatar["id"])
+        local.avatars.get(me, avatar.id)
     # The bytes may be uploaded again: a new avatar.
     again, created = upload(local, me, sample(PORTRAIT))
-    assert created is True and again["id"] != avatar["id"]
+    assert created is True and again.id != avatar.id
 
 
 def test_image_before_ready_and_with_a_bad_ratio(local: Services) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
     with pytest.raises(Conflict) as info:
-        local.avatars.image(me, avatar["id"], "1:1")
+        local.avatars.image(me, avatar.id, "1:1")
     assert info.value.code == "avatar.not_ready"
     with pytest.raises(InvalidRequest):
-        local.avatars.image(me, avatar["id"], "16:9")
+        local.avatars.image(me, avatar.id, "16:9")
 
 
 # --- the sweeper ------------------------------------------------------------------
@@ -512,23 +517,23 @@ def test_requeue_stuck_sends_only_what_is_stuck(local: Services, broker: FakeBro
     old_processing, _ = upload(local, me, sample("bmp.bmp"))
     live_processing, _ = upload(local, me, sample("tiff.tiff"))
     done, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.process(done["id"])
+    local.avatars.process(done.id)
     long_ago = datetime.now(UTC) - timedelta(seconds=local.settings.stuck_after_seconds + 60)
     with local.registry.transaction() as session:
         for avatar_id, values in (
-            (old_queued["id"], {"enqueued_at": long_ago}),
-            (old_processing["id"], {"status": "processing", "updated_at": long_ago}),
-            (live_processing["id"], {"status": "processing"}),
-            (done["id"], {"enqueued_at": long_ago, "updated_at": long_ago}),
+            (old_queued.id, {"enqueued_at": long_ago}),
+            (old_processing.id, {"status": "processing", "updated_at": long_ago}),
+            (live_processing.id, {"status": "processing"}),
+            (done.id, {"enqueued_at": long_ago, "updated_at": long_ago}),
         ):
             session.execute(update(AvatarRow).where(AvatarRow.id == avatar_id).values(**values))
     broker.sent.clear()
 
     assert local.avatars.requeue_stuck() == 2
-    assert sorted(broker.sent) == sorted([old_queued["id"], old_processing["id"]])
-    assert fresh["id"] not in broker.sent
+    assert sorted(broker.sent) == sorted([old_queued.id, old_processing.id])
+    assert fresh.id not in broker.sent
     with local.registry.transaction() as session:
         enqueued = session.scalar(
-            select(AvatarRow.enqueued_at).where(AvatarRow.id == old_queued["id"])
+            select(AvatarRow.enqueued_at).where(AvatarRow.id == old_queued.id)
         )
     assert enqueued is not None and enqueued > long_ago

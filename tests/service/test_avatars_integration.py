@@ -38,21 +38,21 @@ def assert_no_orphans(services: Services, s3: SeaweedS3, before: set[str]) -> No
 def test_create_process_ready_and_a_presigned_image(real: Services, s3: SeaweedS3) -> None:
     me = account(real, "acme-int")
     avatar, created = upload(real, me, sample(PORTRAIT))
-    assert created and avatar["status"] == "queued"
-    real.avatars.process(avatar["id"])
+    assert created and avatar.status == "queued"
+    real.avatars.process(avatar.id)
 
-    ready = real.avatars.get(me, avatar["id"])
-    assert ready["status"] == "ready"
-    assert {k: (v["width"], v["height"]) for k, v in ready["images"].items()} == {
+    ready = real.avatars.get(me, avatar.id)
+    assert ready.status == "ready"
+    assert {k: (v.width, v.height) for k, v in ready.images.items()} == {
         "1:1": (512, 512),
         "4:3": (640, 480),
         "3:4": (480, 640),
     }
-    prefix = avatar_prefix(avatar["id"])
+    prefix = avatar_prefix(avatar.id)
     assert s3.keys(prefix) == [
         f"{prefix}{name}" for name in ("1x1.jpg", "3x4.jpg", "4x3.jpg", "original", "record.json")
     ]
-    ref = real.avatars.image(me, avatar["id"], "4:3")
+    ref = real.avatars.image(me, avatar.id, "4:3")
     assert ref.data is None and ref.url is not None
     with urllib.request.urlopen(ref.url, timeout=5) as response:
         jpeg = response.read()
@@ -79,7 +79,7 @@ def test_concurrent_identical_uploads_make_one_avatar(
     for t in threads:
         t.join()
 
-    ids = {avatar["id"] for avatar, _ in results}
+    ids = {avatar.id for avatar, _ in results}
     assert len(results) == 8 and len(ids) == 1
     assert sum(created for _, created in results) == 1
     (avatar_id,) = ids
@@ -93,7 +93,7 @@ def test_concurrent_uploads_reopen_a_transient_failure_once(
     me = account(real, "acme-reopen")
     data = sample("palette.png")
     first, _ = upload(real, me, data)
-    real.avatars.fail(first["id"], TransientError("Storage down.", code="storage.unavailable"))
+    real.avatars.fail(first.id, TransientError("Storage down.", code="storage.unavailable"))
     start = threading.Barrier(8)
     results: list[tuple[dict[str, Any], bool]] = []
 
@@ -106,23 +106,23 @@ def test_concurrent_uploads_reopen_a_transient_failure_once(
         t.start()
     for t in threads:
         t.join()
-    assert {avatar["id"] for avatar, _ in results} == {first["id"]}
+    assert {avatar.id for avatar, _ in results} == {first.id}
     assert sum(created for _, created in results) == 1
-    assert broker.sent == [first["id"], first["id"]]
-    real.avatars.process(first["id"])
-    assert real.avatars.get(me, first["id"])["status"] == "ready"
+    assert broker.sent == [first.id, first.id]
+    real.avatars.process(first.id)
+    assert real.avatars.get(me, first.id).status == "ready"
 
 
 def test_delete_leaves_no_object_and_no_row(real: Services, s3: SeaweedS3) -> None:
     me = account(real, "acme-delete")
     avatar, _ = upload(real, me, sample(PORTRAIT))
-    real.avatars.process(avatar["id"])
-    assert len(s3.keys(avatar_prefix(avatar["id"]))) == 5
+    real.avatars.process(avatar.id)
+    assert len(s3.keys(avatar_prefix(avatar.id))) == 5
 
-    real.avatars.delete(me, avatar["id"])
-    assert s3.keys(avatar_prefix(avatar["id"])) == []
+    real.avatars.delete(me, avatar.id)
+    assert s3.keys(avatar_prefix(avatar.id)) == []
     with real.registry.transaction() as session:
-        assert session.get(AvatarRow, avatar["id"]) is None
+        assert session.get(AvatarRow, avatar.id) is None
 
 
 def test_storage_down_during_create_leaves_no_row(
@@ -180,22 +180,22 @@ def test_storage_down_while_processing_is_retried_and_recovers(
     s3.stop()
     try:
         with pytest.raises(TransientError) as info:
-            real.avatars.process(avatar["id"])
+            real.avatars.process(avatar.id)
         assert info.value.code == "storage.unavailable"
-        assert real.avatars.get(me, avatar["id"])["status"] == "processing"
+        assert real.avatars.get(me, avatar.id).status == "processing"
     finally:
         s3.start()
-    real.avatars.process(avatar["id"])  # the retry
-    assert real.avatars.get(me, avatar["id"])["status"] == "ready"
+    real.avatars.process(avatar.id)  # the retry
+    assert real.avatars.get(me, avatar.id).status == "ready"
     assert_no_orphans(real, s3, before)
 
 
 def test_a_rejection_is_failed_with_its_record_stored(real: Services, s3: SeaweedS3) -> None:
     me = account(real, "acme-reject")
     avatar, _ = upload(real, me, sample("reject_multiple_faces.jpg"))
-    real.avatars.process(avatar["id"])
-    failed = real.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed" and failed["error"]["code"] == "face.multiple"
-    assert failed["error"]["checks"]
-    prefix = avatar_prefix(avatar["id"])
+    real.avatars.process(avatar.id)
+    failed = real.avatars.get(me, avatar.id)
+    assert failed.status == "failed" and failed.error["code"] == "face.multiple"
+    assert failed.error["checks"]
+    prefix = avatar_prefix(avatar.id)
     assert s3.keys(prefix) == [f"{prefix}original", f"{prefix}record.json"]

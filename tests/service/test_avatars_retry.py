@@ -45,16 +45,16 @@ def test_a_transient_failure_is_processed_again_under_the_same_id(
 ) -> None:
     me = account(local, "acme")
     first, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.fail(first["id"], error)  # what the task does after its last retry
-    assert local.avatars.get(me, first["id"])["status"] == "failed"
+    local.avatars.fail(first.id, error)  # what the task does after its last retry
+    assert local.avatars.get(me, first.id).status == "failed"
 
     again, created = upload(local, me, sample(PORTRAIT), kind="base64")
-    assert created is True and again["id"] == first["id"]
-    assert again["status"] == "queued" and again["error"] is None
-    assert broker.sent == [first["id"], first["id"]]
-    local.avatars.process(first["id"])
-    ready = local.avatars.get(me, first["id"])
-    assert ready["status"] == "ready" and ready["images"]
+    assert created is True and again.id == first.id
+    assert again.status == "queued" and again.error is None
+    assert broker.sent == [first.id, first.id]
+    local.avatars.process(first.id)
+    ready = local.avatars.get(me, first.id)
+    assert ready.status == "ready" and ready.images
     # Ready now: the next upload of those bytes is plain dedupe.
     assert upload(local, me, sample(PORTRAIT)) == (ready, False)
 
@@ -62,11 +62,11 @@ def test_a_transient_failure_is_processed_again_under_the_same_id(
 def test_a_verdict_on_the_image_is_final(local: Services, broker: FakeBroker) -> None:
     me = account(local, "acme")
     rejected, _ = upload(local, me, sample("reject_multiple_faces.jpg"))
-    local.avatars.process(rejected["id"])
-    failed = local.avatars.get(me, rejected["id"])
-    assert failed["error"]["code"] == "face.multiple"
+    local.avatars.process(rejected.id)
+    failed = local.avatars.get(me, rejected.id)
+    assert failed.error["code"] == "face.multiple"
     assert upload(local, me, sample("reject_multiple_faces.jpg")) == (failed, False)
-    assert broker.sent == [rejected["id"]]
+    assert broker.sent == [rejected.id]
 
 
 def test_a_missing_original_is_stored_again_from_the_new_upload(
@@ -74,14 +74,14 @@ def test_a_missing_original_is_stored_again_from_the_new_upload(
 ) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))
-    local.storage.delete_prefix(avatar_prefix(avatar["id"]))
-    local.avatars.process(avatar["id"])
-    assert local.avatars.get(me, avatar["id"])["error"]["code"] == "storage.object_missing"
+    local.storage.delete_prefix(avatar_prefix(avatar.id))
+    local.avatars.process(avatar.id)
+    assert local.avatars.get(me, avatar.id).error["code"] == "storage.object_missing"
 
     again, created = upload(local, me, sample(PORTRAIT))
-    assert created is True and again["id"] == avatar["id"]
-    local.avatars.process(avatar["id"])
-    assert local.avatars.get(me, avatar["id"])["status"] == "ready"
+    assert created is True and again.id == avatar.id
+    local.avatars.process(avatar.id)
+    assert local.avatars.get(me, avatar.id).status == "ready"
 
 
 def test_concurrent_uploads_reopen_a_failed_avatar_once(
@@ -89,12 +89,12 @@ def test_concurrent_uploads_reopen_a_failed_avatar_once(
 ) -> None:
     me = account(local, "acme")
     first, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.fail(first["id"], TransientError("Storage down.", code="storage.unavailable"))
+    local.avatars.fail(first.id, TransientError("Storage down.", code="storage.unavailable"))
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda _: upload(local, me, sample(PORTRAIT)), range(6)))
-    assert {avatar["id"] for avatar, _ in results} == {first["id"]}
+    assert {avatar.id for avatar, _ in results} == {first.id}
     assert sum(created for _, created in results) == 1
-    assert broker.sent == [first["id"], first["id"]]
+    assert broker.sent == [first.id, first.id]
 
 
 def test_a_failed_avatar_deleted_while_it_is_reopened_leaves_nothing(
@@ -102,12 +102,12 @@ def test_a_failed_avatar_deleted_while_it_is_reopened_leaves_nothing(
 ) -> None:
     me = account(local, "acme")
     first, _ = upload(local, me, sample(PORTRAIT))
-    local.avatars.fail(first["id"], TransientError("Storage down.", code="storage.unavailable"))
+    local.avatars.fail(first.id, TransientError("Storage down.", code="storage.unavailable"))
     put = local.storage.put
 
     def put_then_delete(key: str, data: bytes, content_type: str) -> None:
         put(key, data, content_type)
-        local.avatars.delete(me, first["id"])  # the client deletes it meanwhile
+        local.avatars.delete(me, first.id)  # the client deletes it meanwhile
 
     monkeypatch.setattr(local.storage, "put", put_then_delete)
     with pytest.raises(TransientError) as info:
@@ -115,7 +115,7 @@ def test_a_failed_avatar_deleted_while_it_is_reopened_leaves_nothing(
     assert info.value.code == "database.conflict"
     assert stored_keys(local) == []
     with pytest.raises(NotFound):
-        local.avatars.get(me, first["id"])
+        local.avatars.get(me, first.id)
 
 
 def test_the_registry_says_which_failures_are_final() -> None:
@@ -141,10 +141,10 @@ def test_a_full_queue_refuses_reopening_and_leaves_it_failed(
     try:
         me = account(services, "acme")
         first, _ = upload(services, me, sample(PORTRAIT))
-        services.avatars.fail(first["id"], TransientError("Down.", code="storage.unavailable"))
+        services.avatars.fail(first.id, TransientError("Down.", code="storage.unavailable"))
         upload(services, me, sample("gray.jpg"))  # the one unfinished avatar allowed
         with pytest.raises(Unavailable):
             upload(services, me, sample(PORTRAIT))
-        assert services.avatars.get(me, first["id"])["status"] == "failed"
+        assert services.avatars.get(me, first.id).status == "failed"
     finally:
         services.close()

@@ -16,6 +16,7 @@ from PIL import Image
 from pipeline.errors import ImageError
 from service.avatars import ImageInput
 from service.codes import status_for
+from service.domain import Avatar
 from service.errors import TransientError
 from service.runtime import Services
 from service.settings import Settings
@@ -34,7 +35,7 @@ def services(local_settings: Settings, broker: FakeBroker, models: Any) -> Itera
     made.close()
 
 
-def upload_url(services: Services, account_id: str, url: str) -> tuple[dict[str, Any], bool]:
+def upload_url(services: Services, account_id: str, url: str) -> tuple[Avatar, bool]:
     return services.avatars.create(
         account_id, ImageInput(kind="url", url=url), name=None, user_exclusive=True, metadata={}
     )
@@ -69,23 +70,23 @@ def test_a_url_is_fetched_at_create_and_dedupes_like_an_upload(
 ) -> None:
     me = account(services, "acme")
     avatar, created = upload_url(services, me, image_server.url(f"/{PORTRAIT}"))
-    assert created is True and avatar["status"] == "queued"
+    assert created is True and avatar.status == "queued"
     # The bytes are known from the start: measured, hashed and stored.
-    assert avatar["source"]["kind"] == "url"
-    assert avatar["source"]["sha256"] == hashlib.sha256(sample(PORTRAIT)).hexdigest()
-    assert avatar["source"]["bytes"] == len(sample(PORTRAIT))
-    original = f"{avatar_prefix(avatar['id'])}original"
+    assert avatar.source.kind == "url"
+    assert avatar.source.sha256 == hashlib.sha256(sample(PORTRAIT)).hexdigest()
+    assert avatar.source.bytes == len(sample(PORTRAIT))
+    original = f"{avatar_prefix(avatar.id)}original"
     assert services.storage.get(original) == sample(PORTRAIT)
-    assert broker.sent == [avatar["id"]]
+    assert broker.sent == [avatar.id]
 
     # The same URL again, and the same bytes as a file or base64: the same avatar,
     # with no new work, before and after it is processed.
     assert upload_url(services, me, image_server.url(f"/{PORTRAIT}")) == (avatar, False)
-    assert upload(services, me, sample(PORTRAIT))[0]["id"] == avatar["id"]
-    services.avatars.process(avatar["id"])
+    assert upload(services, me, sample(PORTRAIT))[0].id == avatar.id
+    services.avatars.process(avatar.id)
     again, created = upload(services, me, sample(PORTRAIT), kind="base64")
-    assert created is False and again["id"] == avatar["id"] and again["status"] == "ready"
-    assert broker.sent == [avatar["id"]]
+    assert created is False and again.id == avatar.id and again.status == "ready"
+    assert broker.sent == [avatar.id]
 
 
 def test_a_url_of_bytes_already_uploaded_reuses_that_avatar(
@@ -94,13 +95,13 @@ def test_a_url_of_bytes_already_uploaded_reuses_that_avatar(
     me = account(services, "acme")
     first, _ = upload(services, me, sample(PORTRAIT))
     by_url, created = upload_url(services, me, image_server.url(f"/{PORTRAIT}"))
-    assert created is False and by_url["id"] == first["id"]
-    assert broker.sent == [first["id"]]
+    assert created is False and by_url.id == first.id
+    assert broker.sent == [first.id]
     # Another account's upload of the same bytes is its own avatar.
     other, created = upload_url(
         services, account(services, "other"), image_server.url(f"/{PORTRAIT}")
     )
-    assert created is True and other["id"] != first["id"]
+    assert created is True and other.id != first.id
 
 
 def test_concurrent_requests_by_one_url_converge_on_one_avatar(
@@ -110,11 +111,11 @@ def test_concurrent_requests_by_one_url_converge_on_one_avatar(
     url = image_server.url(f"/{PORTRAIT}")
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: upload_url(services, me, url), range(8)))
-    assert len({avatar["id"] for avatar, _ in results}) == 1
+    assert len({avatar.id for avatar, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert len(broker.sent) == 1
     # Losers of the race removed what they stored: one avatar's objects only.
-    [winner] = {avatar["id"] for avatar, _ in results}
+    [winner] = {avatar.id for avatar, _ in results}
     assert {k.split("/")[1] for k in services.storage.list_keys("avatars/")} == {winner}
 
 
@@ -165,9 +166,9 @@ def test_a_url_face_rejection_ends_failed_after_processing(
 ) -> None:
     me = account(services, "acme")
     avatar, _ = upload_url(services, me, image_server.url("/reject_multiple_faces.jpg"))
-    services.avatars.process(avatar["id"])
-    failed = services.avatars.get(me, avatar["id"])
-    assert failed["status"] == "failed" and failed["error"]["code"] == "face.multiple"
+    services.avatars.process(avatar.id)
+    failed = services.avatars.get(me, avatar.id)
+    assert failed.status == "failed" and failed.error["code"] == "face.multiple"
 
 
 def _jpeg(width: int, height: int) -> bytes:

@@ -92,7 +92,7 @@ def test_what_a_lost_worker_held_is_sent_again_once(worker: Services, broker: Fa
     with worker.registry.transaction() as session:
         session.execute(
             update(AvatarRow)
-            .where(AvatarRow.id == avatar["id"])
+            .where(AvatarRow.id == avatar.id)
             .values(status="processing", worker_id=dead.worker_id)
         )
     broker.sent.clear()
@@ -100,14 +100,14 @@ def test_what_a_lost_worker_held_is_sent_again_once(worker: Services, broker: Fa
 
     age(worker, LOST + 1)
     assert worker.avatars.requeue_stuck() == 1
-    assert broker.sent == [avatar["id"]]
+    assert broker.sent == [avatar.id]
     assert worker.avatars.requeue_stuck() == 0  # sent: not again within LOST
 
     # A live worker takes it: the claim names that worker, which then finishes it.
     alive = Heartbeat(worker.settings, worker.registry, new_worker_id())
     alive.beat()
-    worker.avatars.process(avatar["id"])
-    assert worker.avatars.get(me, avatar["id"])["status"] == "ready"
+    worker.avatars.process(avatar.id)
+    assert worker.avatars.get(me, avatar.id).status == "ready"
 
 
 def test_a_claim_names_the_worker_and_a_live_worker_is_never_swept(
@@ -118,7 +118,7 @@ def test_a_claim_names_the_worker_and_a_live_worker_is_never_swept(
     beat = Heartbeat(worker.settings, worker.registry, worker_id)
     beat.beat()
     # Claim as the worker does, and stop before finishing (as mid-task).
-    row = worker.avatars._processor._claim(avatar["id"])
+    row = worker.avatars._processor._claim(avatar.id)
     assert row is not None and row.worker_id == worker_id
     age(worker, LOST + 1)
     beat.beat()  # still beating: alive, however old its claim

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from pipeline import FaceModels
+from service.domain import Avatar
 from service.notify import FinishListener, choose_backend, listening, wait_until_finished
 from service.registry import upgrade
 from service.runtime import Services
@@ -75,15 +76,15 @@ async def connected(listener: FinishListener) -> None:
 
 async def process_while_waiting(
     worker: Services, reader: Services, listener: FinishListener, wait: float
-) -> tuple[dict[str, Any], float]:
+) -> tuple[Avatar, float]:
     """Upload a portrait, process it in a thread of `worker` while waiting for it
     through `listener` (re-reading with `reader`); the avatar and the seconds waited."""
     me = account(reader, f"notify-{time.monotonic_ns()}")
     avatar, _ = upload(reader, me, sample(PORTRAIT))
-    thread = threading.Thread(target=worker.avatars.process, args=(avatar["id"],))
+    thread = threading.Thread(target=worker.avatars.process, args=(avatar.id,))
 
-    async def read() -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(reader.avatars.get, me, avatar["id"])
+    async def read() -> Avatar:
+        return await anyio.to_thread.run_sync(reader.avatars.get, me, avatar.id)
 
     start = time.monotonic()
     thread.start()
@@ -103,8 +104,8 @@ async def test_a_waiter_is_told_when_its_avatar_finishes(
         async with listening(told) as listener:
             await connected(listener)
             done, waited = await process_while_waiting(services, services, listener, 20.0)
-        assert done["status"] == "ready"
-        assert listener.has_heard(done["id"])
+        assert done.status == "ready"
+        assert listener.has_heard(done.id)
         assert waited < NEVER_SECONDS  # woken, not re-read on the fallback schedule
 
 
@@ -121,8 +122,8 @@ async def test_a_lost_notification_still_ends_the_wait_by_the_fallback_read(
         async with listening(waiting) as listener:
             await connected(listener)
             done, _ = await process_while_waiting(worker, reader, listener, 20.0)
-        assert done["status"] == "ready"
-        assert not listener.has_heard(done["id"])
+        assert done.status == "ready"
+        assert not listener.has_heard(done.id)
 
 
 @pytest.mark.anyio
@@ -133,7 +134,7 @@ async def test_the_embedded_defaults_poll(tmp_path: Path, models: FaceModels) ->
         async with listening(settings) as listener:
             assert not listener.connected
             done, _ = await process_while_waiting(services, services, listener, 20.0)
-        assert done["status"] == "ready"
+        assert done.status == "ready"
 
 
 @pytest.mark.anyio

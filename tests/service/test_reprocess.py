@@ -66,9 +66,9 @@ def made_with(services: Services, models: FaceModels, name: str, pipeline: Pipel
     avatar, _ = upload(services, account_id, sample(name))
     settings = services.settings.model_copy(update={"pipeline": pipeline})
     Processor(settings, services.registry, services.storage, FakeBroker(), models).process(
-        avatar["id"]
+        avatar.id
     )
-    return str(avatar["id"])
+    return str(avatar.id)
 
 
 def row(services: Services, avatar_id: str) -> AvatarRow:

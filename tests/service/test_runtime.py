@@ -34,7 +34,7 @@ def test_processing_needs_the_face_models(local: Services, broker: FakeBroker) -
     avatar, _ = upload(local, me, sample("accept_portrait.jpg"))
     api_side = Services.create(local.settings, broker)  # as the API makes it: no models
     with pytest.raises(RuntimeError, match="FaceModels"):
-        api_side.avatars.process(avatar["id"])
+        api_side.avatars.process(avatar.id)
     api_side.close()
 
 

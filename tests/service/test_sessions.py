@@ -14,6 +14,7 @@ from sqlalchemy import update
 from pipeline import FaceModels
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from service.keys import Account
+from service.public import session_json
 from service.registry import SessionRow, utcnow
 from service.runtime import Services
 from service.sessions import (
@@ -51,18 +52,20 @@ def ready_avatar(
 ) -> str:
     """An avatar of `photo` processed by the real pipeline; its id."""
     avatar, _ = upload(services, owner.id, sample(photo), **options)
-    services.avatars.process(avatar["id"])
-    assert services.avatars.get(owner.id, avatar["id"])["status"] in ("ready", "failed")
-    return str(avatar["id"])
+    services.avatars.process(avatar.id)
+    assert services.avatars.get(owner.id, avatar.id).status in ("ready", "failed")
+    return avatar.id
 
 
 def start(services: Services, who: Account, avatar_id: str, **options: Any) -> dict[str, Any]:
-    return services.sessions.create(
-        who,
-        avatar_id,
-        room=options.pop("room", ROOM),
-        aspect_ratio=options.pop("aspect_ratio", "4:3"),
-        metadata=options.pop("metadata", {}),
+    return session_json(
+        services.sessions.create(
+            who,
+            avatar_id,
+            room=options.pop("room", ROOM),
+            aspect_ratio=options.pop("aspect_ratio", "4:3"),
+            metadata=options.pop("metadata", {}),
+        )
     )
 
 
@@ -123,14 +126,14 @@ def test_the_session_token_is_shown_once_and_stored_hashed(local: Services) -> N
     row = session_row(local, first["id"])
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in repr([getattr(row, c.key) for c in SessionRow.__table__.columns])
-    assert "session_token" not in local.sessions.get(paid.id, first["id"])
+    assert "session_token" not in session_json(local.sessions.get(paid.id, first["id"]))
 
 
 def test_the_room_token_is_kept_but_never_returned(local: Services) -> None:
     paid = new_account(local, "acme", "paid")
     session = start(local, paid, ready_avatar(local, paid))
     assert session_row(local, session["id"]).room_token == "room-secret-1"
-    for shown in (session, local.sessions.get(paid.id, session["id"])):
+    for shown in (session, session_json(local.sessions.get(paid.id, session["id"]))):
         assert "room-secret-1" not in repr(shown)
     assert "room-secret-1" not in repr(ROOM)
 
@@ -160,7 +163,7 @@ def test_another_accounts_exclusive_avatar_is_not_found_a_shared_one_is_usable(
     assert session["avatar_image"]["width"] == 512
     # The session belongs to the account that started it, not to the avatar's owner.
     with pytest.raises(NotFound):
-        local.sessions.get(owner.id, session["id"])
+        session_json(local.sessions.get(owner.id, session["id"]))
 
 
 @pytest.mark.parametrize(
@@ -178,12 +181,12 @@ def test_an_unfinished_avatar_is_not_ready_and_a_failed_one_is_failed(
     paid = new_account(local, "acme", "paid")
     queued, _ = upload(local, paid.id, sample("progressive.jpg"))
     with pytest.raises(Conflict) as info:
-        start(local, paid, queued["id"])
+        start(local, paid, queued.id)
     assert info.value.code == "avatar.not_ready"
     assert "queued" in info.value.message
 
     failed = ready_avatar(local, paid, "reject_multiple_faces.jpg")
-    assert local.avatars.get(paid.id, failed)["status"] == "failed"
+    assert local.avatars.get(paid.id, failed).status == "failed"
     with pytest.raises(Conflict) as info:
         start(local, paid, failed)
     assert info.value.code == "avatar.failed"
@@ -251,7 +254,7 @@ def test_an_avatar_reference_is_told_from_an_image(text: str, is_id: bool) -> No
 def test_get_is_for_the_sessions_own_account_only(local: Services) -> None:
     paid, other = new_account(local, "acme", "paid"), new_account(local, "globex", "paid")
     session = start(local, paid, ready_avatar(local, paid))
-    shown = local.sessions.get(paid.id, session["id"])
+    shown = session_json(local.sessions.get(paid.id, session["id"]))
     assert shown == {k: v for k, v in session.items() if k != "session_token"}
     for account_id, session_id in (
         (other.id, session["id"]),
@@ -259,25 +262,25 @@ def test_get_is_for_the_sessions_own_account_only(local: Services) -> None:
         (paid.id, "nonsense"),
     ):
         with pytest.raises(NotFound) as info:
-            local.sessions.get(account_id, session_id)
+            session_json(local.sessions.get(account_id, session_id))
         assert info.value.code == "session.not_found"
     with pytest.raises(NotFound):
-        local.sessions.stop(other.id, session["id"])
-    assert local.sessions.get(paid.id, session["id"])["status"] == "started"
+        session_json(local.sessions.stop(other.id, session["id"]))
+    assert session_json(local.sessions.get(paid.id, session["id"]))["status"] == "started"
 
 
 def test_stop_ends_the_session_and_is_idempotent(local: Services) -> None:
     paid = new_account(local, "acme", "paid")
     session = start(local, paid, ready_avatar(local, paid))
     before = utcnow()
-    stopped = local.sessions.stop(paid.id, session["id"])
+    stopped = session_json(local.sessions.stop(paid.id, session["id"]))
     assert stopped["status"] == "ended"
     ended_at = parse(stopped["ended_at"])
     assert parse(session["started_at"]) <= ended_at
     assert before - timedelta(milliseconds=1) <= ended_at <= utcnow()
-    again = local.sessions.stop(paid.id, session["id"])
+    again = session_json(local.sessions.stop(paid.id, session["id"]))
     assert again == stopped
-    assert local.sessions.get(paid.id, session["id"]) == stopped
+    assert session_json(local.sessions.get(paid.id, session["id"])) == stopped
 
 
 def test_a_session_past_its_expiry_reads_as_ended_when_it_expired(local: Services) -> None:
@@ -294,11 +297,11 @@ def test_a_session_past_its_expiry_reads_as_ended_when_it_expired(local: Service
                 expires_at=parse(session["expires_at"]) - shift,
             )
         )
-    expired = local.sessions.get(paid.id, session["id"])
+    expired = session_json(local.sessions.get(paid.id, session["id"]))
     assert expired["status"] == "ended"
     assert expired["ended_at"] == expired["expires_at"]
     # Stopping it afterwards keeps the time it really ended.
-    assert local.sessions.stop(paid.id, session["id"]) == expired
+    assert session_json(local.sessions.stop(paid.id, session["id"])) == expired
     assert session_row(local, session["id"]).ended_at == parse(expired["expires_at"])
 
 
@@ -307,8 +310,8 @@ def test_a_session_outlives_its_avatar(local: Services) -> None:
     avatar_id = ready_avatar(local, paid)
     session = start(local, paid, avatar_id, aspect_ratio="3:4")
     # A started session keeps its avatar (avatar.in_use); once stopped, it may go.
-    assert local.sessions.stop(paid.id, session["id"])["status"] == "ended"
+    assert session_json(local.sessions.stop(paid.id, session["id"]))["status"] == "ended"
     local.avatars.delete(paid.id, avatar_id)
-    shown = local.sessions.get(paid.id, session["id"])
+    shown = session_json(local.sessions.get(paid.id, session["id"]))
     assert shown["avatar_id"] == avatar_id and shown["status"] == "ended"
     assert (shown["avatar_image"]["width"], shown["avatar_image"]["height"]) == (480, 640)

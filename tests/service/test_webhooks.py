@@ -92,7 +92,7 @@ def test_an_event_is_written_for_the_subscribed_endpoints_of_its_account_only(
             ).all()
             (event,) = session.scalars(select(WebhookEventRow)).all()
         # One delivery, to A's endpoint that takes every type; handed off after commit.
-        assert [r.endpoint_id for r in rows] == [all_of_a["id"]]
+        assert [r.endpoint_id for r in rows] == [all_of_a.id]
         assert sent == [rows[0].id]
         assert event.account_id == a and event.type == EventType.AVATAR_READY
         # A transaction that rolls back leaves no event and sends nothing.
@@ -117,10 +117,10 @@ def test_a_failed_attempt_is_recorded_and_retried_after_its_backoff(
     (delivery_id,) = _delivery_ids(services)
 
     services.webhooks.deliver(delivery_id)
-    first = services.webhooks.get_endpoint(a, endpoint["id"])["recent_deliveries"][0]
-    assert first["status"] == "pending" and first["attempts"] == 1
-    assert first["last_error"] == "HTTP 500."
-    assert first["next_attempt_at"] > first["last_attempt_at"]
+    first = services.webhooks.get_endpoint(a, endpoint.id).recent_deliveries[0]
+    assert first.status == "pending" and first.attempts == 1
+    assert first.last_error == "HTTP 500."
+    assert first.next_attempt_at > first.last_attempt_at
     # Not due yet: a second hand-off (the dispatcher, a redelivery) does nothing.
     services.webhooks.deliver(delivery_id)
     assert len(receiver.at("/hook")) == 1
@@ -128,13 +128,13 @@ def test_a_failed_attempt_is_recorded_and_retried_after_its_backoff(
     time.sleep(0.3)
     assert services.webhooks.dispatch() == 0  # no sender in this process: nothing queued
     services.webhooks.deliver(delivery_id)
-    done = services.webhooks.get_endpoint(a, endpoint["id"])["recent_deliveries"][0]
-    assert done["status"] == "delivered" and done["attempts"] == 2
-    assert done["last_error"] is None and done["next_attempt_at"] is None
+    done = services.webhooks.get_endpoint(a, endpoint.id).recent_deliveries[0]
+    assert done.status == "delivered" and done.attempts == 2
+    assert done.last_error is None and done.next_attempt_at is None
     one, two = receiver.at("/hook")
     assert (one.answered, two.answered) == (500, 200)
     assert one.headers["webhook-id"] == two.headers["webhook-id"] == one.event["id"]
-    assert two.verified(endpoint["secret"])["data"] == {"id": "avat_r"}
+    assert two.verified(endpoint.secret)["data"] == {"id": "avat_r"}
 
 
 def test_the_last_failed_attempt_exhausts_the_delivery(
@@ -154,9 +154,9 @@ def test_the_last_failed_attempt_exhausts_the_delivery(
         services.webhooks.deliver(delivery_id)
         _make_due(services)
         services.webhooks.deliver(delivery_id)
-        (record,) = services.webhooks.get_endpoint(a, endpoint["id"])["recent_deliveries"]
-        assert record["status"] == "exhausted" and record["attempts"] == 2
-        assert record["last_error"] == "HTTP 502." and record["next_attempt_at"] is None
+        (record,) = services.webhooks.get_endpoint(a, endpoint.id).recent_deliveries
+        assert record.status == "exhausted" and record.attempts == 2
+        assert record.last_error == "HTTP 502." and record.next_attempt_at is None
     finally:
         services.close()
 
@@ -208,10 +208,10 @@ def test_an_address_that_became_private_is_refused_at_delivery(
             record_event(session, a, EventType.AVATAR_READY, {"id": "avat_z"})
         (delivery_id,) = _delivery_ids(services)
         services.webhooks.deliver(delivery_id)
-        (record,) = services.webhooks.get_endpoint(a, "whep_01JD3Z9B2C4D5E6F7G8H9J0K1M")[
-            "recent_deliveries"
-        ]
-        assert "loopback address" in record["last_error"] and record["attempts"] == 1
+        (record,) = services.webhooks.get_endpoint(
+            a, "whep_01JD3Z9B2C4D5E6F7G8H9J0K1M"
+        ).recent_deliveries
+        assert "loopback address" in record.last_error and record.attempts == 1
         assert receiver.at("/inside") == []
     finally:
         services.close()
@@ -222,7 +222,7 @@ def test_deleting_an_endpoint_drops_its_pending_deliveries(services: Services) -
     endpoint = services.webhooks.create_endpoint(a, "http://127.0.0.1:9/gone")
     with services.registry.transaction() as session:
         record_event(session, a, EventType.AVATAR_READY, {"id": "avat_d"})
-    services.webhooks.delete_endpoint(a, endpoint["id"])
+    services.webhooks.delete_endpoint(a, endpoint.id)
     assert _delivery_ids(services) == []
     assert services.webhooks.list_endpoints(a) == []
 

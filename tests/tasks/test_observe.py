@@ -45,7 +45,7 @@ class Observed:
             user_exclusive=True,
             metadata={},
         )
-        return str(avatar["id"])
+        return str(avatar.id)
 
     def run(self, avatar_id: str) -> None:
         self.app.tasks[PROCESS_TASK].apply(args=[avatar_id])
@@ -174,5 +174,5 @@ def test_a_run_touches_the_registry_twice_claim_and_finish(observed: Observed) -
         observed.run(avatar_id)
     finally:
         event.remove(factory, "after_begin", begun)
-    assert observed.services.avatars.get(observed.account_id, avatar_id)["status"] == "ready"
+    assert observed.services.avatars.get(observed.account_id, avatar_id).status == "ready"
     assert len(transactions) == 2

@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.local_stack import Child, start_worker
 from service.avatars import ImageInput
+from service.domain import Avatar
 from service.queue import BrokerUnavailable
 from service.registry import upgrade
 from service.runtime import Services
@@ -36,7 +36,7 @@ class Embedded:
     account_id: str
     worker: Child
 
-    def create(self, sample: str, services: Services | None = None) -> dict[str, Any]:
+    def create(self, sample: str, services: Services | None = None) -> Avatar:
         image = ImageInput(kind="file", data=(SAMPLES / sample).read_bytes())
         avatar, created = (services or self.services).avatars.create(
             self.account_id, image, name=sample, user_exclusive=True, metadata={}
@@ -44,14 +44,14 @@ class Embedded:
         assert created
         return avatar
 
-    def finished(self, avatar_id: str) -> dict[str, Any]:
+    def finished(self, avatar_id: str) -> Avatar:
         deadline = time.monotonic() + FINISH_TIMEOUT_SECONDS
         while True:
             avatar = self.services.avatars.get(self.account_id, avatar_id)
-            if avatar["status"] in ("ready", "failed"):
+            if avatar.status in ("ready", "failed"):
                 return avatar
             if time.monotonic() > deadline or not self.worker.running():
-                raise self.worker.fail(f"{avatar_id} still {avatar['status']}")
+                raise self.worker.fail(f"{avatar_id} still {avatar.status}")
             time.sleep(0.1)
 
 
@@ -80,10 +80,10 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 
 
 def test_an_accepted_photo_ends_ready_with_every_rendition_stored(embedded: Embedded) -> None:
-    avatar = embedded.finished(embedded.create("accept_portrait.jpg")["id"])
-    assert avatar["status"] == "ready", avatar["error"]
-    assert avatar["images"]["4:3"]["width"] == 640
-    stored = embedded.services.storage.list_keys(f"avatars/{avatar['id']}/")
+    avatar = embedded.finished(embedded.create("accept_portrait.jpg").id)
+    assert avatar.status == "ready", avatar.error
+    assert avatar.images["4:3"].width == 640
+    stored = embedded.services.storage.list_keys(f"avatars/{avatar.id}/")
     assert sorted(k.rsplit("/", 1)[1] for k in stored) == [
         "1x1.jpg",
         "3x4.jpg",
@@ -94,10 +94,10 @@ def test_an_accepted_photo_ends_ready_with_every_rendition_stored(embedded: Embe
 
 
 def test_a_rejected_photo_ends_failed_with_its_code_and_checks(embedded: Embedded) -> None:
-    avatar = embedded.finished(embedded.create("reject_multiple_faces.jpg")["id"])
-    assert avatar["status"] == "failed"
-    assert avatar["error"]["code"] == "face.multiple"
-    assert any(c["name"] == "face_count" and not c["passed"] for c in avatar["error"]["checks"])
+    avatar = embedded.finished(embedded.create("reject_multiple_faces.jpg").id)
+    assert avatar.status == "failed"
+    assert avatar.error["code"] == "face.multiple"
+    assert any(c["name"] == "face_count" and not c["passed"] for c in avatar.error["checks"])
 
 
 def test_an_upload_the_broker_refused_is_sent_by_the_sweeper(embedded: Embedded) -> None:
@@ -113,6 +113,6 @@ def test_an_upload_the_broker_refused_is_sent_by_the_sweeper(embedded: Embedded)
         avatar = embedded.create("accept_astronaut.png", services=refused)
     finally:
         refused.close()
-    assert avatar["status"] == "queued"
-    assert embedded.finished(avatar["id"])["status"] == "ready"
+    assert avatar.status == "queued"
+    assert embedded.finished(avatar.id).status == "ready"
     assert "sweeper re-enqueued" in embedded.worker.log()

@@ -104,7 +104,7 @@ def test_a_killed_worker_leaves_no_process_and_a_new_one_finishes_its_avatar(
                 user_exclusive=True,
                 metadata={},
             )
-            avatar_id = avatar["id"]
+            avatar_id = avatar.id
             deadline = time.monotonic() + 60
             while status_and_worker(services, avatar_id) == ("queued", None):
                 assert time.monotonic() < deadline, old.log()[-3000:]
@@ -132,8 +132,8 @@ def test_a_killed_worker_leaves_no_process_and_a_new_one_finishes_its_avatar(
         new_ready = time.monotonic()
         bound = settings.worker_lost_after_seconds + settings.sweep_interval_seconds
         deadline = max(killed_at, new_ready) + bound + RUN_SLACK_SECONDS
-        while (status := services.avatars.get(account_id, avatar_id)["status"]) != "ready":
-            assert status != "failed", services.avatars.get(account_id, avatar_id)["error"]
+        while (status := services.avatars.get(account_id, avatar_id).status) != "ready":
+            assert status != "failed", services.avatars.get(account_id, avatar_id).error
             assert time.monotonic() < deadline, new.log()[-3000:]
             time.sleep(0.1)
         print(
