@@ -27,16 +27,6 @@ from service.runtime import Services
 from service.settings import Settings
 from tests.api.embedded import Embedded, Sent, embedded_app, embedded_settings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
-
-
-@pytest.fixture(scope="session")
-def models() -> Iterator[FaceModels]:
-    """The face models, loaded once for every API test that runs the real pipeline."""
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
-
 
 @pytest.fixture
 def anyio_backend() -> str:

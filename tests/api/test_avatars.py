@@ -11,9 +11,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from sample_images import SAMPLES
 from service.avatars import ImageRef
 from service.runtime import Services
-from tests.api.conftest import SAMPLES, photo
+from tests.api.conftest import photo
 from tests.api.embedded import Sent
 from tests.api.test_errors import assert_envelope
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from pipeline import FaceModels
-from tests.api.conftest import SAMPLES
+from sample_images import SAMPLES
 from tests.api.embedded import Embedded, embedded_app, embedded_settings
 
 pytestmark = pytest.mark.anyio

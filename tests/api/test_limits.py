@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pipeline.errors import AvatarPrepError
+from sample_images import SAMPLES
 from service.registry import AvatarRow
 from tests.api.conftest import open_client
 from tests.api.embedded import Embedded, embedded_app, embedded_settings
@@ -19,7 +20,6 @@ from tests.api.test_errors import assert_envelope
 
 pytestmark = pytest.mark.anyio
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 UPLOAD = "/v1/avatars/upload-face"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pipeline import FaceModels
+from sample_images import SAMPLES
 from service.logs import (
     QUIET_LOGGERS,
     JsonFormatter,
@@ -29,16 +30,8 @@ from tests.api.embedded import Embedded, embedded_app, embedded_settings
 
 pytestmark = pytest.mark.anyio
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 ROOM_TOKEN = "eyJroom-token-SECRET-9f3c1e7a"
 WRONG_KEY = "ak_live_wrong-key-SECRET-4b1d9a6e2c7f0e8d5a3b1c9e7f6d4a2b0c8e"
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[FaceModels]:
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from api.metrics import ApiMetrics
 from pipeline.errors import AvatarPrepError
+from sample_images import SAMPLES
 from service.runtime import Services
 from tests.api.conftest import open_client
 from tests.api.embedded import Embedded, Sent, embedded_app, embedded_settings
 
 pytestmark = pytest.mark.anyio
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 UPLOAD = "/v1/avatars/upload-face"
 AVATAR = "/v1/avatars/{avatar_id}"
 

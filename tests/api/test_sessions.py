@@ -22,10 +22,11 @@ from api.app import create_app
 from api.session_schemas import CreatedSession, Session
 from api.uploads import MAX_METADATA_BYTES
 from pipeline import FaceModels
+from sample_images import SAMPLES
 from service.registry import SessionRow, upgrade
 from service.runtime import Services
 from service.settings import Settings
-from tests.api.conftest import SAMPLES, open_client
+from tests.api.conftest import open_client
 from tests.api.test_errors import assert_envelope
 from tests.api.test_with_service import ThreadWorker
 from tests.service.conftest import ImageServer

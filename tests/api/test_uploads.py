@@ -24,11 +24,12 @@ from api.uploads import (
 )
 from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError, ImageError
+from sample_images import SAMPLES
 from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
 from service.storage import original_key
-from tests.api.conftest import SAMPLES, open_client, photo, spy
+from tests.api.conftest import open_client, photo, spy
 from tests.api.embedded import embedded_app, embedded_settings, stored_avatars, stored_objects
 from tests.api.test_errors import assert_envelope
 from tests.service.conftest import ImageServer

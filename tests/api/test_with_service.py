@@ -25,10 +25,11 @@ from PIL import Image
 from api.app import create_app
 from api.schemas import Avatar, AvatarList
 from pipeline import FaceModels
+from sample_images import SAMPLES
 from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Settings
-from tests.api.conftest import SAMPLES, open_client
+from tests.api.conftest import open_client
 from tests.api.test_errors import assert_envelope
 
 pytestmark = pytest.mark.anyio

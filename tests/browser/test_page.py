@@ -16,11 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from harness.local_stack import Child, create_key, run, start_api, start_worker
+from sample_images import SAMPLES
 from service.settings import Settings
 from tests.services import service_missing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "page"
 # A verdict takes under a second here; a cold worker loads its models first.
 VERDICT_TIMEOUT_MS = 60_000

@@ -26,8 +26,8 @@ from cli.progress import Progress
 from cli.report import COLUMNS, Row, read_report
 from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE, output_name
 from pipeline import PipelineSettings
+from sample_images import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
 ASTRONAUT = SAMPLES / "accept_astronaut.png"
 TWO_FACES = SAMPLES / "reject_multiple_faces.jpg"

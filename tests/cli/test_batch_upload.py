@@ -19,6 +19,7 @@ from cli import batch_worker
 from cli.batch import run_batch
 from cli.batch_worker import Job, Upload, no_broker
 from pipeline import FaceModels
+from sample_images import SAMPLES
 from service import processing
 from service.registry import upgrade
 from service.runtime import Services
@@ -26,7 +27,6 @@ from service.settings import Settings
 from service.storage import avatar_prefix, rendition_key
 from tests.services import SeaweedS3
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PHOTOS = ("accept_portrait.jpg", "accept_astronaut.png", "reject_multiple_faces.jpg")
 
 

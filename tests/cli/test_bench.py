@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.bench import format_stages
+from sample_images import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
 BENCH = [str(Path(sys.executable).with_name("avatar-prep")), "bench", "--quick"]
 

@@ -19,10 +19,10 @@ from cli.main import main
 from cli.scoring import Label, Outcome, format_summary, predicted_label, read_labels, summarise
 from cli.sheet import TEXT_LINE, THUMB_HEIGHT
 from pipeline.settings import PipelineSettings
+from sample_images import SAMPLES
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "faces"
 FACES2 = Path(__file__).resolve().parents[3] / "shared" / "faces2"
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
 def outcome(expected: str, predicted: str, flagged: bool = False) -> Outcome:

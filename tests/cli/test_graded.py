@@ -3,8 +3,6 @@ of the mildest and the strongest (cli/degrade.py, cli/graded.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,8 @@ from cli.degrade import DEGRADATIONS, LEVELS, under_exposure
 from cli.graded import GradedOutcome, format_graded, graded
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode, probe
+from sample_images import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 SETTINGS = PipelineSettings()
 
 # The code the strongest level of each degradation must be rejected with (blur

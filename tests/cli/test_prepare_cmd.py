@@ -15,8 +15,8 @@ import simplejpeg
 
 from cli.main import main
 from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE, output_name
+from sample_images import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
 TWO_FACES = SAMPLES / "reject_multiple_faces.jpg"
 

@@ -20,12 +20,12 @@ import httpx
 from sqlalchemy import select
 
 from harness.local_stack import Child, create_key, start_api, start_worker
+from sample_images import SAMPLES
 from service.keys import KeyService
 from service.registry import AvatarRow, Registry
 from service.settings import Plan, Settings
 from tests.services import SeaweedS3
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 FINISHED = ("ready", "failed")
 # Guards against a hung test, not timing assertions: a 12 MP photo takes about a
 # second; retries after a storage outage take up to a minute.

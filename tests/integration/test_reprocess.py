@@ -44,13 +44,6 @@ def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def models() -> Iterator[FaceModels]:
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
-
-
 def made_with_old_framing(stack: Stack, models: FaceModels, key: str, name: str) -> str:
     """An avatar of sample `name` on the stack's database and storage, processed
     in this process under the old framing; its id."""

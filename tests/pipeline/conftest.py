@@ -5,16 +5,16 @@ face models for the whole session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from pipeline.models import FaceModels
+from sample_images import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+if TYPE_CHECKING:
+    pass
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +39,3 @@ def sample_path() -> Callable[[str], Path]:
 def sample_bytes(sample_path: Callable[[str], Path]) -> Callable[[str], bytes]:
     """`sample_bytes("accept_portrait.jpg")` -> the file's bytes."""
     return lambda name: sample_path(name).read_bytes()
-
-
-@pytest.fixture(scope="session")
-def face_models() -> Iterator[FaceModels]:
-    """The MediaPipe graphs, loaded once per test session as once per process in
-    production; imported here, not at the top, so decode-only tests stay light."""
-    from pipeline.models import FaceModels
-
-    with FaceModels.load() as models:
-        yield models

@@ -27,9 +27,9 @@ import pyvips
 from PIL import Image
 
 from pipeline.settings import PipelineSettings
+from sample_images import SAMPLES
 
 SETTINGS = PipelineSettings()
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 # The largest square within the pixel cap: 7071 x 7071 = 49,999,041 pixels.
 CAP_SIDE = math.isqrt(SETTINGS.max_pixels)
 

@@ -39,11 +39,11 @@ def test_probe_calls_the_gif_bomb_too_many_pixels() -> None:
     assert (check.name, check.value, check.limit) == ("pixel_count", 65535 * 65535, 50_000_000)
 
 
-def test_prepare_calls_it_too_many_pixels(face_models) -> None:
+def test_prepare_calls_it_too_many_pixels(models) -> None:
     from pipeline import prepare
 
     with pytest.raises(ImageError) as caught:
-        prepare(BOMB, face_models, SETTINGS)
+        prepare(BOMB, models, SETTINGS)
     assert caught.value.code == "image.too_many_pixels"
 
 

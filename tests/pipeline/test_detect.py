@@ -39,9 +39,9 @@ def inside(point: tuple[float, float], box: tuple[float, float, float, float]) -
 
 
 def test_finds_the_face_with_keypoints_in_mediapipe_order(
-    portrait: np.ndarray, face_models: FaceModels
+    portrait: np.ndarray, models: FaceModels
 ) -> None:
-    candidates = detect(portrait, face_models, SETTINGS.min_detection_score)
+    candidates = detect(portrait, models, SETTINGS.min_detection_score)
 
     assert candidates, "no candidate on a frontal portrait"
     best = candidates[0]
@@ -58,12 +58,12 @@ def test_finds_the_face_with_keypoints_in_mediapipe_order(
 
 
 def test_candidates_are_largest_first(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_multiple_faces.jpg")
     rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
 
-    candidates = detect(rgb, face_models, SETTINGS.min_detection_score)
+    candidates = detect(rgb, models, SETTINGS.min_detection_score)
 
     areas = [c.area for c in candidates]
     assert areas == sorted(areas, reverse=True)
@@ -73,20 +73,20 @@ def test_candidates_are_largest_first(
     assert any(c.centre[0] > half for c in candidates)
 
 
-def test_min_score_filters(portrait: np.ndarray, face_models: FaceModels) -> None:
-    assert detect(portrait, face_models, 1.0) == []
+def test_min_score_filters(portrait: np.ndarray, models: FaceModels) -> None:
+    assert detect(portrait, models, 1.0) == []
 
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_turned_detection_maps_back_to_the_image(
-    portrait: np.ndarray, face_models: FaceModels, turns: int
+    portrait: np.ndarray, models: FaceModels, turns: int
 ) -> None:
     """The face lying sideways or upside down in the pixels, found by letting the
     detector see the pixels turned back: coordinates are those of the given image."""
     lying = np.ascontiguousarray(np.rot90(portrait, -turns))  # turned clockwise
-    upright = detect(portrait, face_models, SETTINGS.min_detection_score)[0]
+    upright = detect(portrait, models, SETTINGS.min_detection_score)[0]
 
-    found = detect(lying, face_models, SETTINGS.min_detection_score, quarter_turns=turns)
+    found = detect(lying, models, SETTINGS.min_detection_score, quarter_turns=turns)
 
     assert found
     height, width = portrait.shape[:2]
@@ -97,14 +97,14 @@ def test_turned_detection_maps_back_to_the_image(
 
 
 def test_canvas_pass_finds_a_face_that_fills_the_frame(
-    portrait: np.ndarray, face_models: FaceModels
+    portrait: np.ndarray, models: FaceModels
 ) -> None:
-    face = detect(portrait, face_models, SETTINGS.min_detection_score)[0]
+    face = detect(portrait, models, SETTINGS.min_detection_score)[0]
     x, y, w, h = (round(v) for v in face.box)
     # Crop to the face box itself: no margin at all around the face.
     tight = np.ascontiguousarray(portrait[y : y + h, x : x + w])
 
-    found = detect(tight, face_models, SETTINGS.min_detection_score, canvas=True)
+    found = detect(tight, models, SETTINGS.min_detection_score, canvas=True)
 
     assert found
     cx, cy = found[0].centre
@@ -112,13 +112,13 @@ def test_canvas_pass_finds_a_face_that_fills_the_frame(
 
 
 def test_no_candidate_on_an_object(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_no_face.png")  # an espresso cup
     rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
 
     found: list[Candidate] = []
     for canvas in (False, True):
-        found += detect(rgb, face_models, SETTINGS.min_detection_score, canvas=canvas)
+        found += detect(rgb, models, SETTINGS.min_detection_score, canvas=canvas)
 
     assert found == []

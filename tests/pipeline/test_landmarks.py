@@ -27,10 +27,8 @@ def faces_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Face]]:
 
 
 @pytest.fixture(scope="module")
-def portrait(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
-) -> tuple[np.ndarray, Face]:
-    rgb, faces = faces_in(sample_bytes("accept_portrait.jpg"), face_models)
+def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> tuple[np.ndarray, Face]:
+    rgb, faces = faces_in(sample_bytes("accept_portrait.jpg"), models)
     assert len(faces) == 1
     return rgb, faces[0]
 
@@ -66,33 +64,31 @@ def test_pose_of_a_frontal_face(portrait: tuple[np.ndarray, Face]) -> None:
 
 
 def test_profile_reads_beyond_45_degrees_of_yaw(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     # The cameraman (d001) looks to the image's right through his camera.
-    _, faces = faces_in(sample_bytes("reject_not_frontal.png"), face_models)
+    _, faces = faces_in(sample_bytes("reject_not_frontal.png"), models)
 
     assert faces
     assert faces[0].pose()["yaw"] > 45
 
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
-def test_three_quarter_profile_reads_beyond_45_degrees_of_yaw(face_models: FaceModels) -> None:
+def test_three_quarter_profile_reads_beyond_45_degrees_of_yaw(models: FaceModels) -> None:
     # d004: a woman turned about 60 degrees towards the image's right.
-    _, faces = faces_in((EVAL_IMAGES / "d004.png").read_bytes(), face_models)
+    _, faces = faces_in((EVAL_IMAGES / "d004.png").read_bytes(), models)
 
     assert faces
     assert faces[0].pose()["yaw"] > 45
 
 
 def test_mirrored_face_mirrors_yaw(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_not_frontal.png")
     rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
     mirrored = np.ascontiguousarray(rgb[:, ::-1])
-    faces = fit_faces(
-        mirrored, detect(mirrored, face_models, SETTINGS.min_detection_score), face_models, 4
-    )
+    faces = fit_faces(mirrored, detect(mirrored, models, SETTINGS.min_detection_score), models, 4)
 
     assert faces
     assert faces[0].pose()["yaw"] < -45
@@ -100,16 +96,16 @@ def test_mirrored_face_mirrors_yaw(
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_points_follow_a_face_turned_in_the_pixels(
-    portrait: tuple[np.ndarray, Face], face_models: FaceModels, turns: int
+    portrait: tuple[np.ndarray, Face], models: FaceModels, turns: int
 ) -> None:
     """A face lying sideways or upside down: the points are where the upright
     points went, assigned by anatomy (so the crop is not mirrored), and the roll
     says how far it is turned."""
     rgb, upright = portrait
     lying = np.ascontiguousarray(np.rot90(rgb, -turns))  # clockwise
-    candidates = detect(lying, face_models, SETTINGS.min_detection_score, quarter_turns=turns)
+    candidates = detect(lying, models, SETTINGS.min_detection_score, quarter_turns=turns)
 
-    faces = fit_faces(lying, candidates, face_models, SETTINGS.max_faces_checked)
+    faces = fit_faces(lying, candidates, models, SETTINGS.max_faces_checked)
 
     assert len(faces) == 1
     size = rgb.shape[0]  # square image: every turn keeps the size
@@ -123,9 +119,9 @@ def test_points_follow_a_face_turned_in_the_pixels(
 
 
 def test_two_people_give_two_faces_of_similar_size(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    _, faces = faces_in(sample_bytes("reject_multiple_faces.jpg"), face_models)
+    _, faces = faces_in(sample_bytes("reject_multiple_faces.jpg"), models)
 
     assert len(faces) == 2
     assert faces[0].length >= faces[1].length > 0.8 * faces[0].length
@@ -135,24 +131,24 @@ def test_two_people_give_two_faces_of_similar_size(
 
 
 def test_landmark_model_confirms_no_face_on_an_object(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_no_face.png")
     rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
     # Even the detectors' weakest proposals, on the canvas too, are no face.
-    candidates = detect(rgb, face_models, 0.3) + detect(rgb, face_models, 0.3, canvas=True)
+    candidates = detect(rgb, models, 0.3) + detect(rgb, models, 0.3, canvas=True)
 
-    assert fit_faces(rgb, candidates, face_models, SETTINGS.max_faces_checked) == []
+    assert fit_faces(rgb, candidates, models, SETTINGS.max_faces_checked) == []
 
 
 def test_max_faces_bounds_the_work(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_multiple_faces.jpg")
     rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
-    candidates = detect(rgb, face_models, SETTINGS.min_detection_score)
+    candidates = detect(rgb, models, SETTINGS.min_detection_score)
 
-    assert len(fit_faces(rgb, candidates, face_models, 1)) == 1
+    assert len(fit_faces(rgb, candidates, models, 1)) == 1
 
 
 def test_scaled_moves_every_point(portrait: tuple[np.ndarray, Face]) -> None:
@@ -169,7 +165,7 @@ def test_scaled_moves_every_point(portrait: tuple[np.ndarray, Face]) -> None:
 
 
 def test_rolled_face_in_a_non_square_image(
-    portrait: tuple[np.ndarray, Face], face_models: FaceModels
+    portrait: tuple[np.ndarray, Face], models: FaceModels
 ) -> None:
     """The landmark model's region is square in pixels, not in normalised units:
     a rolled face in a wide image gets the same points as in a square one."""
@@ -182,8 +178,8 @@ def test_rolled_face_in_a_non_square_image(
     square = cv2.copyMakeBorder(wide, top, top, 0, 0, cv2.BORDER_CONSTANT, value=(128, 128, 128))
 
     def first_face(image: np.ndarray) -> Face:
-        candidates = detect(image, face_models, SETTINGS.min_detection_score)
-        return fit_faces(image, candidates, face_models, SETTINGS.max_faces_checked)[0]
+        candidates = detect(image, models, SETTINGS.min_detection_score)
+        return fit_faces(image, candidates, models, SETTINGS.max_faces_checked)[0]
 
     in_wide = first_face(wide).five_points()
     in_square = first_face(square).five_points()

@@ -34,8 +34,8 @@ needs_eval_set = pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/
 
 
 @pytest.fixture(scope="module")
-def portrait(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> Prepared:
-    return prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> Prepared:
+    return prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
 
 
 def rejection(data: bytes, models: FaceModels, settings: PipelineSettings = SETTINGS) -> Rejected:
@@ -149,9 +149,9 @@ def test_the_crop_shows_the_face_where_the_transform_says(portrait: Prepared) ->
 
 
 def test_same_bytes_and_settings_give_the_same_output(
-    portrait: Prepared, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    portrait: Prepared, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    again = prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+    again = prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
 
     assert again.to_dict() == portrait.to_dict()
     for ratio, rendition in portrait.renditions.items():
@@ -159,11 +159,11 @@ def test_same_bytes_and_settings_give_the_same_output(
 
 
 def test_settings_change_the_settings_hash(
-    portrait: Prepared, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    portrait: Prepared, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     other = prepare(
         sample_bytes("accept_portrait.jpg"),
-        face_models,
+        models,
         SETTINGS.model_copy(update={"output_size": 256}),
     )
 
@@ -173,9 +173,9 @@ def test_settings_change_the_settings_hash(
 
 
 def test_exif_rotated_photo_is_measured_upright(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    result = prepare(sample_bytes("exif_rotated_6.jpg"), face_models, SETTINGS)
+    result = prepare(sample_bytes("exif_rotated_6.jpg"), models, SETTINGS)
 
     assert (result.source.width, result.source.height) == (900, 1200)
     assert abs(result.face.pose["roll"]) < 10
@@ -185,12 +185,12 @@ def test_exif_rotated_photo_is_measured_upright(
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_pixels_turned_without_exif_are_found_and_aligned(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels, turns: int
+    sample_bytes: Callable[[str], bytes], models: FaceModels, turns: int
 ) -> None:
     upright = np.asarray(Image.open(io.BytesIO(sample_bytes("accept_portrait.jpg"))).convert("RGB"))
     turned = np.ascontiguousarray(np.rot90(upright, turns))
 
-    result = prepare(png(turned), face_models, SETTINGS)
+    result = prepare(png(turned), models, SETTINGS)
 
     # Landmarks are reported in the coordinates of the (turned) source, and
     # the crop is upright: the eyes land level in the output.
@@ -202,8 +202,8 @@ def test_pixels_turned_without_exif_are_found_and_aligned(
     assert left[0] < right[0] and left[1] == pytest.approx(right[1], abs=0.01 * square.width)
 
 
-def test_no_face(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
-    rejected = rejection(sample_bytes("reject_no_face.png"), face_models)
+def test_no_face(sample_bytes: Callable[[str], bytes], models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_no_face.png"), models)
 
     assert rejected.code == "face.none"
     record = rejected.to_record()
@@ -214,9 +214,9 @@ def test_no_face(sample_bytes: Callable[[str], bytes], face_models: FaceModels) 
 
 
 def test_multiple_faces_lists_every_candidate(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    rejected = rejection(sample_bytes("reject_multiple_faces.jpg"), face_models)
+    rejected = rejection(sample_bytes("reject_multiple_faces.jpg"), models)
 
     assert rejected.code == "face.multiple"
     assert (
@@ -247,39 +247,39 @@ def portrait_with_a_copy(sample_bytes: Callable[[str], bytes], blur_sigma: float
 
 
 def test_a_second_sharp_face_of_similar_size_is_another_person(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    rejected = rejection(png(portrait_with_a_copy(sample_bytes, 0)), face_models)
+    rejected = rejection(png(portrait_with_a_copy(sample_bytes, 0)), models)
 
     assert rejected.code == "face.multiple"
     assert len(rejected.candidates) == 2
 
 
 def test_a_face_blurred_into_the_background_does_not_count(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     image = portrait_with_a_copy(sample_bytes, 8)
     small = shrink(image, SETTINGS.detect_side)
-    faces, candidates = find_faces(small, face_models, SETTINGS, Stopwatch())
+    faces, candidates = find_faces(small, models, SETTINGS, Stopwatch())
     assert len(faces) == 2  # both found and fitted: the blur decides
     assert relative_sharpness(small, faces[1], faces[0]) < SETTINGS.min_other_sharpness
     assert other_people(small, faces, candidates, SETTINGS) == ([], [])
 
-    result = prepare(png(image), face_models, SETTINGS)
+    result = prepare(png(image), models, SETTINGS)
 
-    count = next(c for c in result.checks if c["name"] == "face_count")
+    count = next(c for c in result.checks if c.name == "face_count")
     assert (count.passed, count.value) == (True, 1)
 
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_two_people_turned_in_the_pixels_are_still_two(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels, turns: int
+    sample_bytes: Callable[[str], bytes], models: FaceModels, turns: int
 ) -> None:
     couple = np.asarray(
         Image.open(io.BytesIO(sample_bytes("reject_multiple_faces.jpg"))).convert("RGB")
     )
 
-    rejected = rejection(png(np.ascontiguousarray(np.rot90(couple, turns))), face_models)
+    rejected = rejection(png(np.ascontiguousarray(np.rot90(couple, turns))), models)
 
     assert rejected.code == "face.multiple"
 
@@ -292,9 +292,9 @@ def test_two_people_turned_in_the_pixels_are_still_two(
     ],
 )
 def test_face_too_small(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels, sample: str, check: str
+    sample_bytes: Callable[[str], bytes], models: FaceModels, sample: str, check: str
 ) -> None:
-    rejected = rejection(sample_bytes(sample), face_models)
+    rejected = rejection(sample_bytes(sample), models)
 
     assert rejected.code == "face.too_small"
     failed = [c for c in rejected.checks if not c.passed]
@@ -302,10 +302,10 @@ def test_face_too_small(
 
 
 @needs_eval_set
-def test_people_too_small_for_any_face_detector_are_not_no_one(face_models: FaceModels) -> None:
+def test_people_too_small_for_any_face_detector_are_not_no_one(models: FaceModels) -> None:
     # A beach of bathers a few pixels tall: neither look finds a face, the
     # person detector finds people, so the sentence is about size, not absence.
-    rejected = rejection((EVAL_IMAGES / "d036.jpg").read_bytes(), face_models)
+    rejected = rejection((EVAL_IMAGES / "d036.jpg").read_bytes(), models)
 
     assert rejected.code == "face.too_small"
     assert [(c.name, c.value) for c in rejected.checks] == [("face_count", 0)]
@@ -314,11 +314,11 @@ def test_people_too_small_for_any_face_detector_are_not_no_one(face_models: Face
 
 
 def test_no_one_in_the_photo_is_still_no_face(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     # The person detector sees no one in a cup, a cat or clip-art.
     for name in ("reject_no_face.png", "reject_animal.png", "not_a_photo.png"):
-        assert rejection(sample_bytes(name), face_models).code == "face.none", name
+        assert rejection(sample_bytes(name), models).code == "face.none", name
 
 
 def test_the_person_detector_is_made_once_and_only_for_a_photo_without_a_face(
@@ -335,8 +335,8 @@ def test_the_person_detector_is_made_once_and_only_for_a_photo_without_a_face(
         assert models.person() is made
 
 
-def test_not_frontal(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
-    rejected = rejection(sample_bytes("reject_not_frontal.png"), face_models)
+def test_not_frontal(sample_bytes: Callable[[str], bytes], models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_not_frontal.png"), models)
 
     assert rejected.code == "face.not_frontal"
     yaw = next(c for c in rejected.checks if c.name == "yaw")
@@ -344,8 +344,8 @@ def test_not_frontal(sample_bytes: Callable[[str], bytes], face_models: FaceMode
     assert "degrees to the side" in rejected.message
 
 
-def test_cut_off(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> None:
-    rejected = rejection(sample_bytes("reject_cut_off.jpg"), face_models)
+def test_cut_off(sample_bytes: Callable[[str], bytes], models: FaceModels) -> None:
+    rejected = rejection(sample_bytes("reject_cut_off.jpg"), models)
 
     assert rejected.code == "face.cut_off"
     assert rejected.face is not None
@@ -354,10 +354,10 @@ def test_cut_off(sample_bytes: Callable[[str], bytes], face_models: FaceModels) 
 
 
 def test_heavy_blur_and_near_black_reject_with_their_codes(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = rejection(sample_bytes("reject_too_blurry.jpg"), face_models)
-    dark = rejection(sample_bytes("reject_too_dark.jpg"), face_models)
+    blurry = rejection(sample_bytes("reject_too_blurry.jpg"), models)
+    dark = rejection(sample_bytes("reject_too_dark.jpg"), models)
 
     assert blurry.code == "face.too_blurry"
     assert "blurry" in blurry.message
@@ -369,11 +369,11 @@ def test_heavy_blur_and_near_black_reject_with_their_codes(
 
 
 def test_a_softer_copy_is_accepted_with_a_warning(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     # Lower the limits so the blurred sample sits between them: accepted, warned.
     lenient = SETTINGS.model_copy(update={"min_sharpness": 1.0})
-    blurry = prepare(sample_bytes("reject_too_blurry.jpg"), face_models, lenient)
+    blurry = prepare(sample_bytes("reject_too_blurry.jpg"), models, lenient)
 
     assert [c.name for c in blurry.warnings] == ["sharpness"]
     (warning,) = blurry.to_dict()["warnings"]
@@ -384,16 +384,16 @@ def test_a_softer_copy_is_accepted_with_a_warning(
 
 
 @needs_eval_set
-def test_not_a_photo_on_a_drawing(face_models: FaceModels) -> None:
-    rejected = rejection((EVAL_IMAGES / "d024.jpg").read_bytes(), face_models)  # anime drawing
+def test_not_a_photo_on_a_drawing(models: FaceModels) -> None:
+    rejected = rejection((EVAL_IMAGES / "d024.jpg").read_bytes(), models)  # anime drawing
 
     assert rejected.code == "image.not_a_photo"
 
 
 @needs_eval_set
-def test_extreme_close_up_becomes_a_close_up_not_a_smear(face_models: FaceModels) -> None:
+def test_extreme_close_up_becomes_a_close_up_not_a_smear(models: FaceModels) -> None:
     data = (EVAL_IMAGES / "d039.jpg").read_bytes()
-    accepted = prepare(data, face_models, SETTINGS)
+    accepted = prepare(data, models, SETTINGS)
 
     assert accepted.face.box[3] > 0.5 * accepted.source.height
     # The 4:3 zooms in past the hair (cut, and said) to a close-up: 38% of it
@@ -405,31 +405,29 @@ def test_extreme_close_up_becomes_a_close_up_not_a_smear(face_models: FaceModels
     assert "more room around the head" in fill.hint
     # Where a deployment sets a stricter limit, the same photo is refused for it.
     strict = SETTINGS.model_copy(update={"max_fill_ratio": SETTINGS.warn_fill_ratio})
-    assert rejection(data, face_models, strict).code == "face.framing"
+    assert rejection(data, models, strict).code == "face.framing"
 
 
 def test_a_crop_tighter_than_the_face_is_refused_for_its_4x3(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     # The portrait cut to its face box's width, from the hairline to below the
     # chin: even the closest 4:3 would invent about 40% around the face.
     data = sample_bytes("reject_tight_crop.jpg")
-    refused = rejection(data, face_models)
+    refused = rejection(data, models)
     assert refused.code == "face.framing"
     fill = next(c for c in refused.checks if c.name == "fill_4x3")
     assert fill.severity == "reject" and fill.value > 0.25 + 0.1
     assert "4:3" in refused.message and "more room around the head" in fill.hint
     # Only the default 4:3 refuses: with its limit off the photo is accepted, warned.
     lenient = SETTINGS.model_copy(update={"max_fill_ratio": None})
-    accepted = prepare(data, face_models, lenient)
+    accepted = prepare(data, models, lenient)
     assert {c.name for c in accepted.warnings} >= {"fill_4x3", "headroom"}
 
 
-def test_clip_art_is_rejected(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
-) -> None:
+def test_clip_art_is_rejected(sample_bytes: Callable[[str], bytes], models: FaceModels) -> None:
     # A black horse silhouette: no face (the labels allow not_a_photo or no face).
-    assert rejection(sample_bytes("not_a_photo.png"), face_models).code in {
+    assert rejection(sample_bytes("not_a_photo.png"), models).code in {
         "face.none",
         "image.not_a_photo",
     }

@@ -32,8 +32,8 @@ def square(data: bytes, models: FaceModels, settings: PipelineSettings = LENIENT
 
 
 @pytest.fixture(scope="module")
-def portrait(sample_bytes: Callable[[str], bytes], face_models: FaceModels) -> np.ndarray:
-    return square(sample_bytes("accept_portrait.jpg"), face_models)
+def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> np.ndarray:
+    return square(sample_bytes("accept_portrait.jpg"), models)
 
 
 def cartoon(rgb: np.ndarray) -> np.ndarray:
@@ -59,9 +59,9 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
 
 
 def test_blur_lowers_sharpness_below_the_limit(
-    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), face_models))
+    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), models))
 
     assert blurry.sharpness < SETTINGS.min_sharpness < measure(portrait).sharpness
     # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
@@ -69,9 +69,9 @@ def test_blur_lowers_sharpness_below_the_limit(
 
 
 def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    dark = measure(square(sample_bytes("reject_too_dark.jpg"), face_models))
+    dark = measure(square(sample_bytes("reject_too_dark.jpg"), models))
 
     assert dark.brightness < SETTINGS.min_brightness
     assert dark.drawn_share < SETTINGS.max_drawn_share
@@ -84,9 +84,9 @@ def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
 
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
-def test_an_anime_drawing_looks_drawn(face_models: FaceModels) -> None:
+def test_an_anime_drawing_looks_drawn(models: FaceModels) -> None:
     with pytest.raises(Rejected) as caught:
-        prepare((EVAL_IMAGES / "d024.jpg").read_bytes(), face_models, SETTINGS)
+        prepare((EVAL_IMAGES / "d024.jpg").read_bytes(), models, SETTINGS)
 
     photo = next(c for c in caught.value.checks if c.name == "photo")
     assert isinstance(photo.value, float)
@@ -94,12 +94,12 @@ def test_an_anime_drawing_looks_drawn(face_models: FaceModels) -> None:
 
 
 def test_measures_do_not_depend_on_the_output_size(
-    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     big = measure(
         square(
             sample_bytes("accept_portrait.jpg"),
-            face_models,
+            models,
             SETTINGS.model_copy(update={"output_size": 1024}),
         )
     )
@@ -119,15 +119,13 @@ def test_measure_is_pure(portrait: np.ndarray) -> None:
 
 
 def test_relative_sharpness_of_two_faces(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     """Two men photographed apart (two photos side by side): about as sharp as
     each other either way round; the same face blurred reads a few hundredths."""
     data = sample_bytes("reject_multiple_faces.jpg")
     small = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
-    first, second = fit_faces(
-        small, detect(small, face_models, SETTINGS.min_detection_score), face_models, 2
-    )
+    first, second = fit_faces(small, detect(small, models, SETTINGS.min_detection_score), models, 2)
 
     assert 0.3 < relative_sharpness(small, second, first) < 3
     assert relative_sharpness(small, first, first) == pytest.approx(1.0)

@@ -44,57 +44,55 @@ def labelled(expected: str) -> list[Path]:
 
 
 def test_a_human_face_scores_high_on_its_second_look(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    accepted = prepare(sample_bytes("accept_portrait.jpg"), face_models, SETTINGS)
+    accepted = prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
     square = simplejpeg.decode_jpeg(accepted.renditions["1:1"].data, colorspace="RGB")
     human = next(c for c in accepted.checks if c.name == "human")
 
-    assert human_score(square, face_models) >= 0.75
+    assert human_score(square, models) >= 0.75
     assert human.passed and human.bound == "min"
-    assert human.value == pytest.approx(human_score(square, face_models), abs=1e-3)
+    assert human.value == pytest.approx(human_score(square, models), abs=1e-3)
 
 
 def test_a_square_without_a_face_scores_nothing(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_no_face.png")  # an espresso cup
     rgb = decode(data, probe(data, SETTINGS)).rgb
     square = cv2.resize(rgb[:, 100:500], (512, 512), interpolation=cv2.INTER_AREA)
 
-    assert human_score(square, face_models) < SETTINGS.min_human_score
+    assert human_score(square, models) < SETTINGS.min_human_score
 
 
-def test_a_cat_is_never_accepted(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
-) -> None:
-    assert rejection(sample_bytes("reject_animal.png"), face_models).code in (
+def test_a_cat_is_never_accepted(sample_bytes: Callable[[str], bytes], models: FaceModels) -> None:
+    assert rejection(sample_bytes("reject_animal.png"), models).code in (
         "face.none",
         "face.not_human",
     )
 
 
 @needs_dev_sets
-def test_no_labelled_animal_passes(face_models: FaceModels) -> None:
+def test_no_labelled_animal_passes(models: FaceModels) -> None:
     animals = labelled("reject:non_human")
     assert len(animals) >= 10
     for path in animals:
-        code = rejection(path.read_bytes(), face_models).code
+        code = rejection(path.read_bytes(), models).code
         assert code in ("face.none", "face.not_human"), path.name
 
 
 @needs_dev_sets
-def test_every_labelled_profile_is_not_frontal(face_models: FaceModels) -> None:
+def test_every_labelled_profile_is_not_frontal(models: FaceModels) -> None:
     profiles = labelled("reject:not_frontal")
     assert len(profiles) >= 5
     for path in profiles:
-        assert rejection(path.read_bytes(), face_models).code == "face.not_frontal", path.name
+        assert rejection(path.read_bytes(), models).code == "face.not_frontal", path.name
 
 
 @needs_dev_sets
-def test_a_profile_reads_its_turn_past_where_the_mesh_flattens(face_models: FaceModels) -> None:
+def test_a_profile_reads_its_turn_past_where_the_mesh_flattens(models: FaceModels) -> None:
     # A woman laughing in profile (faces2 e2027): the mesh alone reads 37 degrees.
-    rejected = rejection((SHARED / "faces2" / "images" / "e2027.jpg").read_bytes(), face_models)
+    rejected = rejection((SHARED / "faces2" / "images" / "e2027.jpg").read_bytes(), models)
     yaw = next(c for c in rejected.checks if c.name == "yaw")
 
     assert isinstance(yaw.value, float) and abs(yaw.value) > 50
@@ -102,10 +100,10 @@ def test_a_profile_reads_its_turn_past_where_the_mesh_flattens(face_models: Face
 
 
 def test_a_team_photo_of_small_faces_is_several_people(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_small_group.jpg")
-    rejected = rejection(data, face_models)
+    rejected = rejection(data, models)
 
     assert rejected.code == "face.multiple"
     assert "faces" in rejected.message
@@ -119,7 +117,7 @@ def test_a_team_photo_of_small_faces_is_several_people(
         assert 0.015 < h / height < 0.06  # faces of about 3% of the frame height
 
 
-def test_one_person_far_away_is_too_small_not_absent(face_models: FaceModels) -> None:
+def test_one_person_far_away_is_too_small_not_absent(models: FaceModels) -> None:
     # The portrait at 110 px on a 2400 px backdrop (the face about 3% of the
     # frame height): found only by the tiled look.
     data_dir = Path(__file__).resolve().parents[2] / "sample_images"
@@ -129,7 +127,7 @@ def test_one_person_far_away_is_too_small_not_absent(face_models: FaceModels) ->
     ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
 
-    rejected = rejection(jpeg.tobytes(), face_models)
+    rejected = rejection(jpeg.tobytes(), models)
 
     assert rejected.code == "face.too_small"
     (check,) = rejected.checks
@@ -138,9 +136,9 @@ def test_one_person_far_away_is_too_small_not_absent(face_models: FaceModels) ->
 
 
 def test_a_photo_of_no_one_is_still_no_face(
-    sample_bytes: Callable[[str], bytes], face_models: FaceModels
+    sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    rejected = rejection(sample_bytes("reject_no_face.png"), face_models)
+    rejected = rejection(sample_bytes("reject_no_face.png"), models)
 
     assert rejected.code == "face.none"
     assert rejected.candidates == ()

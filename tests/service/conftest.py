@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 
 from pipeline import FaceModels
+from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.domain import Avatar
 from service.queue import BrokerUnavailable
 from service.registry import upgrade
 from service.runtime import Services
 from service.settings import Plan, Settings
-
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
 def sample(name: str) -> bytes:
@@ -68,13 +67,6 @@ def upload(services: Services, account_id: str, data: bytes, **options: Any) -> 
 
 def stored_keys(services: Services) -> list[str]:
     return services.storage.list_keys("avatars/")
-
-
-@pytest.fixture(scope="session")
-def models() -> Iterator[FaceModels]:
-    loaded = FaceModels.load()
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture

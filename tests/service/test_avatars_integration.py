@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import urllib.request
-from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +13,7 @@ import simplejpeg
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from service.domain import Avatar
 from service.errors import TransientError
 from service.registry import AvatarRow
 from service.runtime import Services
@@ -66,18 +66,7 @@ def test_concurrent_identical_uploads_make_one_avatar(
     me = account(real, "acme-race")
     data = sample("webp.webp")
     before = set(s3.keys("avatars/"))
-    start = threading.Barrier(8)
-    results: list[tuple[dict[str, Any], bool]] = []
-
-    def one() -> None:
-        start.wait()
-        results.append(upload(real, me, data))
-
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = uploads_at_once(real, me, data)
 
     ids = {avatar.id for avatar, _ in results}
     assert len(results) == 8 and len(ids) == 1
@@ -94,18 +83,7 @@ def test_concurrent_uploads_reopen_a_transient_failure_once(
     data = sample("palette.png")
     first, _ = upload(real, me, data)
     real.avatars.fail(first.id, TransientError("Storage down.", code="storage.unavailable"))
-    start = threading.Barrier(8)
-    results: list[tuple[dict[str, Any], bool]] = []
-
-    def one() -> None:
-        start.wait()
-        results.append(upload(real, me, data))
-
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = uploads_at_once(real, me, data)
     assert {avatar.id for avatar, _ in results} == {first.id}
     assert sum(created for _, created in results) == 1
     assert broker.sent == [first.id, first.id]
@@ -199,3 +177,23 @@ def test_a_rejection_is_failed_with_its_record_stored(real: Services, s3: Seawee
     assert failed.error["checks"]
     prefix = avatar_prefix(avatar.id)
     assert s3.keys(prefix) == [f"{prefix}original", f"{prefix}record.json"]
+
+
+def uploads_at_once(
+    services: Services, account_id: str, data: bytes, count: int = 8
+) -> list[tuple[Avatar, bool]]:
+    """`count` uploads of `data` from as many threads, released together; each
+    `avatars.create` answer."""
+    start = threading.Barrier(count)
+    results: list[tuple[Avatar, bool]] = []
+
+    def one() -> None:
+        start.wait()
+        results.append(upload(services, account_id, data))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -16,6 +16,7 @@ from celery import Celery
 from celery.exceptions import Retry
 from sqlalchemy import event
 
+from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.errors import TransientError
 from service.logs import JsonFormatter
@@ -25,8 +26,6 @@ from service.settings import Settings
 from tasks.celery_app import PROCESS_TASK, make_celery
 from tasks.observe import TaskObserver
 from tasks.worker import register_tasks
-
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
 class Observed:

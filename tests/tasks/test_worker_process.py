@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from harness.local_stack import Child, start_worker
+from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.domain import Avatar
 from service.queue import BrokerUnavailable
@@ -23,7 +23,6 @@ from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.queue import CeleryQueue
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 FINISH_TIMEOUT_SECONDS = 60.0
 
 pytestmark = pytest.mark.slow

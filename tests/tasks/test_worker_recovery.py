@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.local_stack import Child, start_worker
+from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.registry import AvatarRow, upgrade
 from service.runtime import Services
@@ -28,7 +29,6 @@ from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.queue import CeleryQueue
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 # Photos that take the pipeline long enough (about a second) to be killed mid-run;
 # the next one is tried if a run finished before the kill landed.
 SLOW_PHOTOS = ("large_12mp.jpg", "tiff.tiff", "accept_astronaut.png")
