@@ -224,6 +224,12 @@ class S3Storage:
             signature_version="s3v4",
             # Path-style works on every S3 API; virtual hosts need DNS per bucket.
             s3={"addressing_style": "path"},
+            # No CRC of every body on the way out and back (botocore's default since
+            # 1.36): in transit the payload's signed SHA-256 (http) or TLS (https)
+            # already covers it; it cost 0.2-0.3 ms of CPU per call (against
+            # SeaweedFS, of about 2 ms in all), and an upload makes six calls.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
         self.client: S3Client = boto3.session.Session().client(
