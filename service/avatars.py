@@ -380,9 +380,15 @@ class AvatarService:
     def _visible(self, account_id: str, avatar_id: str) -> AvatarRow:
         with self._registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id)
-        if row is None or (row.user_exclusive and row.account_id != account_id):
+        if row is None or not visible_to(row, account_id):
             raise _not_found(avatar_id)
         return row
+
+
+def visible_to(row: AvatarRow, account_id: str) -> bool:
+    """Whether `account_id` may see (and start sessions with) the avatar: its own, or
+    another account's that is not user_exclusive."""
+    return row.account_id == account_id or not row.user_exclusive
 
 
 def _same_bytes(account_id: str, sha256: str) -> Select[AvatarRow]:

@@ -63,7 +63,7 @@ class Services:
             storage=storage,
             avatars=avatars,
             keys=KeyService(registry),
-            sessions=SessionService(settings, registry, storage, avatars),
+            sessions=SessionService(settings, registry, storage),
             previews=Previews(settings, registry, storage, avatars, make_signer(settings)),
             validator=Validator(settings),
             webhooks=WebhookService(settings, registry, send_webhook),

@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import select
 
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
-from service.avatars import AvatarService
+from service.avatars import visible_to
 from service.domain import Session
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from service.ids import new_id
@@ -98,13 +98,10 @@ class SessionService:
     """Made once per process with `Services.create`; every method is a few registry
     reads or writes (no image work)."""
 
-    def __init__(
-        self, settings: Settings, registry: Registry, storage: Storage, avatars: AvatarService
-    ) -> None:
+    def __init__(self, settings: Settings, registry: Registry, storage: Storage) -> None:
         self._settings = settings
         self._registry = registry
         self._storage = storage
-        self._avatars = avatars
 
     def check_image_input(self, account: Account) -> None:
         """An image instead of an avatar id runs the pipeline for the session, which
@@ -135,51 +132,34 @@ class SessionService:
         InvalidRequest (room.platform_invalid, session.aspect_ratio_invalid)."""
         check_platform(room.platform)
         check_aspect_ratio(aspect_ratio)
-        try:
-            avatar = self._avatars.get(account.id, avatar_id)
-        except NotFound as missing:  # named as this request names it
-            raise NotFound(missing.message, code=missing.code, param="avatar_id") from None
-        if avatar.status == AvatarStatus.FAILED:
-            code = avatar.error_code or "unknown"
-            raise Conflict(
-                f"The avatar {avatar_id} failed ({code}); upload another photo.",
-                code="avatar.failed",
-                param="avatar_id",
-            )
-        if avatar.status != AvatarStatus.READY or avatar.images is None:
-            raise Conflict(
-                f"The avatar {avatar_id} is {avatar.status}; a session can start once it "
-                "is ready (poll GET /v1/avatars/{id}).",
-                code="avatar.not_ready",
-                param="avatar_id",
-            )
-        image = avatar.images[aspect_ratio]
         token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
         started = utcnow()
-        row = SessionRow(
-            id=new_id("sess"),
-            account_id=account.id,
-            avatar_id=avatar_id,
-            aspect_ratio=aspect_ratio,
-            image_width=image.width,
-            image_height=image.height,
-            room_platform=room.platform,
-            room_url=room.url,
-            room_name=room.name,
-            room_token=room.token,
-            meta=metadata,
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            started_at=started,
-            expires_at=started
-            + timedelta(seconds=self._settings.session_max_seconds(account.plan)),
-        )
         with self._registry.transaction() as session:
-            # Locked as a delete locks it (AvatarService.delete): the avatar is either
-            # deleted before this session exists, or sees it and is refused.
-            if session.get(AvatarRow, avatar_id, with_for_update=True) is None:
+            # One read, locked as a delete locks it (AvatarService.delete): the avatar
+            # is either deleted before this session exists, or sees it and is refused.
+            avatar = session.get(AvatarRow, avatar_id, with_for_update=True)
+            if avatar is None or not visible_to(avatar, account.id):
                 raise NotFound(
                     f"No avatar {avatar_id}.", code="avatar.not_found", param="avatar_id"
                 )
+            image = _ready_image(avatar, aspect_ratio)
+            row = SessionRow(
+                id=new_id("sess"),
+                account_id=account.id,
+                avatar_id=avatar_id,
+                aspect_ratio=aspect_ratio,
+                image_width=image["width"],
+                image_height=image["height"],
+                room_platform=room.platform,
+                room_url=room.url,
+                room_name=room.name,
+                room_token=room.token,
+                meta=metadata,
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                started_at=started,
+                expires_at=started
+                + timedelta(seconds=self._settings.session_max_seconds(account.plan)),
+            )
             session.add(row)
             started_session = self._session(row, started)
             record_event(
@@ -253,3 +233,24 @@ class SessionService:
         return self._storage.url(key, RENDITION_CONTENT_TYPE) or image_route(
             avatar_id, aspect_ratio
         )
+
+
+def _ready_image(avatar: AvatarRow, aspect_ratio: str) -> dict[str, Any]:
+    """The stored rendition of `aspect_ratio` of a ready avatar; Conflict
+    (avatar.failed, avatar.not_ready) for one that is not."""
+    if avatar.status == AvatarStatus.FAILED:
+        code = (avatar.error or {}).get("code", "unknown")
+        raise Conflict(
+            f"The avatar {avatar.id} failed ({code}); upload another photo.",
+            code="avatar.failed",
+            param="avatar_id",
+        )
+    if avatar.status != AvatarStatus.READY or not avatar.images:
+        raise Conflict(
+            f"The avatar {avatar.id} is {avatar.status}; a session can start once it "
+            "is ready (poll GET /v1/avatars/{id}).",
+            code="avatar.not_ready",
+            param="avatar_id",
+        )
+    image: dict[str, Any] = avatar.images[aspect_ratio]
+    return image
