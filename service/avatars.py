@@ -33,6 +33,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
@@ -174,7 +175,8 @@ class AvatarService:
             (existing.error or {}).get("code")
         ):
             return Avatar.of(existing), False
-        self._check_room()  # processing it again is new work
+        with self._registry.transaction() as session:
+            self._check_room(session)  # processing it again is new work
         key = original_key(existing.id)
         # Stored first (the same key, the same bytes: harmless when another upload
         # does it too), so the row never points at a missing original.
@@ -203,22 +205,20 @@ class AvatarService:
         return self._send(row), True
 
     def _admit(self, account_id: str, sha256: str) -> AvatarRow | None:
-        """One registry read before any work: the account's avatar of these bytes
-        when there is one (dedupe: no new work), else check that the work queue has
-        room (Unavailable when it has not)."""
+        """One registry transaction before any work: the account's avatar of these
+        bytes when there is one (dedupe: no new work), else check that the work queue
+        has room (Unavailable when it has not)."""
         with self._registry.transaction() as session:
             existing = session.scalar(_same_bytes(account_id, sha256))
-        if existing is not None:
-            return existing
-        self._check_room()
-        return None
+            if existing is None:
+                self._check_room(session)
+        return existing
 
-    def _check_room(self) -> None:
+    def _check_room(self, session: Session) -> None:
         """Unavailable (at_capacity) when the work queue is full: new work waits."""
-        with self._registry.transaction() as session:
-            unfinished = session.scalar(
-                select(func.count()).select_from(AvatarRow).where(AvatarRow.status.in_(UNFINISHED))
-            )
+        unfinished = session.scalar(
+            select(func.count()).select_from(AvatarRow).where(AvatarRow.status.in_(UNFINISHED))
+        )
         if (unfinished or 0) >= self._settings.max_queue_depth:
             raise Unavailable(
                 f"The work queue is full ({unfinished} images waiting); retry shortly.",
