@@ -10,39 +10,25 @@ import io
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from service.settings import Settings
-from tests.integration.harness import Stack, assert_nothing_orphaned, sample
-from tests.services import SeaweedS3
-
-pytestmark = pytest.mark.integration
+from tests.integration.harness import Stack, sample
 
 UPLOAD = "/v1/avatars/upload-face"
 
 
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    assert base_settings.allow_loopback_urls is False
-    with Stack.running(base_settings, module_dir, concurrency=1) as running:
-        yield running
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("nothing_orphaned_after_each")]
 
 
 @pytest.fixture(scope="module")
 def client(stack: Stack) -> Iterator[httpx.Client]:
+    assert stack.settings.allow_loopback_urls is False  # as in production
     with stack.client(stack.new_key("bad-input")) as c:
         yield c
-
-
-@pytest.fixture(autouse=True)
-def nothing_half_made(stack: Stack, s3: SeaweedS3) -> Iterator[None]:
-    yield
-    assert_nothing_orphaned(stack.settings, s3)
 
 
 def avatar_count(client: httpx.Client) -> int:

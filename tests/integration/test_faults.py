@@ -25,49 +25,33 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from harness.local_stack import free_port, start_api
-from service.settings import Settings
 from tests.integration.harness import (
     Stack,
-    assert_nothing_orphaned,
     sample,
 )
 from tests.services import SeaweedS3
-
-pytestmark = pytest.mark.integration
 
 UPLOAD = "/v1/avatars/upload-face"
 OUTAGE_SECONDS = 4.0
 
 
-@pytest.fixture(scope="module")
-def settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "sweep_interval_seconds": 1.0,
-            "stuck_after_seconds": 20.0,
-            # Enough retries (backoff 2, 4, 8, ... s with full jitter) to outlast
-            # the storage outage below.
-            "task_max_retries": 8,
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def stack(settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    with Stack.running(settings, module_dir, concurrency=1) as running:
-        yield running
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("nothing_orphaned_after_each"),
+    pytest.mark.stack(
+        sweep_interval_seconds=1.0,
+        stuck_after_seconds=20.0,
+        # Enough retries (backoff 2, 4, 8, ... s with full jitter) to outlast
+        # the storage outage below.
+        task_max_retries=8,
+    ),
+]
 
 
 @pytest.fixture(scope="module")
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client(stack.new_key("faults")) as c:
         yield c
-
-
-@pytest.fixture(autouse=True)
-def nothing_lost(stack: Stack, s3: SeaweedS3) -> Iterator[None]:
-    yield
-    assert_nothing_orphaned(stack.settings, s3)
 
 
 def pool_pid(stack: Stack) -> int:

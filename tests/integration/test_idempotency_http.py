@@ -11,9 +11,7 @@ of the image answers only once the test releases it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,28 +20,22 @@ from sqlalchemy import func, select
 
 from service.keys import KeyService
 from service.registry import Registry, SessionRow, WebhookEndpointRow
-from service.settings import Settings
 from tests.integration.harness import ImageServer, Stack, sample
-
-pytestmark = pytest.mark.integration
 
 WAIT_SECONDS = 3.0
 ROOM = {"platform": "livekit", "url": "wss://demo.livekit.cloud"}
 REPEATS = 8
 
 
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    settings = base_settings.model_copy(
-        update={
-            "allow_loopback_urls": True,
-            "idempotency_wait_seconds": WAIT_SECONDS,
-            "session_inline_wait_seconds": 60.0,
-            "fetch_total_timeout_seconds": 60.0,
-        }
-    )
-    with Stack.running(settings, module_dir) as running:
-        yield running
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.stack(
+        allow_loopback_urls=True,
+        idempotency_wait_seconds=WAIT_SECONDS,
+        session_inline_wait_seconds=60.0,
+        fetch_total_timeout_seconds=60.0,
+    ),
+]
 
 
 def key() -> dict[str, str]:

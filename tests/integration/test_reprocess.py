@@ -10,8 +10,6 @@ than its face changes verdict."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,12 +19,9 @@ from pipeline import FaceModels, prepare
 from pipeline.settings import PipelineSettings
 from service.processing import Processor
 from service.runtime import Services
-from service.settings import Settings
 from tests.integration.harness import Stack, assert_nothing_orphaned, sample
 from tests.service.conftest import FakeBroker, upload
 from tests.services import SeaweedS3
-
-pytestmark = pytest.mark.integration
 
 OLD_FRAMING = PipelineSettings(max_framing_zoom=1.0, max_face_offcentre=0.0, max_fill_ratio=None)
 CURRENT = PipelineSettings()
@@ -35,13 +30,15 @@ ACCOUNT = "reprocess"
 DISCARD_TIMEOUT_SECONDS = 30.0
 
 
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    # Old renditions are discarded once presigned URLs made before the switch
-    # have expired: 2 s here, so the test sees them go.
-    settings = base_settings.model_copy(update={"pipeline": CURRENT, "s3_presign_seconds": 2})
-    with Stack.running(settings, module_dir) as running:
-        yield running
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.stack(
+        pipeline=CURRENT,
+        # Old renditions are discarded once presigned URLs made before the switch
+        # have expired: 2 s here, so the test sees them go.
+        s3_presign_seconds=2,
+    ),
+]
 
 
 def made_with_old_framing(stack: Stack, models: FaceModels, key: str, name: str) -> str:

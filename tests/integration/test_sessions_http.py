@@ -17,7 +17,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,11 +25,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.registry import Registry, SessionRow
-from service.settings import Settings
 from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned, sample
 from tests.services import SeaweedS3
-
-pytestmark = pytest.mark.integration
 
 FREE_SECONDS, PAID_SECONDS = 300, 2700
 INLINE_WAIT_SECONDS = 5.0
@@ -43,26 +39,18 @@ ROOM = {
 SIZES = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
 
 
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    with ImageServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    settings = base_settings.model_copy(
-        update={
-            "allow_loopback_urls": True,
-            "session_max_seconds_free": FREE_SECONDS,
-            "session_max_seconds_paid": PAID_SECONDS,
-            "session_inline_wait_seconds": INLINE_WAIT_SECONDS,
-            # Polling for results costs requests; limits are tests/integration/test_limits'.
-            "rate_limit_requests_free": 100_000,
-        }
-    )
-    with Stack.running(settings, module_dir, concurrency=2) as running:
-        yield running
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.stack(
+        concurrency=2,
+        allow_loopback_urls=True,
+        session_max_seconds_free=FREE_SECONDS,
+        session_max_seconds_paid=PAID_SECONDS,
+        session_inline_wait_seconds=INLINE_WAIT_SECONDS,
+        # Polling for results costs requests; limits are tests/integration/test_limits'.
+        rate_limit_requests_free=100_000,
+    ),
+]
 
 
 @pytest.fixture(scope="module")

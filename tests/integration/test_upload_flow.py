@@ -11,56 +11,37 @@ import base64
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from service.settings import Settings
 from tests.integration.harness import (
     ImageServer,
     Stack,
-    assert_nothing_orphaned,
     avatar_statuses,
     sample,
 )
 from tests.services import SeaweedS3
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    with ImageServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    settings = base_settings.model_copy(
-        update={
-            "allow_loopback_urls": True,
-            # The silent server must cost seconds, not the production 10 s.
-            "fetch_connect_timeout_seconds": 1.0,
-            "fetch_total_timeout_seconds": 2.0,
-        }
-    )
-    with Stack.running(settings, module_dir, concurrency=2) as running:
-        yield running
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("nothing_orphaned_at_the_end"),
+    pytest.mark.stack(
+        concurrency=2,
+        allow_loopback_urls=True,
+        # The silent server must cost seconds, not the production 10 s.
+        fetch_connect_timeout_seconds=1.0,
+        fetch_total_timeout_seconds=2.0,
+    ),
+]
 
 
 @pytest.fixture(scope="module")
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client(stack.cli_key("flow")) as c:
         yield c
-
-
-@pytest.fixture(scope="module", autouse=True)
-def nothing_orphaned_at_the_end(stack: Stack, s3: SeaweedS3) -> Iterator[None]:
-    yield
-    assert_nothing_orphaned(stack.settings, s3)
 
 
 def upload_file(client: httpx.Client, name: str, **params: Any) -> httpx.Response:

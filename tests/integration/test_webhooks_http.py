@@ -26,34 +26,29 @@ from service.settings import Settings
 from tests.integration.harness import Stack, sample
 from tests.webhook_receiver import Received, WebhookReceiver
 
-pytestmark = pytest.mark.integration
-
 BACKOFF_SECONDS = 0.5
 MAX_ATTEMPTS = 4
 FREE_SESSION_SECONDS = 2
 ROOM = {"platform": "daily", "url": "https://acme.daily.co/hooks"}
 
 
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.stack(
+        allow_loopback_urls=True,
+        webhook_backoff_seconds=BACKOFF_SECONDS,
+        webhook_max_attempts=MAX_ATTEMPTS,
+        webhook_dispatch_interval_seconds=0.3,
+        session_max_seconds_free=FREE_SESSION_SECONDS,
+        rate_limit_requests_free=100_000,
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as r:
         yield r
-
-
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings, module_dir: Path) -> Iterator[Stack]:
-    settings = base_settings.model_copy(
-        update={
-            "allow_loopback_urls": True,
-            "webhook_backoff_seconds": BACKOFF_SECONDS,
-            "webhook_max_attempts": MAX_ATTEMPTS,
-            "webhook_dispatch_interval_seconds": 0.3,
-            "session_max_seconds_free": FREE_SESSION_SECONDS,
-            "rate_limit_requests_free": 100_000,
-        }
-    )
-    with Stack.running(settings, module_dir) as running:
-        yield running
 
 
 def register(client: httpx.Client, url: str, **fields: Any) -> dict[str, Any]:
