@@ -47,7 +47,6 @@ def register(sub: Any) -> None:
         "batch",
         help="prepare every image in a folder, with a CSV report",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", type=Path, help="folder of photos (searched recursively)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")

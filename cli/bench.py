@@ -31,7 +31,6 @@ def register(sub: Any) -> None:
         "bench",
         help="measure stage times, memory and batch scaling",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="a short run for tests")

@@ -59,7 +59,6 @@ def register(sub: Any) -> None:
         "eval",
         help="score the pipeline on a labelled folder of images",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folder", type=Path, metavar="DIR", help="folder of the images")
     parser.add_argument(

@@ -7,7 +7,7 @@ import argparse
 import difflib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from cli import pipeline_cmds, service_cmds, webhook_cmds
 from cli.native_logs import silence_native_stderr
@@ -19,7 +19,12 @@ MODEL_COMMANDS = frozenset({"prepare", "batch", "eval", "serve", "worker"})
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that suggests the closest command or option for a typo."""
+    """argparse that suggests the closest command or option for a typo, and shows a
+    command's description (its module docstring) as written, line breaks kept."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         hint = self._suggestion(message)

@@ -26,7 +26,6 @@ def register(sub: Any) -> None:
         "prepare",
         help="prepare one photo: renditions and result.json",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", type=Path, help="the photo (any supported format)")
     parser.add_argument(
