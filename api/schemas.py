@@ -1,7 +1,8 @@
 """The JSON shapes of the HTTP API, for the OpenAPI document and request parsing.
 
-Responses are the service's plain dicts (docs/api.md shapes), sent as they are;
-these models describe them so /docs and /openapi.json state every field, and
+Responses are the services' objects made into their docs/api.md JSON by
+`service.public` (the one definition, shared with webhook payloads); these
+models describe that JSON so /docs and /openapi.json state every field, and
 schemathesis can check real responses against them. They allow extra keys, so
 an added field never breaks a client's schema check.
 """

@@ -1,6 +1,7 @@
 """The JSON shapes of the session endpoints, for the OpenAPI document and request
 parsing (the avatar ones are in api/schemas.py, in the same style: responses are
-the service's plain dicts, described here; they allow extra keys)."""
+`service.public`'s JSON of the services' objects, described here; they allow
+extra keys)."""
 
 from __future__ import annotations
 
