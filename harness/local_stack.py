@@ -123,6 +123,16 @@ class Child:
         return RuntimeError(f"{what}: avatar-prep {' '.join(self.args)}\n--- log tail ---\n{tail}")
 
 
+def ended(pid: int) -> bool:
+    """Whether `pid` has exited (gone, or a zombie nobody has reaped yet): for the
+    pool processes of a worker that was killed (`Child.children()` read before)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def run(settings: Settings, *args: str) -> str:
     """Run one `avatar-prep` command to completion; its stdout. Raises
     CalledProcessError (with the output) when it fails."""

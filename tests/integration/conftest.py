@@ -28,6 +28,14 @@ def base_settings(postgres_url: str, redis_url: str, s3: SeaweedS3, module_dir: 
     return settings_for(postgres_url, redis_url, s3, module_dir / "var")
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def settings(request: pytest.FixtureRequest, base_settings: Settings, redis_url: str) -> Settings:
+    """`base_settings` on each broker in turn, for the tests of losing a worker or a
+    host, which must hold on both."""
+    broker = redis_url if request.param == "redis" else request.getfixturevalue("rabbitmq_url")
+    return base_settings.model_copy(update={"broker_url": broker})
+
+
 @pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest, base_settings: Settings, module_dir: Path

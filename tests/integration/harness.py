@@ -109,6 +109,15 @@ class Stack:
             time.sleep(0.1)
 
 
+def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error object of `response`, asserting its status, code and request id."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
 def assert_nothing_orphaned(settings: Settings, s3: SeaweedS3) -> dict[str, str]:
     """Every stored object belongs to an avatar row, every ready avatar has all
     of its objects, and no avatar is left queued or processing. Returns

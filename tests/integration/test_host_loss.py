@@ -46,12 +46,6 @@ PHOTOS = (
 RECOVERY_GOAL_SECONDS = 30.0
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def settings(request: pytest.FixtureRequest, base_settings: Settings, redis_url: str) -> Settings:
-    broker = redis_url if request.param == "redis" else request.getfixturevalue("rabbitmq_url")
-    return base_settings.model_copy(update={"broker_url": broker})
-
-
 @pytest.fixture
 def network() -> Iterator[Network]:
     try:

@@ -40,6 +40,7 @@ from tests.integration.harness import (
     FINISHED,
     assert_nothing_orphaned,
     avatar_statuses,
+    error_of,
     sample,
 )
 from tests.services import SeaweedS3
@@ -152,14 +153,6 @@ def logged(
         if done(lines) or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return error
 
 
 def unique(name: str) -> str:

@@ -25,7 +25,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.registry import Registry, SessionRow
-from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned, sample
+from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned, error_of, sample
 from tests.services import SeaweedS3
 
 FREE_SECONDS, PAID_SECONDS = 300, 2700
@@ -84,14 +84,6 @@ def created(response: httpx.Response) -> dict[str, Any]:
     assert session["status"] == "started" and session["session_token"].startswith("stok_")
     assert ROOM["token"] not in response.text
     return session
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return error
 
 
 def ready(stack: Stack, client: httpx.Client, photo: str, **form: str) -> str:

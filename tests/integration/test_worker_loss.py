@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.local_stack import Child, start_worker
+from harness.local_stack import Child, ended, start_worker
 from service.avatars import ImageInput
 from service.registry import AvatarRow
 from service.runtime import Services
@@ -44,26 +44,11 @@ SLOW_PHOTOS = ("large_12mp.jpg", "tiff.tiff", "accept_astronaut.png", "bmp.bmp")
 RECOVERY_GOAL_SECONDS = 30.0
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def settings(request: pytest.FixtureRequest, base_settings: Settings, redis_url: str) -> Settings:
-    broker = redis_url if request.param == "redis" else request.getfixturevalue("rabbitmq_url")
-    return base_settings.model_copy(update={"broker_url": broker})
-
-
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
     made = Services.create(settings, CeleryQueue(make_celery(settings)))
     yield made
     made.close()
-
-
-def ended(pid: int) -> bool:
-    """Whether `pid` has exited (gone, or a zombie nobody has reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def started(settings: Settings, log: Path) -> Child:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.local_stack import Child, start_worker
+from harness.local_stack import Child, ended, start_worker
 from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.registry import AvatarRow, upgrade
@@ -61,15 +61,6 @@ def status_and_worker(services: Services, avatar_id: str) -> tuple[str, str | No
         row = session.get(AvatarRow, avatar_id)
         assert row is not None
         return row.status, row.worker_id
-
-
-def ended(pid: int) -> bool:
-    """Whether `pid` has exited (gone, or a zombie nobody has reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def started(settings: Settings, log: Path) -> tuple[Child, list[int]]:
