@@ -93,10 +93,6 @@ class Avatar:
             error=row.error,
         )
 
-    @property
-    def error_code(self) -> str | None:
-        return (self.error or {}).get("code")
-
 
 @dataclass(frozen=True, slots=True)
 class Session:
