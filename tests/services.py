@@ -2,9 +2,10 @@
 `Settings` pointing at all three. Registered for every test by tests/conftest.py.
 
 Each test session gets its own PostgreSQL database (migrated to head, dropped
-at the end), its own Redis database number (flushed before and after) and its
-own SeaweedFS process on free ports, so several sessions can run at once on one
-machine. When env `CI` is set a missing service FAILS the test; otherwise it is
+at the end; `fresh_database` makes more, as the integration modules do), its
+own Redis database number (flushed before and after) and its own SeaweedFS
+process on free ports, so several sessions can run at once on one machine.
+When env `CI` is set a missing service FAILS the test; otherwise it is
 skipped. Tests that use these fixtures are marked `@pytest.mark.integration`.
 
 Where the machine's services are (defaults: the ones in docs/architecture.md):
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -66,12 +68,14 @@ def service_missing(what: str, exc: BaseException | str) -> NoReturn:
 # --- PostgreSQL -------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a fresh database for this test session, migrated to head."""
+@contextmanager
+def fresh_database(label: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new database (its name holds `label`), migrated to head,
+    dropped with every connection to it on exit. Skips or fails the test (see
+    `service_missing`) where PostgreSQL does not answer."""
     admin = make_url(POSTGRES_ADMIN_URL)
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"avatar_prep_test_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"avatar_prep_test_{label}_{os.getpid()}_{secrets.token_hex(4)}"[:63]
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -86,6 +90,13 @@ def postgres_url() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh database for this test session, migrated to head."""
+    with fresh_database("session") as url:
+        yield url
 
 
 # --- Redis ------------------------------------------------------------------
@@ -209,14 +220,21 @@ class SeaweedS3:
             ),
         )
 
-    def keys(self, prefix: str = "") -> list[str]:
-        """Every stored key under `prefix`, sorted."""
+    def keys(self, prefix: str = "", bucket: str | None = None) -> list[str]:
+        """Every key stored under `prefix` in `bucket` (default: `self.bucket`), sorted."""
         pages = (
             self.client()
             .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.bucket, Prefix=prefix)
+            .paginate(Bucket=bucket or self.bucket, Prefix=prefix)
         )
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def new_bucket(self, label: str) -> str:
+        """Create a bucket of its own for `label` (letters, digits, hyphens); its name.
+        Buckets live in the data directory, so they survive a restart."""
+        name = f"{label}-{secrets.token_hex(4)}"[:63].lower().replace("_", "-")
+        self.client().create_bucket(Bucket=name)
+        return name
 
     def start(self, timeout: float = 30.0) -> None:
         if self.process is not None:

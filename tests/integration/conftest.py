@@ -1,8 +1,8 @@
 """Integration tests: the real API (uvicorn) and a real Celery worker as
 subprocesses, on PostgreSQL, Redis and SeaweedFS (tests/services.py), driven
 through real HTTP. Each module starts its own pair once (`stack`), with the
-settings its `stack` marker names; tests use their own accounts so they stay
-independent."""
+settings its `stack` marker names, on a database and a bucket of its own; tests
+use their own accounts so they stay independent."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from service.settings import Settings
 from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned
-from tests.services import SeaweedS3, settings_for
+from tests.services import SeaweedS3, fresh_database, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,17 @@ def module_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
 
 
 @pytest.fixture(scope="module")
-def base_settings(postgres_url: str, redis_url: str, s3: SeaweedS3, module_dir: Path) -> Settings:
-    """`service_settings` for a whole module (PostgreSQL, Redis, SeaweedFS)."""
-    return settings_for(postgres_url, redis_url, s3, module_dir / "var")
+def base_settings(
+    request: pytest.FixtureRequest, redis_url: str, s3: SeaweedS3, module_dir: Path
+) -> Iterator[Settings]:
+    """`service_settings` for a whole module (PostgreSQL, Redis, SeaweedFS), with a
+    database and a bucket of the module's own: what one module leaves behind when
+    it fails (unfinished rows fill the queue, objects look orphaned) cannot fail
+    the next."""
+    label = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with fresh_database(label) as database_url:
+        settings = settings_for(database_url, redis_url, s3, module_dir / "var")
+        yield settings.model_copy(update={"s3_bucket": s3.new_bucket(label)})
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

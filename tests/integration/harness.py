@@ -125,7 +125,7 @@ def assert_nothing_orphaned(settings: Settings, s3: SeaweedS3) -> dict[str, str]
     statuses = avatar_statuses(settings)
     unfinished = {i: s for i, s in statuses.items() if s not in FINISHED}
     assert not unfinished, f"avatars left unfinished: {unfinished}"
-    stored = s3.keys("avatars/")
+    stored = s3.keys("avatars/", settings.s3_bucket)
     orphans = [key for key in stored if key.split("/")[1] not in statuses]
     assert not orphans, f"objects without an avatar row: {orphans}"
     for avatar_id, status in statuses.items():

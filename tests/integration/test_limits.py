@@ -280,7 +280,7 @@ def test_a_full_queue_gets_503_for_every_upload_and_stores_nothing(
     accepted = [upload(ops.urls[i % 2], key, name) for i, name in enumerate(names)]
     assert [a.status_code for a in accepted] == [202] * QUEUE_LIMIT, accepted[-1].text
     ids = [a.json()["id"] for a in accepted]
-    stored = s3.keys("avatars/")
+    stored = s3.keys("avatars/", ops.settings.s3_bucket)
     rows = avatar_statuses(ops.settings)
     _, free_key = ops.key(unique("queue-free"), "free")
     encoded = base64.b64encode(sample("bmp.bmp")).decode()
@@ -303,7 +303,7 @@ def test_a_full_queue_gets_503_for_every_upload_and_stores_nothing(
         assert error["type"] == "at_capacity"
         assert int(refused.headers["retry-after"]) > 0
     # Refused before any work: no object, no row.
-    assert s3.keys("avatars/") == stored
+    assert s3.keys("avatars/", ops.settings.s3_bucket) == stored
     assert avatar_statuses(ops.settings) == rows
     # The worker drains the queue; uploads are accepted again.
     request.getfixturevalue("ops_worker")

@@ -74,12 +74,13 @@ def test_reprocess_rerenders_old_avatars_in_place_and_reports_changed_verdicts(
     client = stack.client(key)
     old_portrait = image(client, portrait, "4:3")
     old_tight = image(client, tight, "4:3")
-    before = s3.keys("avatars/")
+    bucket = stack.settings.s3_bucket  # the module's own (tests/integration/conftest.py)
+    before = s3.keys("avatars/", bucket)
 
     dry = run(stack.settings, "reprocess", "--account", ACCOUNT, "--dry-run")
     assert "2 to reprocess" in dry, dry
     assert f"would reprocess {portrait}" in dry and f"would reprocess {tight}" in dry, dry
-    assert s3.keys("avatars/") == before
+    assert s3.keys("avatars/", bucket) == before
     assert image(client, portrait, "4:3") == old_portrait
 
     out = run(stack.settings, "reprocess", "--account", ACCOUNT)
@@ -99,17 +100,17 @@ def test_reprocess_rerenders_old_avatars_in_place_and_reports_changed_verdicts(
 
     # The portrait's replaced objects go once presigned URLs to them have expired.
     replaced = {f"avatars/{portrait}/{name}" for name in ("1x1.jpg", "4x3.jpg", "3x4.jpg")}
-    assert replaced <= set(s3.keys("avatars/"))
+    assert replaced <= set(s3.keys("avatars/", bucket))
     deadline = time.monotonic() + DISCARD_TIMEOUT_SECONDS
-    while replaced & set(s3.keys("avatars/")) and time.monotonic() < deadline:
+    while replaced & set(s3.keys("avatars/", bucket)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not replaced & set(s3.keys("avatars/")), stack.logs()[-4000:]
+    assert not replaced & set(s3.keys("avatars/", bucket)), stack.logs()[-4000:]
 
     # A second run finds nothing to do, and changes nothing.
-    settled = s3.keys("avatars/")
+    settled = s3.keys("avatars/", bucket)
     again = run(stack.settings, "reprocess", "--account", ACCOUNT)
     assert "0 to reprocess, 1 already current, 1 verdict changes" in again, again
     assert f"verdict changed, not applied: {tight}" in again, again
-    assert s3.keys("avatars/") == settled
+    assert s3.keys("avatars/", bucket) == settled
     client.close()
     assert_nothing_orphaned(stack.settings, s3)

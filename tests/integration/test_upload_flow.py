@@ -219,12 +219,12 @@ def test_delete_removes_every_object_and_the_row(
     avatar = accepted(upload_file(client, "cmyk.jpg"))
     assert stack.finished(client, avatar["id"])["status"] == "ready"
     prefix = f"avatars/{avatar['id']}/"
-    assert s3.keys(prefix) == sorted(
+    assert s3.keys(prefix, stack.settings.s3_bucket) == sorted(
         prefix + name for name in ("1x1.jpg", "3x4.jpg", "4x3.jpg", "original", "record.json")
     )
     response = client.delete(f"/v1/avatars/{avatar['id']}")
     assert response.status_code == 204
-    assert s3.keys(prefix) == []
+    assert s3.keys(prefix, stack.settings.s3_bucket) == []
     assert client.get(f"/v1/avatars/{avatar['id']}").status_code == 404
     assert avatar["id"] not in avatar_statuses(stack.settings)
     # Deleted bytes are no longer a duplicate: uploading them again makes a new avatar.
