@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from cli.degrade import DEGRADATIONS, LEVELS
 from pipeline import FaceModels, ImageError, PipelineSettings, Prepared, Rejected, prepare
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
+from pipeline.probe import probe
 
 # What a degradation that keeps the photo's geometry does not change.
 GEOMETRY_CODES = frozenset({"face.framing"})

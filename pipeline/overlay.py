@@ -12,8 +12,9 @@ import numpy as np
 
 from pipeline.align import invert
 from pipeline.aspect import AspectRatio
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.encode import encode_jpeg
+from pipeline.probe import probe
 from pipeline.settings import PipelineSettings
 
 # A preview, not a deliverable: small enough to open anywhere, large enough to

@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase
 from pipeline.aspect import AspectRatio
-from pipeline.decode import Probe, decode, probe
+from pipeline.decode import decode
 from pipeline.detect import Candidate, detect, detect_tiled
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
@@ -43,6 +43,7 @@ from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.models import FaceModels
 from pipeline.people import count_people
+from pipeline.probe import Probe, probe
 from pipeline.quality import measure as measure_quality
 from pipeline.quality import relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
@@ -136,7 +137,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("decode"):
         # The detection decode serves the crops when it is no coarser than they
         # need (always for a non-JPEG: that one is the full decode).
-        reduction = crop_reduction(info, upscale)
+        reduction = crop_reduction(upscale)
         pixels = first if reduction >= first_reduction else decode(data, info, reduction)
     with watch("align"):
         pixel_scale = pixels.rgb.shape[1] / info.width
@@ -295,21 +296,16 @@ def other_people(
 
 
 def detection_reduction(info: Probe, detect_side: int) -> int:
-    """The largest DCT reduction whose long side is still at least `detect_side`;
-    1 for formats without DCT scaling (they are decoded once, in full, and that
-    decode also serves the crops)."""
-    if not info.dct_scalable:
-        return 1
+    """The largest reduction (every format decodes reduced, see pipeline/decode.py)
+    whose long side is still at least `detect_side`."""
     long_side = max(info.width, info.height)
     return next(r for r in REDUCTIONS if r == 1 or -(-long_side // r) >= detect_side)
 
 
-def crop_reduction(info: Probe, upscale: float) -> int:
-    """The largest DCT reduction that still has at least one decoded pixel per
-    output pixel of the 1:1 crop (`upscale`: output px per source px), so the
-    warp neither enlarges a reduced decode nor shrinks by more than 2x."""
-    if not info.dct_scalable:
-        return 1
+def crop_reduction(upscale: float) -> int:
+    """The largest reduction that still has at least one decoded pixel per output
+    pixel of the 1:1 crop (`upscale`: output px per source px), so the warp
+    neither enlarges a reduced decode nor shrinks by more than 2x."""
     return next(r for r in REDUCTIONS if r == 1 or upscale * r <= 1.0)
 
 

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
-from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
+from pipeline.probe import Probe, probe
 from service.codes import failure_is_final
 from service.domain import Avatar
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable

@@ -198,7 +198,7 @@ DECLARED = (
         retryable=True,
     ),
     Code("image.fetch_timeout", ImageError, 400, "Fetching the image URL took longer than 10 s."),
-    # Decided from the header (pipeline.decode.probe), before any avatar exists.
+    # Decided from the header (pipeline.probe.probe), before any avatar exists.
     Code(
         "image.too_small",
         ImageError,

@@ -19,8 +19,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline import FaceModels, ImageError, Prepared, Rejected, prepare
-from pipeline.decode import Probe, probe
 from pipeline.errors import AvatarPrepError
+from pipeline.probe import Probe, probe
 from pipeline.record import Check, FaceInfo
 from service.errors import ObjectMissing
 from service.fetch import fetch

@@ -9,7 +9,8 @@ import pytest
 from cli.degrade import DEGRADATIONS, LEVELS, under_exposure
 from cli.graded import GradedOutcome, format_graded, graded
 from pipeline import FaceModels, PipelineSettings, prepare
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
+from pipeline.probe import probe
 from sample_images import SAMPLES
 
 SETTINGS = PipelineSettings()

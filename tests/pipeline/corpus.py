@@ -2,7 +2,7 @@
 and the fuzzer's seeds (fuzz_decode.py): every accepted format in every mode and bit
 depth Pillow writes (plus the 16-bit RGB and RGBA that only libvips writes here), at
 the pixel cap, at the lower cap of the variants whose decoder holds the whole image
-(see `pipeline.decode._held_bytes`), and cut short. Nothing is committed: `make`
+(see `pipeline.probe._held_bytes`), and cut short. Nothing is committed: `make`
 writes them under a temporary folder.
 
 Each image is one flat colour (part transparent in modes with alpha) with a 256 px
@@ -182,7 +182,7 @@ def bmp_side(bytes_per_pixel: float, header: int = 1078) -> int:
 TOO_MANY = ("image.too_many_pixels",)
 DEFLATE = {"compression": "tiff_adobe_deflate"}
 
-# Bytes per pixel the decoders hold, as pipeline.decode estimates them: the
+# Bytes per pixel the decoders hold, as pipeline.probe estimates them: the
 # variants with their own lower cap are made at it (and at the full cap, refused).
 PROGRESSIVE_420, PROGRESSIVE_444, PROGRESSIVE_CMYK = 3 * 1.05, 6 * 1.05, 8 * 1.05
 WEBP, ANIMATED_WEBP, HEIC_8, HEIC_DEEP, AVIF = 5, 13, 5.0, 9.5, 12.5

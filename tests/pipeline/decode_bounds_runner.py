@@ -25,9 +25,10 @@ import time
 import traceback
 from pathlib import Path
 
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.errors import ImageError
 from pipeline.prepare import detection_reduction
+from pipeline.probe import probe
 from pipeline.settings import PipelineSettings
 from pipeline.sniff import sniff
 

@@ -26,8 +26,9 @@ with atheris.instrument_imports(include=["pipeline", "PIL", "pillow_heif"]):
     import pillow_heif
     from PIL import Image
 
-    from pipeline.decode import decode, probe
+    from pipeline.decode import decode
     from pipeline.errors import ImageError
+    from pipeline.probe import probe
     from pipeline.settings import PipelineSettings
     from pipeline.sniff import describe, sniff
 

@@ -22,8 +22,9 @@ import pytest
 import simplejpeg
 from PIL import ExifTags, Image, ImageOps
 
-from pipeline.decode import Decoded, Probe, decode, probe
+from pipeline.decode import Decoded, decode
 from pipeline.errors import ImageError
+from pipeline.probe import Probe, probe
 from pipeline.settings import PipelineSettings
 
 SETTINGS = PipelineSettings()
@@ -567,7 +568,8 @@ def test_probe_reads_the_header_only(sample_path):
     script = """
 import json, re, sys
 from pathlib import Path
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
+from pipeline.probe import probe
 from pipeline.settings import PipelineSettings
 
 def status(field):

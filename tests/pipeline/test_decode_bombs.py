@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.decode import probe
 from pipeline.errors import ImageError
+from pipeline.probe import probe
 from pipeline.settings import PipelineSettings
 from tests.pipeline.corpus import claiming, gif_frame_bomb, pillow
 

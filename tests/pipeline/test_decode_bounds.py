@@ -27,7 +27,8 @@ from tests.pipeline.corpus import ENTRIES, expectation, write_entry
 
 MAX_PEAK_RSS = 350_000_000
 RUNAWAY_SECONDS = 20.0
-# What probe and decode may refuse an image with (pipeline/decode.py), all in docs/api.md.
+# What probe and decode may refuse an image with (pipeline/probe.py, pipeline/decode.py),
+# all in docs/api.md.
 DECODE_CODES = frozenset(
     {
         "image.missing",

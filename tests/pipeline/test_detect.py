@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.detect import Candidate, detect
 from pipeline.prepare import shrink
+from pipeline.probe import probe
 
 SETTINGS = PipelineSettings()
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces, unfitted
 from pipeline.prepare import shrink
+from pipeline.probe import probe
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"

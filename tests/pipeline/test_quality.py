@@ -11,10 +11,11 @@ import pytest
 import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, Rejected, prepare
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.detect import detect
 from pipeline.landmarks import fit_faces
 from pipeline.prepare import shrink
+from pipeline.probe import probe
 from pipeline.quality import FaceQuality, measure, relative_sharpness
 
 SETTINGS = PipelineSettings()

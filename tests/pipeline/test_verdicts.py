@@ -14,8 +14,9 @@ import pytest
 import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, Rejected, prepare
-from pipeline.decode import decode, probe
+from pipeline.decode import decode
 from pipeline.likeness import human_score
+from pipeline.probe import probe
 
 SETTINGS = PipelineSettings()
 SHARED = Path(__file__).resolve().parents[3] / "shared"
