@@ -44,9 +44,11 @@ def open_services(settings: Settings, sent: list[str] | None = None) -> Services
 
 @pytest.fixture
 def services(local_settings: Settings) -> Iterator[Services]:
-    """Loopback receivers allowed; a retry 0.2 s after the first failure."""
+    """Loopback receivers allowed; a retry a minute after the first failure, which
+    tests bring forward with `_make_due` rather than wait for (a sub-second backoff
+    could pass during one slow commit on a loaded machine)."""
     settings = local_settings.model_copy(
-        update={"allow_loopback_urls": True, "webhook_backoff_seconds": 0.2}
+        update={"allow_loopback_urls": True, "webhook_backoff_seconds": 60}
     )
     made = open_services(settings)
     yield made
@@ -125,7 +127,7 @@ def test_a_failed_attempt_is_recorded_and_retried_after_its_backoff(
     services.webhooks.deliver(delivery_id)
     assert len(receiver.at("/hook")) == 1
 
-    time.sleep(0.3)
+    _make_due(services)
     assert services.webhooks.dispatch() == 0  # no sender in this process: nothing queued
     services.webhooks.deliver(delivery_id)
     done = services.webhooks.get_endpoint(a, endpoint.id).recent_deliveries[0]
