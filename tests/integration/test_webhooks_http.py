@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ BACKOFF_SECONDS = 0.5
 MAX_ATTEMPTS = 4
 FREE_SESSION_SECONDS = 2
 ROOM = {"platform": "daily", "url": "https://acme.daily.co/hooks"}
+# Guards against a hung test, not a timing assertion.
+SETTLE_SECONDS = 30.0
 
 
 pytestmark = [
@@ -64,6 +67,20 @@ def upload(stack: Stack, client: httpx.Client, photo: str) -> dict[str, Any]:
     response = client.post("/v1/avatars/upload-face", files={"file": (photo, sample(photo))})
     assert response.status_code in (200, 202), response.text
     return stack.finished(client, response.json()["id"])
+
+
+def settled_deliveries(client: httpx.Client, endpoint_id: str) -> list[dict[str, Any]]:
+    """The endpoint's recent deliveries once none is `pending`: a receiver has an
+    attempt before the worker records its outcome."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        response = client.get(f"/v1/webhook_endpoints/{endpoint_id}")
+        assert response.status_code == 200, response.text
+        deliveries: list[dict[str, Any]] = response.json()["recent_deliveries"]
+        if all(d["status"] != "pending" for d in deliveries):
+            return deliveries
+        assert time.monotonic() < deadline, deliveries
+        time.sleep(0.05)
 
 
 def of_type(got: list[Received], type_: str) -> list[Received]:
@@ -139,7 +156,8 @@ def test_events_reach_only_their_account_signed_and_retried_in_order(
         # The record of the retried delivery, and B cannot read A's endpoint.
         detail = a.get(f"/v1/webhook_endpoints/{endpoint_a['id']}")
         assert detail.status_code == 200 and "secret" not in detail.json()
-        deliveries = {d["event_id"]: d for d in detail.json()["recent_deliveries"]}
+        settled = settled_deliveries(a, endpoint_a["id"])
+        deliveries = {d["event_id"]: d for d in settled}
         retried = deliveries[first[0].event["id"]]
         assert (retried["status"], retried["attempts"], retried["last_error"]) == (
             "delivered",
@@ -164,14 +182,7 @@ def test_a_receiver_that_keeps_failing_exhausts_the_delivery(
         gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(got)]
         assert all(gap >= BACKOFF_SECONDS * 2**i for i, gap in enumerate(gaps)), gaps
 
-        def recorded() -> dict[str, Any]:
-            detail = client.get(f"/v1/webhook_endpoints/{endpoint['id']}").json()
-            delivery: dict[str, Any] = detail["recent_deliveries"][0]
-            return delivery
-
-        delivery = recorded()
-        while delivery["status"] == "pending":  # the last attempt's record is written after
-            delivery = recorded()
+        delivery = settled_deliveries(client, endpoint["id"])[0]
         assert delivery["status"] == "exhausted" and delivery["attempts"] == MAX_ATTEMPTS
         assert delivery["last_error"] == "HTTP 503." and delivery["next_attempt_at"] is None
 
