@@ -322,25 +322,38 @@ def test_one_scrape_sums_both_api_processes_and_the_worker(ops: Apis, ops_worker
     assert sorted(statuses.values()) == ["failed", "ready"]
     for _ in range(3):
         assert get(ops.urls[1], "/healthz").status_code == 200
-    after = metric_samples(get(ops.urls[0], "/metrics").text)
 
-    def grew(name: str, **labels: str) -> float:
-        sample_key = (name, frozenset(labels.items()))
-        return after.get(sample_key, 0.0) - before.get(sample_key, 0.0)
+    def growth(after: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[str, float]:
+        def grew(name: str, **labels: str) -> float:
+            sample_key = (name, frozenset(labels.items()))
+            return after.get(sample_key, 0.0) - before.get(sample_key, 0.0)
 
-    # Requests answered by the other API process are in this one's scrape.
-    assert (
-        grew("avatar_prep_http_requests_total", method="GET", route="/healthz", status="200") == 3
-    )
-    uploads = grew("avatar_prep_http_requests_total", method="POST", route=UPLOAD, status="202")
-    assert uploads == 2
-    # The worker's task durations and verdicts, by code.
-    ready_runs = grew(
-        "avatar_prep_task_duration_seconds_count", task="avatars.process", status="ready"
-    )
-    assert ready_runs == 1
-    assert grew("avatar_prep_task_verdicts_total", status="ready", code="") == 1
-    assert grew("avatar_prep_task_verdicts_total", status="failed", code="face.multiple") == 1
+        http = "avatar_prep_http_requests_total"
+        return {
+            # Requests answered by the other API process are in this one's scrape.
+            "healthz": grew(http, method="GET", route="/healthz", status="200"),
+            "uploads": grew(http, method="POST", route=UPLOAD, status="202"),
+            # The worker's task durations and verdicts, by code.
+            "ready runs": grew(
+                "avatar_prep_task_duration_seconds_count", task="avatars.process", status="ready"
+            ),
+            "ready": grew("avatar_prep_task_verdicts_total", status="ready", code=""),
+            "face.multiple": grew(
+                "avatar_prep_task_verdicts_total", status="failed", code="face.multiple"
+            ),
+        }
+
+    expected = {"healthz": 3, "uploads": 2, "ready runs": 1, "ready": 1, "face.multiple": 1}
+    # A request is counted after its answer is sent, a task after its row is
+    # committed: scrape until the last of them is in (LOG_WAIT_SECONDS at most).
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        after = metric_samples(get(ops.urls[0], "/metrics").text)
+        grown = growth(after)
+        if grown == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert grown == expected
     # Read from the registry at scrape time.
     assert after[("avatar_prep_queue_depth", frozenset())] == 0
     assert after[("avatar_prep_queue_depth_limit", frozenset())] == QUEUE_LIMIT
