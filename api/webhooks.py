@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AccountDep, ServicesDep
 from api.errors import KEYED_ROUTE_CODES, error_responses
 from api.schemas import Timestamp
+from service.domain import DeliveryStatus
 from service.public import endpoint_json
-from service.webhooks import DeliveryStatus, EventType
+from service.webhooks import EventType
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 

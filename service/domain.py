@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from service.registry import AvatarRow, SessionRow, WebhookDeliveryRow, WebhookEndpointRow
@@ -142,6 +143,12 @@ class Session:
         return self.ended_at is not None
 
 
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    EXHAUSTED = "exhausted"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One attempt series of one event to one endpoint. `next_attempt_at` only while
@@ -159,7 +166,8 @@ class Delivery:
     created_at: datetime | None
 
     @classmethod
-    def of(cls, row: WebhookDeliveryRow, event_type: str, pending: bool) -> Delivery:
+    def of(cls, row: WebhookDeliveryRow, event_type: str) -> Delivery:
+        pending = row.status == DeliveryStatus.PENDING
         return cls(
             id=row.id,
             event_id=row.event_id,

@@ -45,7 +45,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, object_session
 
 from pipeline.errors import AvatarPrepError
-from service.domain import Avatar, Delivery, WebhookEndpoint
+from service.domain import Avatar, Delivery, DeliveryStatus, WebhookEndpoint
 from service.errors import InvalidRequest, NotFound
 from service.fetch import check_url, connect
 from service.ids import new_id
@@ -84,12 +84,6 @@ class EventType(StrEnum):
     AVATAR_FAILED = "avatar.failed"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    EXHAUSTED = "exhausted"
 
 
 def new_secret() -> str:
@@ -276,9 +270,7 @@ class WebhookService:
             ).all()
         return WebhookEndpoint.of(
             row,
-            deliveries=tuple(
-                Delivery.of(d, t, pending=d.status == DeliveryStatus.PENDING) for d, t in deliveries
-            ),
+            deliveries=tuple(Delivery.of(d, t) for d, t in deliveries),
         )
 
     def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
