@@ -37,8 +37,8 @@ from tests.services import SeaweedS3
 
 pytestmark = pytest.mark.integration
 
-# Photos that take the pipeline about a second, so a kill lands mid-run; the next
-# is tried when a run finished first.
+# The slowest samples (a tenth of a second or more each, the fetch and stores
+# included), so a kill can land mid-run; the next is tried when a run finished first.
 SLOW_PHOTOS = ("large_12mp.jpg", "tiff.tiff", "accept_astronaut.png", "bmp.bmp")
 # The goal for the time from a lost worker to its avatar ready again.
 RECOVERY_GOAL_SECONDS = 30.0

@@ -29,8 +29,8 @@ from service.settings import Settings
 from tasks.celery_app import make_celery
 from tasks.queue import CeleryQueue
 
-# Photos that take the pipeline long enough (about a second) to be killed mid-run;
-# the next one is tried if a run finished before the kill landed.
+# The slowest samples (a tenth of a second or more each), so a kill can land
+# mid-run; the next one is tried if a run finished before the kill landed.
 SLOW_PHOTOS = ("large_12mp.jpg", "tiff.tiff", "accept_astronaut.png")
 # Slack for what the stated time does not count: the run itself on a busy machine.
 RUN_SLACK_SECONDS = 15.0
