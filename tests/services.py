@@ -75,7 +75,8 @@ def fresh_database(label: str) -> Iterator[str]:
     `service_missing`) where PostgreSQL does not answer."""
     admin = make_url(POSTGRES_ADMIN_URL)
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"avatar_prep_test_{label}_{os.getpid()}_{secrets.token_hex(4)}"[:63]
+    # The unique part first: a long label is what the 63-character limit cuts.
+    name = f"avatar_prep_test_{os.getpid()}_{secrets.token_hex(4)}_{label}"[:63]
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -232,7 +233,7 @@ class SeaweedS3:
     def new_bucket(self, label: str) -> str:
         """Create a bucket of its own for `label` (letters, digits, hyphens); its name.
         Buckets live in the data directory, so they survive a restart."""
-        name = f"{label}-{secrets.token_hex(4)}"[:63].lower().replace("_", "-")
+        name = f"{secrets.token_hex(4)}-{label}"[:63].lower().replace("_", "-")
         self.client().create_bucket(Bucket=name)
         return name
 
