@@ -2,9 +2,10 @@
 
 For each photo, after the upload runs:
 
-1. by avatar id: `-n` sessions from `-c` concurrent clients on one ready avatar
-   (what a session start costs when the avatar exists: auth, a registry read
-   and a write, a presigned URL);
+1. by avatar id, one at a time (`--sequential` rounds: a session start's own
+   latency when the avatar exists: auth, a registry read and a write, a
+   presigned URL), then `-n` from `-c` concurrent clients (the API's
+   throughput: on a machine of few cores, queueing for CPU dominates);
 2. inline by image URL, one at a time (`--sequential` rounds, each right after a
    `prepare()` of the same photo here, as the upload runs pair them): request
    to 201 = fetch + pipeline + hand-offs, minus the pipeline alone = what the
@@ -146,6 +147,7 @@ def measure(
     avatar_id = ready.json()["id"]
     answers: list[Answer] = []
     try:
+        by_id_alone = [start_session(client, avatar_id) for _ in range(sequential)]
         by_id = _concurrent(client, [avatar_id] * count, clients)
         one_by_one: list[Answer] = []
         pipeline_ms = []
@@ -153,8 +155,9 @@ def measure(
             pipeline_ms.append(reference.time_ms(data))
             one_by_one.append(start_session(client, server.url(kind)))
         inline = _concurrent(client, [server.url(kind) for _ in range(count)], clients)
-        answers = by_id[0] + one_by_one + inline[0]
+        answers = by_id_alone + by_id[0] + one_by_one + inline[0]
         return [
+            session_run(workers, kind, "id", 1, by_id_alone, _span(by_id_alone)),
             session_run(workers, kind, "id", clients, *by_id),
             session_run(workers, kind, "url", 1, one_by_one, _span(one_by_one), pipeline_ms),
             session_run(workers, kind, "url", clients, *inline),

@@ -50,9 +50,10 @@ def test_start_mode_measures_every_upload_and_session(tmp_path: Path) -> None:
     # neither with a failed or refused upload (the last two columns).
     assert re.search(r"^\s*1\s+1mp\s+1 by 1\s+2\s.*\s0\s+0$", out, re.MULTILINE), out
     assert re.search(r"^\s*1\s+1mp\s+2\s+3\s.*\s0\s+0$", out, re.MULTILINE), out
-    # Sessions, from the same run: by id from 2 clients (3 sessions), by URL one at
-    # a time (2, with the paired pipeline figures) and from 2 clients (3): every one
-    # started, none refused.
+    # Sessions, from the same run: by id one at a time (2 sessions) and from 2
+    # clients (3), by URL one at a time (2, with the paired pipeline figures) and
+    # from 2 clients (3): every one started, none refused.
+    assert re.search(r"^\s*1\s+1mp\s+id\s+1 by 1\s+2\s.*\s0$", out, re.MULTILINE), out
     assert re.search(r"^\s*1\s+1mp\s+id\s+2\s+3\s.*\s0$", out, re.MULTILINE), out
     by_url = r"^\s*1\s+1mp\s+url\s+1 by 1\s+2\s+\d+ /\s*\d+\s+\d+\s+-?\d+\s+0$"
     assert re.search(by_url, out, re.MULTILINE), out
