@@ -177,6 +177,13 @@ class PipelineSettings(BaseModel):
         description="Most of the inner face that may be flat fill or hard line; above it "
         "the image is a drawing (photos measure up to 0.23, an anime drawing 0.47).",
     )
+    min_face_proportions: float = Field(
+        -2.0,
+        description="Least mean z-score of the face's proportions against real faces' (see "
+        "pipeline.proportions). Real faces of both dev sets read -1.4 or more (their own "
+        "statistics left out: -1.5), the anime, 3D-character and doll faces -2.4 to -3.0; "
+        "-2.0 is past two standard deviations on the average of all four proportions.",
+    )
     max_upscale: float = Field(
         3.2,
         description="Most the face may be enlarged to fill the 1:1 output; accepted photos "

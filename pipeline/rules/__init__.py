@@ -6,13 +6,15 @@ code, hint and message); `RULES` puts them in verdict order, and the first
 failed check whose severity is "reject" decides the error code, so one photo
 always gets the same, most fundamental, reason: is there one face, is the
 file more than compression blocks, is it a photo, does it face the camera, is
-it all in the frame, does it have enough pixels, is it human, can it be seen.
+it all in the frame, does it have enough pixels, does it have a person's
+proportions, is it human, can it be seen.
 (A bigger photo does not fix a profile or a cut-off face, so those come before
-size; a face too small or turned away cannot be judged human, so that comes
-after; heavy compression before the photo check and darkness before blur,
-since blocks look drawn and a dark face measures soft; the room around the
-head comes last, as the only reason about the crop rather than the face.) A failed check of
-severity "warn" is a warning on an accepted image.
+size; a face too small, turned away or cut off cannot be judged human, nor its
+proportions measured, so those come after; heavy compression before the photo
+check and darkness before blur, since blocks look drawn and a dark face
+measures soft; the room around the head comes last, as the only reason about
+the crop rather than the face.) A failed check of severity "warn" is a warning
+on an accepted image.
 
 A new check is one new module here and one entry in `RULES`.
 """
@@ -31,6 +33,7 @@ from pipeline.rules.human import HUMAN
 from pipeline.rules.measures import Measures, measure
 from pipeline.rules.photo import PHOTO
 from pipeline.rules.pose import PITCH, YAW
+from pipeline.rules.proportions import PROPORTIONS
 from pipeline.rules.sharpness import SHARPNESS
 from pipeline.rules.size import FACE_RESOLUTION, FACE_SHARE
 from pipeline.settings import PipelineSettings
@@ -44,6 +47,7 @@ RULES: tuple[Rule, ...] = (
     FACE_IN_FRAME,
     FACE_RESOLUTION,
     FACE_SHARE,
+    PROPORTIONS,
     HUMAN,
     DARKNESS,
     HIGHLIGHTS,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.landmarks import Face
+from pipeline.proportions import stylisation
 from pipeline.quality import FaceQuality
 
 # The detectors see the whole photo at 128 (short range) to 192 px. A face
@@ -35,7 +36,9 @@ class Measures:
     and the detector nose's reading (`Face.nose_yaw`) turns further, the
     latter only when the face was MIN_KEYPOINT_FACE long for the detector
     (the mesh flattens near profile, the keypoints are noisy when small).
-    `human`: the full-range detector's
+    `proportions`: the face's proportions against real faces' (see
+    `pipeline.proportions.stylisation`; 0 for an average face, negative
+    for a drawn character's). `human`: the full-range detector's
     score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
     finds none). `jpeg_quality`: the quality a JPEG was saved at (see
     `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
@@ -53,6 +56,7 @@ class Measures:
     yaw: float
     pitch: float
     quality: FaceQuality
+    proportions: float
     human: float
     jpeg_quality: int
     eyes_open: float
@@ -95,6 +99,7 @@ def measure(
         yaw=pose["yaw"],
         pitch=pose["pitch"],
         quality=quality,
+        proportions=stylisation(main),
         human=human,
         jpeg_quality=jpeg_quality,
         eyes_open=max(openness["right_eye"], openness["left_eye"]),
