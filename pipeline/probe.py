@@ -303,13 +303,10 @@ def decoding(fmt: str, max_pixels: int | None = None) -> Iterator[None]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb(exc, max_pixels) from exc
     except MemoryError as exc:
-        raise _limit_error(
-            "image.too_many_pixels",
+        raise _pixel_count_error(
             f"The {fmt.upper()} image needs more memory to decode than is allowed.",
-            name="pixel_count",
             value="unknown",
             limit="memory",
-            hint="Resize the photo; 12 megapixels is plenty for an avatar.",
         ) from exc
     except _MALFORMED as exc:
         raise unreadable(fmt) from exc
@@ -348,17 +345,27 @@ def _limit_error(
     return ImageError(message, code=code, param="image", checks=(check,))
 
 
+def _pixel_count_error(message: str, *, value: int | str, limit: int | str) -> ImageError:
+    """An image.too_many_pixels error: its `pixel_count` check failed with `value`
+    against `limit`, with the one hint every such error gives."""
+    return _limit_error(
+        "image.too_many_pixels",
+        message,
+        name="pixel_count",
+        value=value,
+        limit=limit,
+        hint="Resize the photo; 12 megapixels is plenty for an avatar.",
+    )
+
+
 def _too_many_pixels(width: int, height: int, limit: int, why: str = "") -> ImageError:
     pixels = width * height
     reason = f"{why}, so " if why else ""
-    return _limit_error(
-        "image.too_many_pixels",
+    return _pixel_count_error(
         f"The image is {width}x{height} pixels ({pixels / 1e6:.1f} megapixels); "
         f"{reason}the limit is {_megapixels(limit)} megapixels.",
-        name="pixel_count",
         value=pixels,
         limit=limit,
-        hint="Resize the photo; 12 megapixels is plenty for an avatar.",
     )
 
 
@@ -374,13 +381,10 @@ def _bomb(exc: Exception, max_pixels: int | None) -> ImageError:
     pixels = int(found.group(1)) if found else 0
     shown = f"declares {pixels / 1e6:.0f} megapixels" if pixels else "declares too many pixels"
     limit = f"; the limit is {_megapixels(max_pixels)} megapixels" if max_pixels else ""
-    return _limit_error(
-        "image.too_many_pixels",
+    return _pixel_count_error(
         f"The image {shown}{limit}.",
-        name="pixel_count",
         value=pixels or "unknown",
         limit=max_pixels or "unknown",
-        hint="Resize the photo; 12 megapixels is plenty for an avatar.",
     )
 
 
