@@ -30,13 +30,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import services_of, settings_of
 from api.errors import CODES, error_response, error_responses, handle_avatar_prep_error
 from api.uploads import body_limits
 from pipeline.errors import AvatarPrepError
 from service.errors import AuthenticationFailed, InvalidRequest
 from service.idempotency import Claim, StoredResponse
-from service.runtime import Services
-from service.settings import Settings
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -98,7 +97,7 @@ class IdempotencyMiddleware:
         if not api_key:
             return None
         try:
-            account = await run_in_threadpool(_services(request).keys.authenticate, api_key)
+            account = await run_in_threadpool(services_of(request).keys.authenticate, api_key)
         except AuthenticationFailed:
             return None
         return account.id
@@ -107,9 +106,9 @@ class IdempotencyMiddleware:
         self, scope: Scope, receive: Receive, send: Send, account_id: str, key: str, body: bytes
     ) -> None:
         request = Request(scope)
-        store = _services(request).idempotency
+        store = services_of(request).idempotency
         fingerprint = _fingerprint(scope, body)
-        deadline = anyio.current_time() + _settings(request).idempotency_wait_seconds
+        deadline = anyio.current_time() + settings_of(request).idempotency_wait_seconds
         while True:
             claim = await run_in_threadpool(store.claim, account_id, key, fingerprint)
             if claim is not Claim.IN_PROGRESS or anyio.current_time() >= deadline:
@@ -146,19 +145,9 @@ class IdempotencyMiddleware:
         await run_in_threadpool(store.complete, account_id, key, response)
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _body_limit(request: Request) -> int:
     """The largest body any POST accepts: a JSON upload's (base64 image)."""
-    return max(body_limits(_settings(request).pipeline.max_bytes))
+    return max(body_limits(settings_of(request).pipeline.max_bytes))
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
