@@ -49,7 +49,7 @@ import httpx
 
 from harness import bench_sessions, local_stack
 from harness.bench_sessions import SessionRun, print_session_results
-from harness.load import Reference, percentile, unique_jpeg
+from harness.load import Reference, added_ms, paired_cells, percentile, unique_jpeg
 from harness.process_cpu import CpuPerUpload, CpuProbe
 from pipeline import FaceModels
 from sample_images import BENCH_PHOTOS, SAMPLES
@@ -121,8 +121,9 @@ class Run:
 
     @property
     def added_ms(self) -> list[float]:
-        """Upload-to-ready minus the pipeline alone, round by round."""
-        return [r - p for r, p in zip(self.ready_ms, self.pipeline_ms, strict=True)]
+        """Upload-to-ready minus the pipeline alone, round by round; empty when the
+        rounds are not paired (concurrent runs, or an upload that did not get ready)."""
+        return added_ms(self.ready_ms, self.pipeline_ms)
 
 
 def upload(client: httpx.Client, data: bytes) -> Upload:
@@ -340,15 +341,13 @@ def print_results(results: list[list[Run]]) -> None:
     for runs in results:
         for r in runs:
             one_by_one = r.clients == 1
-            paired = one_by_one and bool(r.pipeline_ms)
             print(
                 f"{'-' if r.workers is None else r.workers:>7} {r.kind:>5} "
                 f"{'1 by 1' if one_by_one else r.clients:>8} {len(r.accept_ms):>4} "
                 f"{percentile(r.accept_ms, 50):9.0f} /{percentile(r.accept_ms, 99):5.0f} "
                 f"{percentile(r.ready_ms, 50):9.0f} /{percentile(r.ready_ms, 99):6.0f} "
                 f"{'' if one_by_one else f'{r.throughput:.2f}':>9} "
-                f"{f'{percentile(r.pipeline_ms, 50):.0f}' if paired else '':>16} "
-                f"{f'{percentile(r.added_ms, 50):.0f}' if paired else '':>13} "
+                f"{paired_cells(r.pipeline_ms, r.added_ms, one_by_one)} "
                 f"{r.failed:>7} {r.refused:>8}"
             )
     print()

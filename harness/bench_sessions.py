@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import httpx
 
-from harness.load import Reference, percentile, unique_jpeg
+from harness.load import Reference, added_ms, paired_cells, percentile, unique_jpeg
 
 # A room the benchmark never joins; the session service stores it as given.
 ROOM = {"platform": "livekit", "url": "wss://bench.invalid/room", "room_name": "bench-api"}
@@ -61,9 +61,7 @@ class SessionRun:
     def added_ms(self) -> list[float]:
         """Request to 201 minus the pipeline alone, round by round; empty when the
         rounds are not paired (concurrent runs, or a round that did not start)."""
-        if not self.pipeline_ms:
-            return []
-        return [r - p for r, p in zip(self.latency_ms, self.pipeline_ms, strict=True)]
+        return added_ms(self.latency_ms, self.pipeline_ms)
 
 
 @dataclass(frozen=True)
@@ -215,14 +213,12 @@ def print_session_results(runs: list[SessionRun]) -> None:
     )
     for r in runs:
         one_by_one = r.clients == 1
-        paired = one_by_one and bool(r.pipeline_ms)
         print(
             f"{'-' if r.workers is None else r.workers:>17} {r.kind:>5} {r.source:>10} "
             f"{'1 by 1' if one_by_one else r.clients:>8} {len(r.latency_ms):>4} "
             f"{percentile(r.latency_ms, 50):9.0f} /{percentile(r.latency_ms, 99):5.0f} "
             f"{'' if one_by_one else f'{r.per_second:.2f}':>11} "
-            f"{f'{percentile(r.pipeline_ms, 50):.0f}' if paired else '':>16} "
-            f"{f'{percentile(r.added_ms, 50):.0f}' if paired else '':>13} "
+            f"{paired_cells(r.pipeline_ms, r.added_ms, one_by_one)} "
             f"{r.refused:>8}"
         )
     print()

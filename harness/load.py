@@ -1,5 +1,6 @@
 """What both load benchmarks (`harness.bench_api`, `harness.bench_sessions`) share:
-the pipeline alone as a reference, photos with unique bytes, percentiles."""
+the pipeline alone as a reference, photos with unique bytes, percentiles, and what
+the service adds to the pipeline with the report cells that show it."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ def percentile(values: list[float], q: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def added_ms(total_ms: list[float], pipeline_ms: list[float]) -> list[float]:
+    """Each round's time through the service minus the pipeline alone in the same
+    round: what the service adds. Empty when the rounds are not paired (no pipeline
+    times: concurrent runs, or a round that did not finish)."""
+    if not pipeline_ms:
+        return []
+    return [t - p for t, p in zip(total_ms, pipeline_ms, strict=True)]
+
+
+def paired_cells(pipeline_ms: list[float], added: list[float], one_by_one: bool) -> str:
+    """A report row's `pipeline p50 ms` and `added p50 ms` cells (16 and 13 wide,
+    one space apart): the medians of the pipeline alone and of what the service
+    added (`added_ms`), when the run went one at a time with its rounds paired;
+    blank otherwise, where the two do not compare."""
+    if not (one_by_one and pipeline_ms):
+        return f"{'':>16} {'':>13}"
+    return f"{percentile(pipeline_ms, 50):>16.0f} {percentile(added, 50):>13.0f}"
