@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -247,27 +248,66 @@ async def failed(
     return error
 
 
-async def test_empty_body(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(client, services, 400, "image.missing")
-    await failed(
-        client,
-        services,
-        400,
-        "image.missing",
-        json=None,
-        headers={"content-type": "application/json"},
-    )
+AS_JSON = {"content-type": "application/json"}
 
 
-async def test_empty_multipart(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(
-        client,
-        services,
-        400,
-        "image.missing",
-        content=b"--x--\r\n",
-        headers={"content-type": "multipart/form-data; boundary=x"},
-    )
+@pytest.mark.parametrize(
+    ("code", "sent"),
+    [
+        pytest.param("image.missing", {}, id="empty_body"),
+        pytest.param("image.missing", {"json": None, "headers": AS_JSON}, id="empty_json"),
+        pytest.param(
+            "image.missing",
+            {
+                "content": b"--x--\r\n",
+                "headers": {"content-type": "multipart/form-data; boundary=x"},
+            },
+            id="empty_multipart",
+        ),
+        pytest.param("image.missing", {"files": {"file": ("a.jpg", b"")}}, id="empty_file"),
+        pytest.param(
+            "image.base64_invalid", {"json": {"image": "%%% not b64 %%%"}}, id="garbage_base64"
+        ),
+        pytest.param(
+            "request.malformed_body",
+            {"content": b'{"image": ', "headers": AS_JSON},
+            id="malformed_json-truncated",
+        ),
+        pytest.param("request.malformed_body", {"json": [JPEG_B64]}, id="malformed_json-array"),
+        pytest.param(
+            "request.malformed_body",
+            {"content": b"\xff{}", "headers": AS_JSON},
+            id="malformed_json-not_utf8",
+        ),
+        # Too deep for the parser: refused, not a crash.
+        pytest.param(
+            "request.malformed_body",
+            {"content": b"[" * 100_000 + b"]" * 100_000, "headers": AS_JSON},
+            id="malformed_json-too_deep",
+        ),
+        pytest.param(
+            "metadata.not_object",
+            {"files": {"file": ("a.jpg", JPEG)}, "data": {"metadata": "[" * 5_000}},
+            id="malformed_json-too_deep_metadata",
+        ),
+        pytest.param(
+            "request.malformed_body",
+            {"content": b"abc", "headers": {"content-type": "multipart/form-data"}},
+            id="malformed_multipart-no_boundary",
+        ),
+        pytest.param(
+            "request.malformed_body",
+            {"files": [("file", ("a.jpg", JPEG)), ("file", ("b.jpg", JPEG))]},
+            id="two_files",
+        ),
+    ],
+)
+async def test_missing_or_unreadable_image_is_a_400(
+    client: httpx.AsyncClient, services: Services, code: str, sent: dict[str, Any]
+) -> None:
+    """A request with no image, or a body that cannot be read, is refused (400, `code`)
+    and creates nothing."""
+    await failed(client, services, 400, code, **sent)
 
 
 async def test_wrong_field_name(client: httpx.AsyncClient, services: Services) -> None:
@@ -282,14 +322,6 @@ async def test_file_sent_as_a_text_field(client: httpx.AsyncClient, services: Se
         client, services, 400, "image.missing", data={"file": "abc"}, files={"other": ("x", b"")}
     )
     assert "file part" in str(error["message"])
-
-
-async def test_empty_file(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(client, services, 400, "image.missing", files={"file": ("a.jpg", b"")})
-
-
-async def test_garbage_base64(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(client, services, 400, "image.base64_invalid", json={"image": "%%% not b64 %%%"})
 
 
 async def test_data_uri_that_is_not_an_image(client: httpx.AsyncClient, services: Services) -> None:
@@ -384,48 +416,6 @@ async def test_json_fields_are_validated(
     error = await failed(client, services, 422, "request.invalid_field", json=body)
     assert error["param"] == param
     assert says in str(error["message"])
-
-
-async def test_malformed_json(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(
-        client,
-        services,
-        400,
-        "request.malformed_body",
-        content=b'{"image": ',
-        headers={"content-type": "application/json"},
-    )
-    await failed(client, services, 400, "request.malformed_body", json=[JPEG_B64])
-    as_json = {"content-type": "application/json"}
-    await failed(
-        client, services, 400, "request.malformed_body", content=b"\xff{}", headers=as_json
-    )
-    deep = b"[" * 100_000 + b"]" * 100_000  # too deep for the parser: refused, not a crash
-    await failed(client, services, 400, "request.malformed_body", content=deep, headers=as_json)
-    too_deep = {"metadata": "[" * 5_000}
-    form = {"files": {"file": ("a.jpg", JPEG)}, "data": too_deep}
-    await failed(client, services, 400, "metadata.not_object", **form)
-
-
-async def test_malformed_multipart(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(
-        client,
-        services,
-        400,
-        "request.malformed_body",
-        content=b"abc",
-        headers={"content-type": "multipart/form-data"},
-    )  # no boundary
-
-
-async def test_two_files(client: httpx.AsyncClient, services: Services) -> None:
-    await failed(
-        client,
-        services,
-        400,
-        "request.malformed_body",
-        files=[("file", ("a.jpg", JPEG)), ("file", ("b.jpg", JPEG))],
-    )
 
 
 async def test_other_content_types(client: httpx.AsyncClient, services: Services) -> None:
