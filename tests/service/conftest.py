@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,33 @@ def local(local_settings: Settings, broker: FakeBroker, models: FaceModels) -> I
     services = open_services(local_settings, broker, models)
     yield services
     services.close()
+
+
+@pytest.fixture
+def local_with(
+    local_settings: Settings, broker: FakeBroker, models: FaceModels
+) -> Iterator[Callable[..., Services]]:
+    """`local_with(setting=value, ...)`: services like `local` (SQLite, local storage,
+    the fake broker) on `local_settings` with the settings named changed, opened when
+    called, so a test may first prepare their folder; each is closed after the test,
+    whether it passed or not."""
+    opened: list[Services] = []
+
+    def open_with(**changed: Any) -> Services:
+        services = open_services(local_settings.model_copy(update=changed), broker, models)
+        opened.append(services)
+        return services
+
+    yield open_with
+    for services in opened:
+        services.close()
+
+
+def assert_nothing_made(services: Services, broker: FakeBroker, account_id: str) -> None:
+    """The account has no avatar, and nothing was sent to the workers."""
+    listed = services.avatars.list(account_id, limit=10, starting_after=None, status=None)
+    assert listed == ([], False)
+    assert broker.sent == []
 
 
 @pytest.fixture

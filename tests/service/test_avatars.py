@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,6 @@ import pytest
 import simplejpeg
 from sqlalchemy import select, update
 
-from pipeline import FaceModels
 from pipeline.errors import AvatarPrepError, ImageError
 from pipeline.settings import PipelineSettings
 from service.avatars import AvatarService, ImageInput
@@ -24,7 +24,14 @@ from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
 from service.storage import LocalStorage, avatar_prefix
-from tests.service.conftest import FakeBroker, account, open_services, sample, stored_keys, upload
+from tests.service.conftest import (
+    FakeBroker,
+    account,
+    assert_nothing_made,
+    sample,
+    stored_keys,
+    upload,
+)
 
 PORTRAIT = "accept_portrait.jpg"
 
@@ -130,17 +137,14 @@ def test_cheap_check_failures_leave_nothing(
     with pytest.raises(ImageError) as info:
         upload(local, me, data)
     assert info.value.code == code
-    assert stored_keys(local) == [] and broker.sent == []
-    assert local.avatars.list(me, limit=10, starting_after=None, status=None) == ([], False)
+    assert stored_keys(local) == []
+    assert_nothing_made(local, broker, me)
 
 
 def test_size_limits_are_checked_before_anything_is_stored(
-    local_settings: Settings, broker: FakeBroker, models: Any
+    local_with: Callable[..., Services],
 ) -> None:
-    settings = local_settings.model_copy(
-        update={"pipeline": PipelineSettings(max_bytes=100_000, max_pixels=1_000_000)}
-    )
-    services = open_services(settings, broker, models)
+    services = local_with(pipeline=PipelineSettings(max_bytes=100_000, max_pixels=1_000_000))
     me = account(services, "acme")
     with pytest.raises(ImageError) as info:
         upload(services, me, sample(PORTRAIT))  # 270 kB
@@ -149,31 +153,27 @@ def test_size_limits_are_checked_before_anything_is_stored(
         upload(services, me, sample("reject_face_too_small.jpg"))  # 77 kB, but 3 MP
     assert info.value.code == "image.too_many_pixels"
     assert stored_keys(services) == []
-    services.close()
 
 
 def test_storage_down_during_create_leaves_no_row(
-    local_settings: Settings, broker: FakeBroker, models: Any
+    local_settings: Settings, local_with: Callable[..., Services], broker: FakeBroker
 ) -> None:
     local_settings.storage_dir.parent.mkdir(parents=True)
     local_settings.storage_dir.write_bytes(b"")  # a file where the folder should be
-    services = open_services(local_settings, broker, models)
+    services = local_with()
     me = account(services, "acme")
     with pytest.raises(TransientError) as info:
         upload(services, me, sample(PORTRAIT))
     assert info.value.code == "storage.unavailable"
-    assert services.avatars.list(me, limit=10, starting_after=None, status=None) == ([], False)
-    assert broker.sent == []
-    services.close()
+    assert_nothing_made(services, broker, me)
 
 
 def test_database_failure_at_insert_removes_the_stored_original(
-    local_settings: Settings, broker: FakeBroker, models: Any
+    local_with: Callable[..., Services], broker: FakeBroker
 ) -> None:
-    settings = local_settings.model_copy(update={"database_connect_timeout_seconds": 0.2})
-    services = open_services(settings, broker, models)
+    services = local_with(database_connect_timeout_seconds=0.2)
     me = account(services, "acme")
-    path = settings.database_url.removeprefix("sqlite:///")
+    path = services.settings.database_url.removeprefix("sqlite:///")
     blocker = sqlite3.connect(path)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the file: inserts time out
     try:
@@ -185,7 +185,6 @@ def test_database_failure_at_insert_removes_the_stored_original(
     assert info.value.code == "database.unavailable"
     assert stored_keys(services) == []
     assert broker.sent == []
-    services.close()
 
 
 def test_a_broker_that_refuses_leaves_the_row_queued_for_the_sweeper(
@@ -206,18 +205,15 @@ def test_a_broker_that_refuses_leaves_the_row_queued_for_the_sweeper(
 
 
 def test_a_full_queue_refuses_new_work_but_not_duplicates(
-    local_settings: Settings, broker: FakeBroker, models: Any
+    local_with: Callable[..., Services],
 ) -> None:
-    services = open_services(
-        local_settings.model_copy(update={"max_queue_depth": 1}), broker, models
-    )
+    services = local_with(max_queue_depth=1)
     me = account(services, "acme")
     first, _ = upload(services, me, sample(PORTRAIT))
     with pytest.raises(Unavailable) as info:
         upload(services, me, sample("webp.webp"))
     assert info.value.code == "at_capacity" and info.value.retry_after > 0
     assert upload(services, me, sample(PORTRAIT)) == (first, False)
-    services.close()
 
 
 # --- process ------------------------------------------------------------------
@@ -259,12 +255,11 @@ def test_process_makes_an_avatar_ready(local: Services) -> None:
 
 
 def test_a_ready_avatar_shows_its_checks_and_warnings(
-    local_settings: Settings, broker: FakeBroker, models: FaceModels
+    local_with: Callable[..., Services],
 ) -> None:
     # Limits lowered so the blurred sample is accepted with a sharpness warning.
     pipeline = PipelineSettings(min_sharpness=1.0)
-    lenient = local_settings.model_copy(update={"pipeline": pipeline})
-    services = open_services(lenient, broker, models)
+    services = local_with(pipeline=pipeline)
     me = account(services, "acme")
     blurry, _ = upload(services, me, sample("reject_too_blurry.jpg"))
     sharp, _ = upload(services, me, sample(PORTRAIT))
@@ -281,7 +276,6 @@ def test_a_ready_avatar_shows_its_checks_and_warnings(
     assert "sharpness" in names and "face_count" in names
     clean = services.avatars.get(me, sharp.id)
     assert clean.warnings == [] and all(c["passed"] for c in clean.checks)
-    services.close()
 
 
 def test_process_is_idempotent(local: Services, broker: FakeBroker) -> None:
@@ -357,11 +351,9 @@ def test_an_original_gone_out_of_band_fails_for_good(local: Services) -> None:
 
 
 def test_an_image_that_keeps_killing_its_worker_is_given_up(
-    local_settings: Settings, broker: FakeBroker, models: Any
+    local_with: Callable[..., Services],
 ) -> None:
-    services = open_services(
-        local_settings.model_copy(update={"max_process_attempts": 3}), broker, models
-    )
+    services = local_with(max_process_attempts=3)
     me = account(services, "acme")
     avatar, _ = upload(services, me, sample(PORTRAIT))
     # Three starts already, each ended by a dead worker (the row stays `processing`).
@@ -376,7 +368,6 @@ def test_an_image_that_keeps_killing_its_worker_is_given_up(
     assert failed.status == "failed"
     assert failed.error["code"] == "processing.crashed"
     assert failed.error["type"] == "api_error"
-    services.close()
 
 
 def test_fail_after_the_last_retry_and_never_over_a_finished_avatar(local: Services) -> None:

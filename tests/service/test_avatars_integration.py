@@ -18,7 +18,7 @@ from service.errors import TransientError
 from service.registry import AvatarRow
 from service.runtime import Services
 from service.storage import avatar_prefix
-from tests.service.conftest import FakeBroker, account, sample, upload
+from tests.service.conftest import FakeBroker, account, assert_nothing_made, sample, upload
 from tests.services import SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -114,8 +114,7 @@ def test_storage_down_during_create_leaves_no_row(
     finally:
         s3.start()
     assert info.value.code == "storage.unavailable"
-    assert real.avatars.list(me, limit=5, starting_after=None, status=None) == ([], False)
-    assert broker.sent == []
+    assert_nothing_made(real, broker, me)
 
 
 def test_a_database_failure_at_insert_leaves_no_object(
