@@ -9,12 +9,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
+from pipeline import PipelineSettings
+from pipeline.decode import decode
+from pipeline.prepare import shrink
+from pipeline.probe import probe
 from sample_images import SAMPLES
 
 if TYPE_CHECKING:
     pass
+
+DEFAULTS = PipelineSettings()
+
+
+def at_detection_size(data: bytes) -> np.ndarray:
+    """The image `data` probed and decoded upright on the default settings, then shrunk
+    to their `detect_side`: what the detectors and the face mesh are given."""
+    return shrink(decode(data, probe(data, DEFAULTS)).rgb, DEFAULTS.detect_side)
 
 
 @pytest.fixture(scope="session")

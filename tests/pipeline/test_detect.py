@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings
-from pipeline.decode import decode
 from pipeline.detect import Candidate, detect
-from pipeline.prepare import shrink
-from pipeline.probe import probe
+from tests.pipeline.conftest import at_detection_size
 
 SETTINGS = PipelineSettings()
 
@@ -20,7 +18,7 @@ SETTINGS = PipelineSettings()
 def portrait(sample_bytes: Callable[[str], bytes]) -> np.ndarray:
     """accept_portrait.jpg (one frontal face) at detection size: (640, 640, 3)."""
     data = sample_bytes("accept_portrait.jpg")
-    return shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    return at_detection_size(data)
 
 
 def turn_clockwise(
@@ -62,7 +60,7 @@ def test_candidates_are_largest_first(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_multiple_faces.jpg")
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
 
     candidates = detect(rgb, models, SETTINGS.min_detection_score)
 
@@ -116,7 +114,7 @@ def test_no_candidate_on_an_object(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_no_face.png")  # an espresso cup
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
 
     found: list[Candidate] = []
     for canvas in (False, True):

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings
-from pipeline.decode import decode
 from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces, unfitted
-from pipeline.prepare import shrink
-from pipeline.probe import probe
+from tests.pipeline.conftest import at_detection_size
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -22,7 +20,7 @@ EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images
 
 def faces_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Face]]:
     """The detection-size image of `data` and the faces confirmed on it (plain passes)."""
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
     candidates = detect(rgb, models, SETTINGS.min_detection_score)
     return rgb, fit_faces(rgb, candidates, models, SETTINGS.max_faces_checked)
 
@@ -87,7 +85,7 @@ def test_mirrored_face_mirrors_yaw(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_not_frontal.png")
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
     mirrored = np.ascontiguousarray(rgb[:, ::-1])
     faces = fit_faces(mirrored, detect(mirrored, models, SETTINGS.min_detection_score), models, 4)
 
@@ -135,7 +133,7 @@ def test_landmark_model_confirms_no_face_on_an_object(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_no_face.png")
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
     # Even the detectors' weakest proposals, on the canvas too, are no face.
     candidates = detect(rgb, models, 0.3) + detect(rgb, models, 0.3, canvas=True)
 
@@ -146,7 +144,7 @@ def test_max_faces_bounds_the_work(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     data = sample_bytes("reject_multiple_faces.jpg")
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(data)
     candidates = detect(rgb, models, SETTINGS.min_detection_score)
 
     assert len(fit_faces(rgb, candidates, models, 1)) == 1

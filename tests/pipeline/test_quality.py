@@ -11,12 +11,10 @@ import pytest
 import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, Rejected, prepare
-from pipeline.decode import decode
 from pipeline.detect import detect
 from pipeline.landmarks import fit_faces
-from pipeline.prepare import shrink
-from pipeline.probe import probe
 from pipeline.quality import FaceQuality, measure, relative_sharpness
+from tests.pipeline.conftest import at_detection_size
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -125,7 +123,7 @@ def test_relative_sharpness_of_two_faces(
     """Two men photographed apart (two photos side by side): about as sharp as
     each other either way round; the same face blurred reads a few hundredths."""
     data = sample_bytes("reject_multiple_faces.jpg")
-    small = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    small = at_detection_size(data)
     first, second = fit_faces(small, detect(small, models, SETTINGS.min_detection_score), models, 2)
 
     assert 0.3 < relative_sharpness(small, second, first) < 3
