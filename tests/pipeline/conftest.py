@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from pipeline import PipelineSettings
+from pipeline import PipelineSettings, Rejected, prepare
 from pipeline.decode import decode
 from pipeline.prepare import shrink
 from pipeline.probe import probe
 from sample_images import SAMPLES
 
 if TYPE_CHECKING:
-    pass
+    from pipeline import FaceModels
 
 DEFAULTS = PipelineSettings()
 
@@ -28,6 +28,14 @@ def at_detection_size(data: bytes) -> np.ndarray:
     """The image `data` probed and decoded upright on the default settings, then shrunk
     to their `detect_side`: what the detectors and the face mesh are given."""
     return shrink(decode(data, probe(data, DEFAULTS)).rgb, DEFAULTS.detect_side)
+
+
+def rejection(data: bytes, models: FaceModels, settings: PipelineSettings = DEFAULTS) -> Rejected:
+    """What `prepare` raises for `data` (on the default settings unless told), failing
+    the test if it accepts the photo instead."""
+    with pytest.raises(Rejected) as caught:
+        prepare(data, models, settings)
+    return caught.value
 
 
 @pytest.fixture(scope="session")

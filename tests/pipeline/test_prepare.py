@@ -14,7 +14,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from pipeline import FaceModels, PipelineSettings, Prepared, Rejected, prepare
+from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.align import invert
 from pipeline.prepare import (
     STAGES,
@@ -27,6 +27,7 @@ from pipeline.prepare import (
 )
 from pipeline.probe import Probe
 from pipeline.quality import relative_sharpness
+from tests.pipeline.conftest import rejection
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -36,12 +37,6 @@ needs_eval_set = pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/
 @pytest.fixture(scope="module")
 def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> Prepared:
     return prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
-
-
-def rejection(data: bytes, models: FaceModels, settings: PipelineSettings = SETTINGS) -> Rejected:
-    with pytest.raises(Rejected) as caught:
-        prepare(data, models, settings)
-    return caught.value
 
 
 def png(rgb: np.ndarray) -> bytes:

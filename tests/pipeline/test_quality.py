@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from pipeline import FaceModels, PipelineSettings, Rejected, prepare
+from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.detect import detect
 from pipeline.landmarks import fit_faces
 from pipeline.quality import FaceQuality, measure, relative_sharpness
-from tests.pipeline.conftest import at_detection_size
+from tests.pipeline.conftest import at_detection_size, rejection
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -84,10 +84,9 @@ def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
 def test_an_anime_drawing_looks_drawn(models: FaceModels) -> None:
-    with pytest.raises(Rejected) as caught:
-        prepare((EVAL_IMAGES / "d024.jpg").read_bytes(), models, SETTINGS)
+    rejected = rejection((EVAL_IMAGES / "d024.jpg").read_bytes(), models)
 
-    photo = next(c for c in caught.value.checks if c.name == "photo")
+    photo = next(c for c in rejected.checks if c.name == "photo")
     assert isinstance(photo.value, float)
     assert photo.value > SETTINGS.max_drawn_share
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from pipeline import FaceModels, PipelineSettings, Rejected, prepare
+from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode
 from pipeline.likeness import human_score
 from pipeline.probe import probe
+from tests.pipeline.conftest import rejection
 
 SETTINGS = PipelineSettings()
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -24,12 +25,6 @@ DEV_SETS = [SHARED / "faces", SHARED / "faces2"]
 needs_dev_sets = pytest.mark.skipif(
     not all(d.is_dir() for d in DEV_SETS), reason="../shared/faces and faces2 not present"
 )
-
-
-def rejection(data: bytes, models: FaceModels) -> Rejected:
-    with pytest.raises(Rejected) as caught:
-        prepare(data, models, SETTINGS)
-    return caught.value
 
 
 def labelled(expected: str) -> list[Path]:
