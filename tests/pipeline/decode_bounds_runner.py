@@ -33,6 +33,18 @@ from pipeline.settings import PipelineSettings
 from pipeline.sniff import sniff
 
 SETTINGS = PipelineSettings()
+# What probe and decode may refuse an image with (pipeline/probe.py, pipeline/decode.py),
+# all in docs/api.md: the bounds test and the fuzzer accept no other code.
+DECODE_CODES = frozenset(
+    {
+        "image.missing",
+        "image.too_large",
+        "image.unsupported_format",
+        "image.unreadable",
+        "image.too_many_pixels",
+        "image.too_small",
+    }
+)
 CHILD_SECONDS = 60  # a child still decoding after this is killed (SIGALRM) and reported
 
 

@@ -32,19 +32,11 @@ with atheris.instrument_imports(include=["pipeline", "PIL", "pillow_heif"]):
     from pipeline.settings import PipelineSettings
     from pipeline.sniff import describe, sniff
 
+from tests.pipeline.decode_bounds_runner import DECODE_CODES
+
 # Smaller limits than the service's keep each run fast; the code paths are the same.
 SETTINGS = PipelineSettings(
     max_pixels=4_000_000, max_decoder_bytes=24_000_000, min_side=1, max_bytes=1_000_000
-)
-CODES = frozenset(
-    {
-        "image.missing",
-        "image.too_large",
-        "image.unsupported_format",
-        "image.unreadable",
-        "image.too_many_pixels",
-        "image.too_small",
-    }
 )
 REDUCTIONS = (1, 2, 4, 8)
 
@@ -56,7 +48,7 @@ def test_one_input(data: bytes) -> None:
         found = probe(data, SETTINGS)
         out = decode(data, found, REDUCTIONS[len(data) % 4])
     except ImageError as error:
-        if error.code not in CODES:
+        if error.code not in DECODE_CODES:
             raise AssertionError(f"undocumented code {error.code}") from error
         return
     assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3 and out.rgb.shape[2] == 3

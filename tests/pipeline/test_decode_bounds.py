@@ -24,21 +24,10 @@ import pytest
 
 from api.errors import CODES
 from tests.pipeline.corpus import ENTRIES, expectation, write_entry
+from tests.pipeline.decode_bounds_runner import DECODE_CODES
 
 MAX_PEAK_RSS = 350_000_000
 RUNAWAY_SECONDS = 20.0
-# What probe and decode may refuse an image with (pipeline/probe.py, pipeline/decode.py),
-# all in docs/api.md.
-DECODE_CODES = frozenset(
-    {
-        "image.missing",
-        "image.too_large",
-        "image.unsupported_format",
-        "image.unreadable",
-        "image.too_many_pixels",
-        "image.too_small",
-    }
-)
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
