@@ -12,7 +12,6 @@ with -s); `avatar-prep bench-api` measures them under load.
 from __future__ import annotations
 
 import base64
-import io
 import statistics
 import time
 from collections.abc import Iterator
@@ -21,10 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 from sqlalchemy import select
 
 from service.registry import Registry, SessionRow
+from tests.integration.conftest import assert_public_jpeg
 from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned, error_of, sample
 from tests.services import SeaweedS3
 
@@ -124,11 +123,7 @@ def test_by_id_a_session_starts_with_a_presigned_image_that_works_alone(
         assert seconds_between(session["started_at"], session["expires_at"]) == PAID_SECONDS
         image = session["avatar_image"]
         assert (image["width"], image["height"], image["aspect_ratio"]) == (*size, ratio)
-        assert image["url"].startswith(stack.settings.s3_endpoint_url or "")
-        fetched = httpx.get(image["url"], timeout=10)  # no API key, no credentials
-        assert fetched.status_code == 200
-        decoded = Image.open(io.BytesIO(fetched.content))
-        assert (decoded.format, decoded.size) == ("JPEG", size)
+        assert_public_jpeg(stack, image["url"], size)
 
 
 def test_the_default_framing_is_4_3_and_the_record_is_in_postgresql(

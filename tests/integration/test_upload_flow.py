@@ -8,15 +8,14 @@ here, so the API can fetch from the local test server."""
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
+from tests.integration.conftest import assert_public_jpeg
 from tests.integration.harness import (
     ImageServer,
     Stack,
@@ -161,13 +160,7 @@ def test_image_redirects_to_a_presigned_url_that_works(stack: Stack, client: htt
     for ratio, size in {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}.items():
         response = client.get(f"/v1/avatars/{avatar['id']}/image", params={"aspect_ratio": ratio})
         assert response.status_code == 302, response.text
-        location = response.headers["location"]
-        assert location.startswith(stack.settings.s3_endpoint_url or "")
-        # The presigned URL works without the API key or any other credential.
-        fetched = httpx.get(location, timeout=10)
-        assert fetched.status_code == 200
-        image = Image.open(io.BytesIO(fetched.content))
-        assert (image.format, image.size) == ("JPEG", size)
+        assert_public_jpeg(stack, response.headers["location"], size)
 
 
 def test_same_bytes_again_answer_200_with_the_same_avatar(
