@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings, prepare
-from pipeline.decode import decode
 from pipeline.detect import detect
 from pipeline.landmarks import (
     CHIN,
@@ -20,17 +19,15 @@ from pipeline.landmarks import (
     Face,
     fit_faces,
 )
-from pipeline.prepare import shrink
-from pipeline.probe import probe
 from pipeline.proportions import LOWER_LIP_BOTTOM, NOSE_WINGS, stylisation
+from tests.pipeline.conftest import at_detection_size
 
 SETTINGS = PipelineSettings()
 
 
 @pytest.fixture(scope="module")
 def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> Face:
-    data = sample_bytes("accept_portrait.jpg")
-    rgb = shrink(decode(data, probe(data, SETTINGS)).rgb, SETTINGS.detect_side)
+    rgb = at_detection_size(sample_bytes("accept_portrait.jpg"))
     return fit_faces(rgb, detect(rgb, models, SETTINGS.min_detection_score), models, 1)[0]
 
 
