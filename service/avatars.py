@@ -17,9 +17,10 @@ or `failed` (the error object stored). The guarantees, and how each is kept:
   meets at the (account, sha256) unique constraint. Only a verdict on the image
   is final: a failed avatar whose bytes come again after any other failure is
   reopened under its id (`service.status.reopened`).
-- Nothing orphaned on delete: every object under the avatar's folder goes
-  first, then the row; a worker that finishes after the row is gone removes
-  what it wrote.
+- Nothing orphaned on delete: the row goes with a record of the avatar's folder,
+  then the objects and the record (service/purge.py; storage that fails leaves
+  the record for the sweeper); a worker that finishes after the row is gone
+  removes what it wrote.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pipeline import FaceModels, Prepared
 from pipeline.aspect import AspectRatio
 from pipeline.errors import AvatarPrepError
 from pipeline.probe import Probe, probe
+from service import purge
 from service.codes import failure_is_final
 from service.domain import Avatar
 from service.errors import Conflict, InvalidRequest, NotFound, TransientError, Unavailable
@@ -314,19 +316,18 @@ class AvatarService:
         return [Avatar.of(r) for r in rows[:limit]], len(rows) > limit
 
     def delete(self, account_id: str, avatar_id: str) -> None:
-        """Remove every stored object then the row. NotFound when not visible or
-        not this account's (another account's shared avatar is not theirs to delete);
-        Conflict(avatar.in_use) while a started session shows it, since its renderer
-        still reads the images. The row stays locked from the check to its delete,
-        and session creation re-reads it locked (service/sessions.py), so no session
-        starts on an avatar being deleted."""
+        """Remove the row, then every stored object (service/purge.py: recorded with
+        the row's delete, so storage that fails only delays them). NotFound when not
+        visible or not this account's (another account's shared avatar is not theirs
+        to delete); Conflict(avatar.in_use) while a started session shows it, since
+        its renderer still reads the images. The row stays locked from the check to
+        its delete, and session creation re-reads it locked (service/sessions.py),
+        so no session starts on an avatar being deleted."""
         row = self._visible(account_id, avatar_id)
         if row.account_id != account_id:
             raise _not_found(avatar_id)
+        prefix = avatar_prefix(avatar_id)
         with self._registry.transaction() as session:
-            # The row stays locked while storage lists and deletes the objects: allow
-            # both calls their worst case, not the short limit meant for a dead host.
-            self._registry.allow_idle(session, 2 * self._storage_call_seconds())
             if session.get(AvatarRow, avatar_id, with_for_update=True) is None:
                 raise _not_found(avatar_id)
             in_use = session.scalar(
@@ -345,14 +346,14 @@ class AvatarService:
                     code="avatar.in_use",
                     param="id",
                 )
-            self._storage.delete_prefix(avatar_prefix(avatar_id))
             session.execute(sql_delete(AvatarRow).where(AvatarRow.id == avatar_id))
+            purge.record(session, prefix)
+        purge.purge(self._registry, self._storage, prefix)
 
-    def _storage_call_seconds(self) -> float:
-        """The longest one storage call may take: every attempt connecting and
-        reading to its time-out."""
-        s = self._settings
-        return s.s3_max_attempts * (s.s3_connect_timeout_seconds + s.s3_read_timeout_seconds)
+    def purge_deleted(self) -> int:
+        """The sweeper's part: empty the folders of deleted avatars that storage
+        refused at their delete (service/purge.py). Returns how many were emptied."""
+        return purge.purge_pending(self._registry, self._storage, self._settings.max_queue_depth)
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:
         """The rendition; Conflict(avatar.not_ready / avatar.failed) before ready."""

@@ -151,6 +151,16 @@ class AvatarRow(Base):
     worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
+class StorageDeletionRow(Base):
+    """The storage folder of a deleted avatar, until its objects are gone
+    (service/purge.py). Written in the transaction that deletes the avatar's row."""
+
+    __tablename__ = "storage_deletions"
+
+    prefix: Mapped[str] = mapped_column(String(200), primary_key=True)  # avatars/<id>/
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class WorkerRow(Base):
     """One worker process, alive while `heartbeat_at` is recent (service/heartbeats.py)."""
 
@@ -306,14 +316,6 @@ class Registry:
                 "the operation can be retried.",
                 code="database.unavailable",
             ) from exc
-
-    def allow_idle(self, session: Session, seconds: float) -> None:
-        """Let `session`'s transaction wait up to `seconds` between commands (on
-        PostgreSQL, which otherwise ends it after database_idle_transaction_seconds):
-        for a transaction that holds a row while it waits on storage."""
-        if self.engine.dialect.name == "postgresql":
-            milliseconds = round(seconds * 1000)
-            session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}"))
 
     @property
     def session_factory(self) -> sessionmaker[Session]:

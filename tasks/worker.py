@@ -164,6 +164,9 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerRuntime:
         count = runtime.services.avatars.requeue_stuck()
         if count:
             logger.warning("sweeper re-enqueued %d stuck avatars", count)
+        purged = runtime.services.avatars.purge_deleted()
+        if purged:
+            logger.info("sweeper emptied the folders of %d deleted avatars", purged)
         runtime.services.idempotency.delete_expired()
         runtime.services.webhooks.delete_old()
         forget_gone_workers(runtime.services.registry)

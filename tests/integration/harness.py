@@ -22,7 +22,7 @@ from sqlalchemy import select
 from harness.local_stack import Child, create_key, start_api, start_worker
 from sample_images import SAMPLES
 from service.keys import KeyService
-from service.registry import AvatarRow, Registry
+from service.registry import AvatarRow, Registry, StorageDeletionRow
 from service.settings import Plan, Settings
 from tests.services import SeaweedS3
 
@@ -120,11 +120,13 @@ def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]
 
 def assert_nothing_orphaned(settings: Settings, s3: SeaweedS3) -> dict[str, str]:
     """Every stored object belongs to an avatar row, every ready avatar has all
-    of its objects, and no avatar is left queued or processing. Returns
-    {avatar id: status} of every row."""
+    of its objects, no avatar is left queued or processing and no deleted one's
+    folder is left to empty (service/purge.py). Returns {avatar id: status} of
+    every row."""
     statuses = avatar_statuses(settings)
     unfinished = {i: s for i, s in statuses.items() if s not in FINISHED}
     assert not unfinished, f"avatars left unfinished: {unfinished}"
+    assert pending_deletions(settings) == []
     stored = s3.keys("avatars/", settings.s3_bucket)
     orphans = [key for key in stored if key.split("/")[1] not in statuses]
     assert not orphans, f"objects without an avatar row: {orphans}"
@@ -136,6 +138,16 @@ def assert_nothing_orphaned(settings: Settings, s3: SeaweedS3) -> dict[str, str]
                 have,
             )
     return statuses
+
+
+def pending_deletions(settings: Settings) -> list[str]:
+    """The storage folders of deleted avatars not yet emptied, from the registry."""
+    registry = Registry(settings)
+    try:
+        with registry.transaction() as session:
+            return list(session.scalars(select(StorageDeletionRow.prefix)))
+    finally:
+        registry.close()
 
 
 def avatar_statuses(settings: Settings) -> dict[str, str]:

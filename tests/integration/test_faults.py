@@ -5,7 +5,8 @@ processing, and no stored object without its row.
 - the worker's pool process killed (SIGKILL) in the middle of a task (held there
   by a lock on its avatar's row, taken by the test);
 - SeaweedFS stopped while work is queued, and started again;
-- the broker unreachable from the API when an upload arrives.
+- the broker unreachable from the API when an upload arrives;
+- SeaweedFS stopped when an avatar is deleted.
 
 One worker process (concurrency 1) with the sweeper every second, so the test
 knows which process holds the task and the swept uploads move quickly.
@@ -165,3 +166,28 @@ def test_broker_unreachable_at_upload_is_sent_later_by_the_sweeper(
     finished = stack.finished(client, avatar["id"])
     assert finished["status"] == "ready", finished["error"]
     assert "sweeper re-enqueued" in stack.worker.log()
+
+
+def test_storage_down_at_a_delete_answers_and_the_sweeper_empties_the_folder(
+    stack: Stack, client: httpx.Client, s3: SeaweedS3
+) -> None:
+    assert stack.worker is not None
+    response = client.post(UPLOAD, files={"file": ("webp.webp", sample("webp.webp"))})
+    assert response.status_code == 202, response.text
+    avatar_id = response.json()["id"]
+    assert stack.finished(client, avatar_id)["status"] == "ready"
+    folder = f"avatars/{avatar_id}/"
+    bucket = stack.settings.s3_bucket
+    assert s3.keys(folder, bucket=bucket)
+    s3.stop()
+    try:
+        deleted = client.delete(f"/v1/avatars/{avatar_id}")
+        assert deleted.status_code == 204, deleted.text
+        assert client.get(f"/v1/avatars/{avatar_id}").status_code == 404
+    finally:
+        s3.start()
+    deadline = time.monotonic() + OUTAGE_TIMEOUT_SECONDS
+    while s3.keys(folder, bucket=bucket):
+        assert time.monotonic() < deadline, stack.worker.log()[-4000:]
+        time.sleep(0.1)
+    assert "sweeper emptied the folders of 1 deleted avatars" in stack.worker.log()

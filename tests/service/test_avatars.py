@@ -488,6 +488,50 @@ def test_delete_removes_every_object_and_the_row(local: Services) -> None:
     assert created is True and again.id != avatar.id
 
 
+class FailingDeletes(LocalStorage):
+    """Local storage whose deletes fail as an unreachable S3's do while `down`."""
+
+    def __init__(self, inner: LocalStorage) -> None:
+        super().__init__(inner.root)
+        self.down = True
+
+    def delete_prefix(self, prefix: str) -> None:
+        if self.down:
+            raise TransientError("storage is down", code="storage.unavailable")
+        super().delete_prefix(prefix)
+
+
+def test_a_delete_while_storage_fails_removes_the_row_and_the_sweeper_the_objects(
+    local: Services, broker: FakeBroker, models: Any
+) -> None:
+    me = account(local, "acme")
+    avatar, _ = upload(local, me, sample(PORTRAIT))
+    local.avatars.process(avatar.id)
+    storage = FailingDeletes(local.storage)  # type: ignore[arg-type]
+    api = AvatarService(local.settings, local.registry, storage, broker, models)
+
+    api.delete(me, avatar.id)  # answered, not a 503: the objects wait for the sweeper
+    assert row_of(local, avatar.id) is None
+    with pytest.raises(NotFound):
+        api.get(me, avatar.id)
+    assert len(stored_keys(local)) == 5
+    assert api.purge_deleted() == 0  # still down: kept, not lost
+    assert len(stored_keys(local)) == 5
+
+    storage.down = False
+    assert api.purge_deleted() == 1
+    assert stored_keys(local) == []
+    assert api.purge_deleted() == 0  # nothing left to purge
+
+
+def test_a_delete_that_storage_answers_leaves_nothing_for_the_sweeper(local: Services) -> None:
+    me = account(local, "acme")
+    avatar, _ = upload(local, me, sample(PORTRAIT))
+    local.avatars.delete(me, avatar.id)
+    assert stored_keys(local) == []
+    assert local.avatars.purge_deleted() == 0
+
+
 def test_image_before_ready_and_with_a_bad_ratio(local: Services) -> None:
     me = account(local, "acme")
     avatar, _ = upload(local, me, sample(PORTRAIT))

@@ -70,24 +70,6 @@ def test_a_transaction_its_client_abandoned_stops_holding_its_locks(postgres_url
     registry.close()
 
 
-@pytest.mark.integration
-def test_a_transaction_that_waits_on_storage_may_idle_longer(postgres_url: str) -> None:
-    settings = Settings(database_url=postgres_url, database_idle_transaction_seconds=0.5)
-    registry = Registry(settings)
-    with registry.transaction() as session:
-        registry.allow_idle(session, 10)
-        session.execute(text("SELECT 1"))
-        time.sleep(1.5)  # three times the limit: still alive, as the delete is on a slow S3
-        assert session.execute(text("SELECT 2")).scalar() == 2
-    # A transaction that did not ask is ended, and that reads as a retryable outage.
-    with pytest.raises(TransientError) as info, registry.transaction() as session:
-        session.execute(text("SELECT 1"))
-        time.sleep(1.5)
-        session.execute(text("SELECT 2"))
-    assert info.value.code == "database.unavailable"
-    registry.close()
-
-
 def test_times_come_back_in_utc(local_settings: Settings) -> None:
     upgrade(local_settings)
     registry = Registry(local_settings)

@@ -35,6 +35,7 @@ class FakeAvatars:
     processed: list[str] = field(default_factory=list)
     failed: list[tuple[str, AvatarPrepError]] = field(default_factory=list)
     sweeps: int = 0
+    purges: int = 0
 
     def process(self, avatar_id: str) -> None:
         self.processed.append(avatar_id)
@@ -47,6 +48,10 @@ class FakeAvatars:
     def requeue_stuck(self) -> int:
         self.sweeps += 1
         return 2
+
+    def purge_deleted(self) -> int:
+        self.purges += 1
+        return 1
 
 
 @dataclass
@@ -242,7 +247,10 @@ def test_verdict_errors_escaping_the_service_are_not_retried(opened: Worker) -> 
 def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     assert opened.run(SWEEP_TASK).state == "SUCCESS"
     assert opened.avatars.sweeps == 1
-    # The same sweep removes expired idempotency keys and old webhook events.
+    # The same sweep empties the folders of deleted avatars that storage refused
+    # at their delete (service/purge.py), removes expired idempotency keys and old
+    # webhook events,
+    assert opened.avatars.purges == 1
     assert opened.services.idempotency.sweeps == 1
     assert opened.services.webhooks.sweeps == 1
     # and forgets the rows of workers long gone (service/heartbeats.py).
