@@ -156,6 +156,13 @@ def _registry_families(counts: AvatarCounts | None, queue_limit: int) -> Iterato
     for label, n in sorted(by_label.items()):
         failed.add_metric([label], n)
     yield failed
+    pending = GaugeMetricFamily(
+        "avatar_prep_storage_deletions_pending",
+        "Deleted avatars whose stored objects storage has not yet removed; the sweeper "
+        "retries them. Growing: storage refuses deletes.",
+    )
+    pending.add_metric([], counts.pending_deletions)
+    yield pending
 
 
 @router.get(

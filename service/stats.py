@@ -12,16 +12,18 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.registry import AvatarRow, Registry
+from service.registry import AvatarRow, Registry, StorageDeletionRow
 from service.status import UNFINISHED, AvatarStatus
 
 
 @dataclass(frozen=True)
 class AvatarCounts:
-    """Avatars now in the registry: by status, and the failed ones by error code."""
+    """Avatars now in the registry: by status, the failed ones by error code, and
+    the folders of deleted ones storage has not yet emptied (service/purge.py)."""
 
     by_status: dict[str, int]
     failed_by_code: dict[str, int]
+    pending_deletions: int
 
     @property
     def queue_depth(self) -> int:
@@ -48,8 +50,8 @@ class Outcome:
 
 def avatar_counts(registry: Registry) -> AvatarCounts:
     """Two grouped counts: by status (the status index answers it), and failed rows
-    by `error.code` (reads only the failed rows). Raises TransientError when the
-    database is down."""
+    by `error.code` (reads only the failed rows); and the pending deletions. Raises
+    TransientError when the database is down."""
     code = AvatarRow.error["code"].as_string()
     with registry.transaction() as session:
         by_status = session.execute(
@@ -58,9 +60,11 @@ def avatar_counts(registry: Registry) -> AvatarCounts:
         by_code = session.execute(
             select(code, func.count()).where(AvatarRow.status == AvatarStatus.FAILED).group_by(code)
         ).all()
+        pending = session.scalar(select(func.count()).select_from(StorageDeletionRow))
     return AvatarCounts(
         by_status={status: n for status, n in by_status},
         failed_by_code={(c or "unknown"): n for c, n in by_code},
+        pending_deletions=pending or 0,
     )
 
 

@@ -100,6 +100,7 @@ async def test_queue_depth_and_verdicts_by_code_come_from_the_registry(
     assert value(parsed, "avatar_prep_avatars", status="failed") == 1
     assert value(parsed, "avatar_prep_avatars", status="ready") == 0
     assert value(parsed, "avatar_prep_avatars_failed", code="face.multiple") == 1
+    assert value(parsed, "avatar_prep_storage_deletions_pending") == 0
     assert value(parsed, "avatar_prep_registry_up") == 1
 
 

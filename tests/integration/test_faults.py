@@ -184,6 +184,8 @@ def test_storage_down_at_a_delete_answers_and_the_sweeper_empties_the_folder(
         deleted = client.delete(f"/v1/avatars/{avatar_id}")
         assert deleted.status_code == 204, deleted.text
         assert client.get(f"/v1/avatars/{avatar_id}").status_code == 404
+        pending = re.compile(r"^avatar_prep_storage_deletions_pending (\S+)$", re.MULTILINE)
+        assert pending.findall(client.get("/metrics").text) == ["1.0"]
     finally:
         s3.start()
     deadline = time.monotonic() + OUTAGE_TIMEOUT_SECONDS
@@ -191,3 +193,4 @@ def test_storage_down_at_a_delete_answers_and_the_sweeper_empties_the_folder(
         assert time.monotonic() < deadline, stack.worker.log()[-4000:]
         time.sleep(0.1)
     assert "sweeper emptied the folders of 1 deleted avatars" in stack.worker.log()
+    assert pending.findall(client.get("/metrics").text) == ["0.0"]
