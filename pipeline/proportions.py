@@ -32,7 +32,7 @@ NOSE_WINGS = (129, 358)
 
 # Mean and standard deviation of each distance over the eye-centre distance,
 # on the 45 real faces the pipeline accepts in the two labelled dev sets
-# (grown-ups and teenagers, both sexes, several ancestries, yaw up to 35
+# (a baby to old age, both sexes, several ancestries, yaw up to 35
 # degrees). They agree with anthropometric tables for adults: a mouth about
 # 0.85 and a face about 2.2 eye distances wide.
 HUMAN = {
