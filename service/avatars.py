@@ -353,7 +353,7 @@ class AvatarService:
     def purge_deleted(self) -> int:
         """The sweeper's part: empty the folders of deleted avatars that storage
         refused at their delete (service/purge.py). Returns how many were emptied."""
-        return purge.purge_pending(self._registry, self._storage, self._settings.max_queue_depth)
+        return purge.purge_pending(self._registry, self._storage)
 
     def image(self, account_id: str, avatar_id: str, aspect_ratio: str) -> ImageRef:
         """The rendition; Conflict(avatar.not_ready / avatar.failed) before ready."""

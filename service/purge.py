@@ -24,11 +24,15 @@ from service.storage import Storage
 
 logger = logging.getLogger(__name__)
 
+# Folders one sweep empties at most, so a sweep after a long storage outage stays
+# short (two S3 calls a folder); the rest wait for the next sweep.
+PURGES_PER_SWEEP = 100
+
 
 def record(session: Session, prefix: str) -> None:
-    """Remember, in `session`'s transaction, that the objects under `prefix` must go."""
-    if session.get(StorageDeletionRow, prefix) is None:
-        session.add(StorageDeletionRow(prefix=prefix, requested_at=utcnow()))
+    """Remember, in `session`'s transaction, that the objects under `prefix` must go
+    (once: an avatar's row, and so its folder, is deleted only once)."""
+    session.add(StorageDeletionRow(prefix=prefix, requested_at=utcnow()))
 
 
 def purge(registry: Registry, storage: Storage, prefix: str) -> bool:
@@ -49,12 +53,14 @@ def purge(registry: Registry, storage: Storage, prefix: str) -> bool:
     return True
 
 
-def purge_pending(registry: Registry, storage: Storage, limit: int) -> int:
-    """Purge up to `limit` recorded folders, oldest first; stops at the first
-    failure (storage is still down). Returns how many were emptied."""
+def purge_pending(registry: Registry, storage: Storage) -> int:
+    """Purge up to PURGES_PER_SWEEP recorded folders, oldest first; stops at the
+    first failure (storage is still down). Returns how many were emptied."""
     with registry.transaction() as session:
         prefixes = session.scalars(
-            select(StorageDeletionRow.prefix).order_by(StorageDeletionRow.requested_at).limit(limit)
+            select(StorageDeletionRow.prefix)
+            .order_by(StorageDeletionRow.requested_at)
+            .limit(PURGES_PER_SWEEP)
         ).all()
     done = 0
     for prefix in prefixes:
