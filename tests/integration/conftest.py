@@ -6,13 +6,10 @@ use their own accounts so they stay independent."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from PIL import Image
 
 from service.settings import Settings
 from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned
@@ -81,13 +78,3 @@ def images() -> Iterator[ImageServer]:
     """A local HTTP server of the sample photos (and of bad answers), for URL uploads."""
     with ImageServer() as server:
         yield server
-
-
-def assert_public_jpeg(stack: Stack, url: str, size: tuple[int, int]) -> None:
-    """`url` is on the stack's object store and answers, without the API key or any
-    other credential, with a JPEG of `size` (width, height)."""
-    assert url.startswith(stack.settings.s3_endpoint_url or "")
-    fetched = httpx.get(url, timeout=10)
-    assert fetched.status_code == 200
-    image = Image.open(io.BytesIO(fetched.content))
-    assert (image.format, image.size) == ("JPEG", size)

@@ -4,6 +4,7 @@ end-of-test check that nothing is half-made (`assert_nothing_orphaned`)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import select
 
 from harness.local_stack import Child, create_key, start_api, start_worker
@@ -138,6 +140,16 @@ def assert_nothing_orphaned(settings: Settings, s3: SeaweedS3) -> dict[str, str]
                 have,
             )
     return statuses
+
+
+def assert_public_jpeg(stack: Stack, url: str, size: tuple[int, int]) -> None:
+    """`url` is on the stack's object store and answers, without the API key or any
+    other credential, with a JPEG of `size` (width, height)."""
+    assert url.startswith(stack.settings.s3_endpoint_url or "")
+    fetched = httpx.get(url, timeout=10)
+    assert fetched.status_code == 200
+    image = Image.open(io.BytesIO(fetched.content))
+    assert (image.format, image.size) == ("JPEG", size)
 
 
 def pending_deletions(settings: Settings) -> list[str]:

@@ -23,8 +23,14 @@ import pytest
 from sqlalchemy import select
 
 from service.registry import Registry, SessionRow
-from tests.integration.conftest import assert_public_jpeg
-from tests.integration.harness import ImageServer, Stack, assert_nothing_orphaned, error_of, sample
+from tests.integration.harness import (
+    ImageServer,
+    Stack,
+    assert_nothing_orphaned,
+    assert_public_jpeg,
+    error_of,
+    sample,
+)
 from tests.services import SeaweedS3
 
 FREE_SECONDS, PAID_SECONDS = 300, 2700

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import assert_public_jpeg
 from tests.integration.harness import (
     ImageServer,
     Stack,
+    assert_public_jpeg,
     avatar_statuses,
     sample,
 )

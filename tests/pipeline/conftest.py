@@ -14,6 +14,8 @@ import pytest
 
 from pipeline import PipelineSettings, Rejected, prepare
 from pipeline.decode import decode
+from pipeline.detect import detect
+from pipeline.landmarks import Face, fit_faces
 from pipeline.prepare import shrink
 from pipeline.probe import probe
 from sample_images import SAMPLES
@@ -28,6 +30,14 @@ def at_detection_size(data: bytes) -> np.ndarray:
     """The image `data` probed and decoded upright on the default settings, then shrunk
     to their `detect_side`: what the detectors and the face mesh are given."""
     return shrink(decode(data, probe(data, DEFAULTS)).rgb, DEFAULTS.detect_side)
+
+
+def faces_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Face]]:
+    """The detection-size image of `data` and the faces the landmark model confirms
+    on it (plain detector passes, default settings), largest first."""
+    rgb = at_detection_size(data)
+    candidates = detect(rgb, models, DEFAULTS.min_detection_score)
+    return rgb, fit_faces(rgb, candidates, models, DEFAULTS.max_faces_checked)
 
 
 def rejection(data: bytes, models: FaceModels, settings: PipelineSettings = DEFAULTS) -> Rejected:

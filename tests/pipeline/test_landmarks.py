@@ -12,17 +12,10 @@ import pytest
 from pipeline import FaceModels, PipelineSettings
 from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces, unfitted
-from tests.pipeline.conftest import at_detection_size
+from tests.pipeline.conftest import at_detection_size, faces_in
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
-
-
-def faces_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Face]]:
-    """The detection-size image of `data` and the faces confirmed on it (plain passes)."""
-    rgb = at_detection_size(data)
-    candidates = detect(rgb, models, SETTINGS.min_detection_score)
-    return rgb, fit_faces(rgb, candidates, models, SETTINGS.max_faces_checked)
 
 
 @pytest.fixture(scope="module")

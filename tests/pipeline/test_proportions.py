@@ -1,5 +1,5 @@
 """A person's proportions against a drawn character's (`pipeline.proportions`), on
-real photos and on the mesh of a real face given a character's eyes."""
+real photos and on the mesh of a real face redrawn with a character's features."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings, prepare
-from pipeline.detect import detect
 from pipeline.landmarks import (
     CHIN,
     LEFT_EYE_CORNERS,
@@ -17,18 +16,17 @@ from pipeline.landmarks import (
     MOUTH_RIGHT_CORNER,
     RIGHT_EYE_CORNERS,
     Face,
-    fit_faces,
 )
 from pipeline.proportions import LOWER_LIP_BOTTOM, NOSE_WINGS, stylisation
-from tests.pipeline.conftest import at_detection_size
+from tests.pipeline.conftest import faces_in
 
 SETTINGS = PipelineSettings()
 
 
 @pytest.fixture(scope="module")
 def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> Face:
-    rgb = at_detection_size(sample_bytes("accept_portrait.jpg"))
-    return fit_faces(rgb, detect(rgb, models, SETTINGS.min_detection_score), models, 1)[0]
+    _, faces = faces_in(sample_bytes("accept_portrait.jpg"), models)
+    return faces[0]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +40,7 @@ def test_real_faces_read_a_persons_proportions(
     check = next(c for c in accepted.checks if c.name == "proportions")
 
     assert check.passed and check.bound == "min"
-    assert check.value is not None and check.value > -1.5
+    assert isinstance(check.value, float) and check.value > -1.5
 
 
 def scaled_about(mesh: np.ndarray, points: list[int], centre: list[int], factor: float) -> None:
