@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cli.batch import find_files, run_batch
+from cli.batch_pool import interrupt_flag
 from cli.batch_worker import Job
 from cli.main import main
 from cli.progress import Progress
@@ -296,3 +297,15 @@ def test_interrupted_batch_exits_130_and_resume_finishes_it(tmp_path: Path) -> N
     assert sorted(r.path for r in summary.skipped) == sorted(done)
     assert len(summary.processed) == 30 - len(done)
     assert len(read_rows(out / "report.csv")) == 30
+
+
+def test_the_first_ctrl_c_only_flags_the_batch_and_a_second_one_raises() -> None:
+    # The first must not raise inside the pool's locking (cli/batch_pool.py): the
+    # batch finishes the files in flight and stops itself.
+    before = signal.getsignal(signal.SIGINT)
+    with interrupt_flag() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)  # handled before the next line runs
+        assert interrupted.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
