@@ -4,6 +4,7 @@ figures and ratios the issue asks for (the quick variant; no timed assertions)."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.bench import format_stages
+from harness.bench_batch import batch_slope
 from sample_images import SAMPLES
 
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
@@ -50,7 +52,7 @@ def test_bench_reports_stages_ratios_and_memory() -> None:
     assert "peak RSS of the process" in text
 
 
-def test_bench_batch_prints_both_rates_and_their_ratio() -> None:
+def test_bench_batch_prints_both_rates_their_ratio_and_the_slope() -> None:
     done = subprocess.run(
         [*BENCH, "--batch", "--image", str(PORTRAIT)], capture_output=True, text=True
     )
@@ -60,6 +62,29 @@ def test_bench_batch_prints_both_rates_and_their_ratio() -> None:
     assert lines[2].startswith("  1 worker :") and "images/s" in lines[2]
     assert lines[3].startswith("  2 workers:") and "images/s" in lines[3]
     assert lines[4].startswith("  ratio 2/1: ")
+    slope = lines[6:]
+    assert slope[0].startswith("batch slope: 4 distinct JPEGs of 1.0 MP (1000x1000, quality 90")
+    assert "verdicts: accept" in slope[0]
+    rows = [re.match(r"  (.+?)\s+(\d+\.\d) ms", line) for line in slope[2:5]]
+    assert [row.group(1) for row in rows if row] == [
+        "batch, per image",
+        "prepare() alone, mean",
+        "naive reference, mean",
+    ]
+    assert slope[5].startswith("  slope / prepare()") and "target <= 1.05: " in slope[5]
+    assert slope[6].startswith("  naive / slope") and "target >= 3.0: " in slope[6]
+
+
+def test_bench_batch_slope_figures_are_each_others_ratios(tmp_path: Path) -> None:
+    figures = batch_slope(PORTRAIT, tmp_path, quick=True)
+    assert figures["files"] == 4 and figures["verdicts"] == ["accept"]
+    assert len(figures["wall_s"]["half"]) == len(figures["wall_s"]["all"]) == 1
+    assert figures["prepare_ms"] > 0 and figures["naive_ms"] > 0
+    assert figures["ratio_prepare"] == pytest.approx(figures["slope_ms"] / figures["prepare_ms"])
+    assert figures["speedup_naive"] == pytest.approx(figures["naive_ms"] / figures["slope_ms"])
+    # Distinct files: the same photo with another noise, so nothing is cached between them.
+    photos = sorted((tmp_path / "slope-all").iterdir())
+    assert len({p.read_bytes() for p in photos}) == 4
 
 
 def test_bench_without_its_photo_is_bad_usage(tmp_path: Path) -> None:
