@@ -43,12 +43,12 @@ def motion_blur(rgb: np.ndarray, face: float, level: int) -> bytes:
 
 def under_exposure(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Too little light: linear light times UNDER_EXPOSURE[level]."""
-    return png(_exposed(rgb, UNDER_EXPOSURE[level - 1]))
+    return png(exposed(rgb, UNDER_EXPOSURE[level - 1]))
 
 
 def over_exposure(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Too much light: linear light times OVER_EXPOSURE[level], clipped at white."""
-    return png(_exposed(rgb, OVER_EXPOSURE[level - 1]))
+    return png(exposed(rgb, OVER_EXPOSURE[level - 1]))
 
 
 def heavy_jpeg(rgb: np.ndarray, face: float, level: int) -> bytes:
@@ -74,7 +74,8 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, float, int], bytes]] = {
 }
 
 
-def _exposed(rgb: np.ndarray, gain: float) -> np.ndarray:
+def exposed(rgb: np.ndarray, gain: float) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB with its linear light times `gain`, clipped at white."""
     srgb = rgb.astype(np.float32) / 255
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
     linear = np.clip(linear * gain, 0.0, 1.0)

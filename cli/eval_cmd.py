@@ -1,4 +1,4 @@
-"""`avatar-prep eval DIR --labels CSV [--json] [--graded]`: run the pipeline on a
+"""`avatar-prep eval DIR --labels CSV [--json] [--graded] [--stability]`: run the pipeline on a
 labelled set and score it (rules in `cli/scoring.py`).
 
 Prints the confusion table (expected label against the verdict in the labels'
@@ -7,7 +7,9 @@ AMBIGUOUS/BORDERLINE rows, reason agreement, results per category, the
 warnings, every disagreement, and the accuracy with the data-chosen limits
 refitted on every row and left out per row (`cli/loo.py`). `--graded` adds the
 quality checks on the clearly accepted photos degraded at four strengths
-(`cli/graded.py`); `--sheet FILE.png` draws every rendition of the set on one
+(`cli/graded.py`); `--stability` runs every photo again mirrored, smaller,
+cropped, re-saved and brighter, and counts the verdicts that change
+(`cli/stability.py`); `--sheet FILE.png` draws every rendition of the set on one
 contact sheet (`cli/sheet.py`). The summary ends with the fill of the accepted
 photos' renditions (median, 90th percentile, max). Exit codes:
 0 the set was scored, 2 bad usage (unreadable labels, a listed file missing).
@@ -35,6 +37,7 @@ from cli.scoring import (
     summarise,
 )
 from cli.sheet import SheetPhoto, draw_sheet
+from cli.stability import format_stability, stability
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
 from service.settings import Settings
 
@@ -46,8 +49,10 @@ table (expected label against the verdict), accept/reject accuracy overall and
 for the clear and the AMBIGUOUS/BORDERLINE rows, reason agreement, results per
 category, the warnings, every disagreement, and the accuracy with the limits
 refitted on every row and left out per row. --graded adds the quality checks
-on the clearly accepted photos degraded at four strengths; --sheet FILE.png
-draws every rendition of the set on one contact sheet. The summary ends with
+on the clearly accepted photos degraded at four strengths; --stability runs
+every photo again mirrored, smaller, cropped, re-saved and brighter and counts
+the verdicts that change; --sheet FILE.png draws every rendition of the set on
+one contact sheet. The summary ends with
 the fill of the accepted photos' renditions (median, 90th percentile, max).
 
 Exit codes: 0 the set was scored, 2 bad usage (unreadable labels, a listed
@@ -74,6 +79,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="also degrade every clearly accepted photo at four strengths (blur, shake, "
         "under and over exposure, heavy JPEG) and show what the quality checks say",
+    )
+    parser.add_argument(
+        "--stability",
+        action="store_true",
+        help="also run every photo mirrored, at 75%% size, 3%% cropped, re-saved and "
+        "+0.2 EV brighter, and count the verdicts that change",
     )
     parser.add_argument(
         "--sheet",
@@ -111,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             if o.expected == ACCEPT and not o.flagged
         }
         degraded = graded(clear_accepts, models, settings) if args.graded else []
+        photos = {o.file: ((args.folder / o.file).read_bytes(), o.code) for o in outcomes}
+        varied = stability(photos, models, settings) if args.stability else []
     summary = summarise(outcomes)
     summary["refitted"] = summarise(refitted(outcomes))["accuracy"]
     summary["leave_one_out"] = summarise(leave_one_out(outcomes))["accuracy"]
@@ -119,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         report: dict[str, Any] = {"summary": summary, "rows": rows}
         if args.graded:
             report["graded"] = [vars(g) for g in degraded]
+        if args.stability:
+            report["stability"] = [dict(vars(v), flipped=v.flipped) for v in varied]
         print(json.dumps(report, indent=2))
     else:
         print(format_summary(summary))
@@ -134,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
         if args.graded:
             print()
             print(format_graded(degraded))
+        if args.stability:
+            print()
+            print(format_stability(varied))
     return EXIT_DONE
 
 
