@@ -1,4 +1,5 @@
-"""Is anyone in a photo where no face was found? BlazePose's person detector.
+"""Is anyone in the photo? BlazePose's person detector, asked where the face
+detectors cannot tell.
 
 A photo in which neither face detector (nor the tiled second look) finds a
 face is either a photo of no one or of someone whose face is too small, too
@@ -9,7 +10,8 @@ people by the whole figure, head and shoulders included. On both dev sets it
 found no one in the 13 animals, the cup, the face mask, the clip-art or the
 lawn, and people in all but 6 of the photos of people (profiles, couples, a
 crowd: photos whose faces the face detectors find). It costs about 11 ms, so
-it runs only on that no-face path, never on a photo with a face.
+it runs only where its answer decides something: on that no-face path, and as
+the `second_opinion` on a face whose human second look is unsure.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.models import FaceModels
+from pipeline.settings import PipelineSettings
 
 # The detector's own floor: every person it found on the dev sets scored 0.51
 # or more, and it found nothing at all in the photos of no one.
@@ -28,3 +31,26 @@ def count_people(rgb: np.ndarray, models: FaceModels) -> int:
     any size: the model sees it at 224 x 224, letterboxed)."""
     result = models.person().process(np.ascontiguousarray(rgb))
     return sum(1 for d in result.detections or () if d.score[0] >= MIN_PERSON_SCORE)
+
+
+def second_opinion(
+    rgb: np.ndarray,
+    quarter_turns: int,
+    human: float,
+    brightness: float,
+    settings: PipelineSettings,
+    models: FaceModels,
+) -> int | None:
+    """How many people are in `rgb` ((H, W, 3) uint8 RGB) turned upright by
+    `quarter_turns` (as `np.rot90`, the turn the face detectors found the face
+    at), asked only where the face's `human` second look (see
+    `pipeline.likeness`) is unsure, from `min_human_score` up to below
+    `sure_human_score`: a monkey or a dog can score there, and no person is
+    ever found in a photo of an animal, while one is in every accepted photo
+    of both dev sets. Not asked (None) where the face is dim (`brightness`
+    under `warn_brightness`): in the dark the detector misses people it finds
+    in good light, and the face is warned about the light anyway."""
+    unsure = settings.min_human_score <= human < settings.sure_human_score
+    if not unsure or brightness < settings.warn_brightness:
+        return None
+    return count_people(np.rot90(rgb, quarter_turns), models)

@@ -42,7 +42,7 @@ from pipeline.framing import fit
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.models import FaceModels
-from pipeline.people import count_people
+from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
 from pipeline.quality import measure as measure_quality
 from pipeline.quality import relative_sharpness
@@ -155,6 +155,8 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         headroom = min(f.headroom for f in fits.values())
     with watch("detect"):
         human = human_score(crops[AspectRatio.SQUARE][0], models)
+        upright = round(main.pose()["roll"] / 90) % 4
+        persons = second_opinion(small, upright, human, quality.brightness, settings, models)
 
     jpeg_quality = info.jpeg_quality if info.jpeg_quality is not None else 100
     measures = measure(
@@ -167,6 +169,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         jpeg_quality,
         fills,
         headroom,
+        persons,
     )
     all_checks = checks(measures, settings)
     face = FaceInfo(

@@ -220,6 +220,17 @@ class PipelineSettings(BaseModel):
         "masks and grayscale included) and finds no face at all (0) in the animals the "
         "first pass let through; 0.5 is the detection floor used everywhere else.",
     )
+    sure_human_score: float = Field(
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="From this second-look score up the face counts as human on its own; "
+        "below it (and from min_human_score) the person detector must find someone in the "
+        "photo too (pipeline.people.second_opinion). Over every stability variant and the "
+        "two mildest levels of every degradation of both dev sets, the animals that pass "
+        "0.5 score 0.60-0.70 (no person found in 6 of those 7), and 15 of 736 copies of "
+        "accepted faces score under 0.75, the person detector missing 1 (a quality-60 JPEG).",
+    )
     min_sharpness: float = Field(
         4.0,
         description="Sharpness (see FaceQuality) below which the face is too blurred to "

@@ -7,14 +7,16 @@ failed check whose severity is "reject" decides the error code, so one photo
 always gets the same, most fundamental, reason: is there one face, is the
 file more than compression blocks, is it a photo, does it face the camera, is
 it all in the frame, does it have enough pixels, does it have a person's
-proportions, is it human, can it be seen.
+proportions, can it be seen, is it human.
 (A bigger photo does not fix a profile or a cut-off face, so those come before
 size; a face too small, turned away or cut off cannot be judged human, nor its
 proportions measured, so those come after; heavy compression before the photo
 check and darkness before blur, since blocks look drawn and a dark face
-measures soft; the room around the head comes last, as the only reason about
-the crop rather than the face.) A failed check of severity "warn" is a warning
-on an accepted image.
+measures soft; light and focus before the human checks, since a dark, blown
+out or blurred face looks less like anyone's and the person telling us so
+should hear what to fix, not that they do not look human; the room around the
+head comes last, as the only reason about the crop rather than the face.)
+A failed check of severity "warn" is a warning on an accepted image.
 
 A new check is one new module here and one entry in `RULES`.
 """
@@ -29,7 +31,7 @@ from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
 from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
 from pipeline.rules.frame import FACE_IN_FRAME
 from pipeline.rules.framing import FILL_1X1, FILL_3X4, FILL_4X3, HEADROOM
-from pipeline.rules.human import HUMAN
+from pipeline.rules.human import HUMAN, PERSON
 from pipeline.rules.measures import Measures, measure
 from pipeline.rules.photo import PHOTO
 from pipeline.rules.pose import PITCH, YAW
@@ -48,10 +50,11 @@ RULES: tuple[Rule, ...] = (
     FACE_RESOLUTION,
     FACE_SHARE,
     PROPORTIONS,
-    HUMAN,
     DARKNESS,
     HIGHLIGHTS,
     SHARPNESS,
+    HUMAN,
+    PERSON,
     FILL_4X3,
     FILL_3X4,
     FILL_1X1,
@@ -80,8 +83,10 @@ __all__ = [
 
 
 def checks(measures: Measures, settings: PipelineSettings) -> tuple[Check, ...]:
-    """Every check of a face, in verdict order."""
-    return tuple(rule.check(measures, settings) for rule in RULES)
+    """Every check of a face that applies to it, in verdict order."""
+    return tuple(
+        rule.check(measures, settings) for rule in RULES if rule.applies(measures, settings)
+    )
 
 
 def verdict(all_checks: tuple[Check, ...]) -> Check | None:

@@ -6,6 +6,7 @@ limit the image is rejected with the rule's code, past the stricter `warn`
 limit it is accepted with a warning of the same code. `bound` says which side
 is allowed: "min" (the value must be at least the limit) or "max" (at most). A
 `symmetric` rule compares the magnitude (a head turned 50 degrees either way).
+A rule whose value is measured only in some photos `applies` to those alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def _no_limit(settings: PipelineSettings) -> float | None:
     return None
 
 
+def _always(measures: Measures, settings: PipelineSettings) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Rule:
     """One check. `message` is the sentence for people when it fails, a format
@@ -42,6 +47,7 @@ class Rule:
     warn: Limit = _no_limit
     symmetric: bool = False
     digits: int = 1
+    applies: Callable[[Measures, PipelineSettings], bool] = _always
 
     def check(self, measures: Measures, settings: PipelineSettings) -> Check:
         """The measured check: failed with severity "reject" past the reject

@@ -1,5 +1,7 @@
 """A living human face, not an animal, a statue or a doll that is face-shaped enough
-for the detector at the photo's scale (see `pipeline.likeness`)."""
+for the detector at the photo's scale (see `pipeline.likeness`); where that
+second look is unsure, a person must be found in the photo as well (see
+`pipeline.people.second_opinion`)."""
 
 from pipeline.rules.base import Rule
 
@@ -13,4 +15,18 @@ HUMAN = Rule(
     message="The face does not look human: shown the aligned face alone, the face detector "
     "scores it {value:.2f}, at least {limit} is needed; upload a photo of a person.",
     digits=3,
+)
+
+PERSON = Rule(
+    name="person",
+    code="face.not_human",
+    bound="min",
+    value=lambda m, s: m.people if m.people is not None else 0,
+    reject=lambda s: 1,
+    hint="Upload a clear photo of a person facing the camera, not of an animal, a statue "
+    "or a doll.",
+    message="We could not tell that this is a person: the face check was unsure of the face "
+    "and no person was found in the photo; upload a clear photo of a person.",
+    digits=0,
+    applies=lambda m, s: m.people is not None,
 )

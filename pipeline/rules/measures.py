@@ -40,7 +40,9 @@ class Measures:
     `pipeline.proportions.stylisation`; 0 for an average face, negative
     for a drawn character's). `human`: the full-range detector's
     score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
-    finds none). `jpeg_quality`: the quality a JPEG was saved at (see
+    finds none). `people`: how many people the person detector finds in the
+    photo, asked only where the human score is unsure (None when not asked:
+    see `pipeline.people.second_opinion`). `jpeg_quality`: the quality a JPEG was saved at (see
     `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
     eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
     lips' gap over the mouth's width. `fills`: the share of each rendition
@@ -63,6 +65,7 @@ class Measures:
     mouth_open: float
     fills: Mapping[str, float]
     headroom: float
+    people: int | None = None
 
 
 def measure(
@@ -75,11 +78,13 @@ def measure(
     jpeg_quality: int,
     fills: Mapping[str, float],
     headroom: float,
+    people: int | None = None,
 ) -> Measures:
     """The measures of the `main` face in an upright source of `size` (width,
     height) px, with the sizes of the `others` relative to it (see
     `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score, the
-    file's `jpeg_quality`, and the renditions' `fills` and `headroom`."""
+    file's `jpeg_quality`, the renditions' `fills` and `headroom`, and the
+    `people` the person detector found when asked."""
     width, height = size
     pose = main.pose()
     nose_yaw, _ = main.nose_yaw()
@@ -106,4 +111,5 @@ def measure(
         mouth_open=openness["mouth"],
         fills=dict(fills),
         headroom=headroom,
+        people=people,
     )

@@ -49,10 +49,10 @@ ORDER = [
     "face_resolution",
     "face_share",
     "proportions",
-    "human",
     "brightness",
     "highlights",
     "sharpness",
+    "human",
     "fill_4x3",
     "fill_3x4",
     "fill_1x1",
@@ -60,6 +60,17 @@ ORDER = [
     "eyes_open",
     "mouth_closed",
 ]
+
+
+def test_the_person_check_runs_only_where_the_person_detector_was_asked() -> None:
+    assert "person" not in by_name(GOOD)
+    found = by_name(replace(GOOD, human=0.6, people=1))
+    assert found["person"].passed and found["person"].value == 1
+    names = [c.name for c in checks(replace(GOOD, human=0.6, people=0), SETTINGS)]
+    assert names.index("person") == names.index("human") + 1
+    alone = verdict(checks(replace(GOOD, human=0.6, people=0), SETTINGS))
+    assert alone is not None and alone.name == "person" and alone.code == "face.not_human"
+    assert alone.severity == "reject" and alone.limit == 1
 
 
 def with_quality(**changes: float) -> Measures:
