@@ -243,8 +243,9 @@ DECLARED = (
         "face.not_human",
         Rejected,
         422,
-        "The face does not look human: shown the aligned face alone, the face detector "
-        "scores it 0.00, at least 0.5 is needed; upload a photo of a person.",
+        "We could not recognise this as a person's face: shown the aligned face alone, the "
+        "face detector scores it 0.00, at least 0.5 is needed; upload a clear photo of a "
+        "person's face.",
     ),
     Code("face.too_blurry", Rejected, 422, "The face is too blurry; use a sharper photo."),
     Code("face.too_dark", Rejected, 422, "The face is too dark; use a brighter photo."),

@@ -12,8 +12,9 @@ HUMAN = Rule(
     value=lambda m, s: m.human,
     reject=lambda s: s.min_human_score,
     hint="Upload a photo of a real person's face, not an animal, a statue, a doll or a mask.",
-    message="The face does not look human: shown the aligned face alone, the face detector "
-    "scores it {value:.2f}, at least {limit} is needed; upload a photo of a person.",
+    message="We could not recognise this as a person's face: shown the aligned face alone, "
+    "the face detector scores it {value:.2f}, at least {limit} is needed; upload a clear "
+    "photo of a person's face.",
     digits=3,
 )
 
