@@ -83,7 +83,8 @@ class FaceModels:
 
     def person(self) -> SolutionBase:
         """The pose model's person detector (`person().process(rgb).detections`),
-        made on first use: only a photo in which no face was found needs it, and
+        made on first use: only a photo in which no face was found, or whose face
+        the human second look is unsure of, needs it (see `pipeline.people`), and
         a graph that is never run still costs a process about 40 MB at the peak
         of a 50 MP photo (glibc's arenas for its threads)."""
         if self._person is None:
