@@ -126,6 +126,27 @@ def test_a_face_the_human_look_is_unsure_of_needs_a_person(
     assert "no person was found" in rejected.message
 
 
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_the_person_is_looked_for_the_way_up_the_face_is(
+    sample_bytes: Callable[[str], bytes],
+    models: FaceModels,
+    monkeypatch: pytest.MonkeyPatch,
+    quarter_turns: int,
+) -> None:
+    # A phone photo stored sideways or upside down without an EXIF tag: the
+    # person detector is shown it turned the way the face was found upright.
+    unsure = (SETTINGS.min_human_score + SETTINGS.sure_human_score) / 2
+    monkeypatch.setattr(prepare_module, "human_score", lambda square, models: unsure)
+    rgb = cv2.imdecode(np.frombuffer(sample_bytes("accept_portrait.jpg"), np.uint8), 1)
+    ok, turned = cv2.imencode(".jpg", np.ascontiguousarray(np.rot90(rgb, quarter_turns)))
+    assert ok
+
+    accepted = prepare(turned.tobytes(), models, SETTINGS)
+
+    person = next(c for c in accepted.checks if c.name == "person")
+    assert person.passed and person.value == 1
+
+
 def test_a_sure_human_look_does_not_ask(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
