@@ -122,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
             if o.expected == ACCEPT and not o.flagged
         }
         degraded = graded(clear_accepts, models, settings) if args.graded else []
-        photos = {o.file: ((args.folder / o.file).read_bytes(), o.code) for o in outcomes}
-        varied = stability(photos, models, settings) if args.stability else []
+        varied = []
+        if args.stability:
+            photos = {o.file: ((args.folder / o.file).read_bytes(), o.code) for o in outcomes}
+            varied = stability(photos, models, settings)
     summary = summarise(outcomes)
     summary["refitted"] = summarise(refitted(outcomes))["accuracy"]
     summary["leave_one_out"] = summarise(leave_one_out(outcomes))["accuracy"]

@@ -42,8 +42,8 @@ class Measures:
     score for the aligned face shown alone (see `pipeline.likeness`; 0 when it
     finds none). `people`: how many people the person detector finds in the
     photo, asked only where the human score is unsure (None when not asked:
-    see `pipeline.people.second_opinion`). `jpeg_quality`: the quality a JPEG was saved at (see
-    `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
+    see `pipeline.people.second_opinion`). `jpeg_quality`: the quality a JPEG
+    was saved at (see `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
     eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
     lips' gap over the mouth's width. `fills`: the share of each rendition
     (by aspect ratio) outside the photo, to be filled; `headroom`: the smaller
