@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import PipelineSettings, Rejected, prepare
 from pipeline.decode import decode
-from pipeline.detect import detect
+from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces
 from pipeline.prepare import shrink
 from pipeline.probe import probe
@@ -32,11 +32,17 @@ def at_detection_size(data: bytes) -> np.ndarray:
     return shrink(decode(data, probe(data, DEFAULTS)).rgb, DEFAULTS.detect_side)
 
 
+def candidates_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Candidate]]:
+    """The detection-size image of `data` and the face candidates the plain detector
+    passes find on it (default settings), largest first."""
+    rgb = at_detection_size(data)
+    return rgb, detect(rgb, models, DEFAULTS.min_detection_score)
+
+
 def faces_in(data: bytes, models: FaceModels) -> tuple[np.ndarray, list[Face]]:
     """The detection-size image of `data` and the faces the landmark model confirms
     on it (plain detector passes, default settings), largest first."""
-    rgb = at_detection_size(data)
-    candidates = detect(rgb, models, DEFAULTS.min_detection_score)
+    rgb, candidates = candidates_in(data, models)
     return rgb, fit_faces(rgb, candidates, models, DEFAULTS.max_faces_checked)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import FaceModels, PipelineSettings
 from pipeline.detect import Candidate, detect
-from tests.pipeline.conftest import at_detection_size
+from tests.pipeline.conftest import at_detection_size, candidates_in
 
 SETTINGS = PipelineSettings()
 
@@ -59,10 +59,7 @@ def test_finds_the_face_with_keypoints_in_mediapipe_order(
 def test_candidates_are_largest_first(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    data = sample_bytes("reject_multiple_faces.jpg")
-    rgb = at_detection_size(data)
-
-    candidates = detect(rgb, models, SETTINGS.min_detection_score)
+    rgb, candidates = candidates_in(sample_bytes("reject_multiple_faces.jpg"), models)
 
     areas = [c.area for c in candidates]
     assert areas == sorted(areas, reverse=True)

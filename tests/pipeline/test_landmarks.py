@@ -12,7 +12,7 @@ import pytest
 from pipeline import FaceModels, PipelineSettings
 from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces, unfitted
-from tests.pipeline.conftest import at_detection_size, faces_in
+from tests.pipeline.conftest import at_detection_size, candidates_in, faces_in
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -136,9 +136,7 @@ def test_landmark_model_confirms_no_face_on_an_object(
 def test_max_faces_bounds_the_work(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    data = sample_bytes("reject_multiple_faces.jpg")
-    rgb = at_detection_size(data)
-    candidates = detect(rgb, models, SETTINGS.min_detection_score)
+    rgb, candidates = candidates_in(sample_bytes("reject_multiple_faces.jpg"), models)
 
     assert len(fit_faces(rgb, candidates, models, 1)) == 1
 

@@ -11,10 +11,9 @@ import pytest
 import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, prepare
-from pipeline.detect import detect
 from pipeline.landmarks import fit_faces
 from pipeline.quality import FaceQuality, measure, relative_sharpness
-from tests.pipeline.conftest import at_detection_size, rejection
+from tests.pipeline.conftest import candidates_in, rejection
 
 SETTINGS = PipelineSettings()
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
@@ -121,9 +120,8 @@ def test_relative_sharpness_of_two_faces(
 ) -> None:
     """Two men photographed apart (two photos side by side): about as sharp as
     each other either way round; the same face blurred reads a few hundredths."""
-    data = sample_bytes("reject_multiple_faces.jpg")
-    small = at_detection_size(data)
-    first, second = fit_faces(small, detect(small, models, SETTINGS.min_detection_score), models, 2)
+    small, candidates = candidates_in(sample_bytes("reject_multiple_faces.jpg"), models)
+    first, second = fit_faces(small, candidates, models, 2)
 
     assert 0.3 < relative_sharpness(small, second, first) < 3
     assert relative_sharpness(small, first, first) == pytest.approx(1.0)
