@@ -366,3 +366,17 @@ def test_a_small_face_nose_does_not_count() -> None:
 
     assert measured(face, [], 6000, 4000, 1.0).yaw == pytest.approx(0.0)
     assert measured(face, [], 600, 400, 1.0).yaw == pytest.approx(45.0)
+
+
+def test_the_photo_check_is_not_read_where_jpeg_blocks_show() -> None:
+    # Flat 8x8 blocks read as flat fill: below the quality at which the
+    # compression is warned about, the drawn share measures the blocks.
+    drawn = with_quality(drawn_share=0.5)
+    blocky = replace(drawn, jpeg_quality=SETTINGS.warn_jpeg_quality - 1)
+    found = by_name(blocky)
+
+    assert "photo" not in found
+    assert found["compression"].severity == "warn"
+    assert verdict(checks(blocky, SETTINGS)) is None
+    at_limit = verdict(checks(replace(drawn, jpeg_quality=SETTINGS.warn_jpeg_quality), SETTINGS))
+    assert at_limit is not None and at_limit.code == "image.not_a_photo"
