@@ -45,7 +45,7 @@ from pipeline.models import FaceModels
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
 from pipeline.quality import measure as measure_quality
-from pipeline.quality import relative_sharpness
+from pipeline.quality import photo_sharpness, relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
 from pipeline.settings import PipelineSettings
@@ -108,8 +108,12 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         with watch("detect"):
             found = detect_tiled(large, models, settings.min_small_face_score)
             boxes = [c.box for c in found]
-            people = 0 if boxes else count_people(small, models)
-        check = small_faces_check([h / large.shape[0] for *_, h in boxes], people, settings)
+            # A photo blurred past finding a face is told so, whoever is in it.
+            sharpness = photo_sharpness(small)
+            blurred = sharpness < settings.min_photo_sharpness
+            people = 0 if boxes or blurred else count_people(small, models)
+        heights = [h / large.shape[0] for *_, h in boxes]
+        check = small_faces_check(heights, people, sharpness, settings)
         scale = info.width / large.shape[1]
         raise Rejected(
             check.message,

@@ -85,8 +85,6 @@ def measure(square: np.ndarray) -> FaceQuality:
     cols = slice(round(INNER_COLS[0] * QUALITY_SIDE), round(INNER_COLS[1] * QUALITY_SIDE))
     # Filters run on the whole crop so the region's border pixels see real
     # neighbours, then only the inner face is counted.
-    across = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE)[rows, cols]
-    down = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE.T)[rows, cols]
     dx = cv2.Sobel(luma, cv2.CV_32F, 1, 0)[rows, cols]
     dy = cv2.Sobel(luma, cv2.CV_32F, 0, 1)[rows, cols]
     gradient = np.hypot(dx, dy)
@@ -100,11 +98,34 @@ def measure(square: np.ndarray) -> FaceQuality:
     # not because a brush made them so: overexposure is its own check.
     clipped = (luma[rows, cols] >= BLOWN_LUMA) | (luma[rows, cols] <= BLACK_LUMA)
     return FaceQuality(
-        sharpness=float(2 * min(across.var(), down.var())),
+        sharpness=_sharpness(luma, (rows, cols)),
         brightness=float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE)),
         drawn_share=float(np.count_nonzero(drawn & ~clipped) / drawn.size),
         blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
     )
+
+
+def photo_sharpness(rgb: np.ndarray) -> float:
+    """The sharpness of the whole photo `rgb` ((H, W, 3) uint8 RGB), read as
+    `FaceQuality.sharpness` reads a face's, with the photo reduced to
+    QUALITY_SIDE px on its long side (never enlarged). Where no face is found,
+    it tells a photo blurred past finding one from a photo of no one (see
+    `PipelineSettings.min_photo_sharpness`)."""
+    height, width = rgb.shape[:2]
+    factor = QUALITY_SIDE / max(height, width)
+    if factor < 1:
+        size = (max(round(width * factor), 1), max(round(height * factor), 1))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return _sharpness(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32))
+
+
+def _sharpness(luma: np.ndarray, region: tuple[slice, slice] = (slice(None), slice(None))) -> float:
+    """Twice the smaller of the variances of `luma`'s second derivatives across
+    and down, counted in `region` (the filters see the whole image, so the
+    region's border pixels have real neighbours)."""
+    across = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE)[region]
+    down = cv2.filter2D(luma, cv2.CV_32F, SECOND_DERIVATIVE.T)[region]
+    return float(2 * min(across.var(), down.var()))
 
 
 def relative_sharpness(rgb: np.ndarray, face: Face, reference: Face) -> float:

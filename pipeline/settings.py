@@ -239,6 +239,14 @@ class PipelineSettings(BaseModel):
         "length reads 2.3-5.0 and a Gaussian blur of 3% under 3; the blurred sample 2; "
         "the softest accepted photo, a soft-focus video frame, 12.",
     )
+    min_photo_sharpness: float = Field(
+        20.0,
+        description="Where no face is found, a whole photo (seen at 256 px on its long side) "
+        "less sharp than this is too blurred to find one in, and is told so (face.too_blurry) "
+        "instead of face.none: the graded set's strongest Gaussian blur and camera shake read "
+        "0.8-4.7 there, the 24 photos of both dev sets in which no face is found (animals, "
+        "objects, a landscape, clip-art, people far off) 110 and up.",
+    )
     warn_sharpness: float = Field(
         30.0,
         description="Below it the face is soft enough to say so: sharp photos read 100 and "

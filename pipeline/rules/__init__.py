@@ -73,6 +73,7 @@ __all__ = [
     "RULES",
     "Measures",
     "Rule",
+    "blurred_photo_check",
     "checks",
     "measure",
     "no_face_check",
@@ -103,17 +104,43 @@ def no_face_check() -> Check:
     )
 
 
-def small_faces_check(heights: list[float], people: int, settings: PipelineSettings) -> Check:
+def small_faces_check(
+    heights: list[float], people: int, sharpness: float, settings: PipelineSettings
+) -> Check:
     """The check of a photo whose faces only the tiled second look found, each
     as its height over the frame's: several are a group (face.multiple), one
-    is a person too far away (face.too_small); none is face.too_small too when
-    the person detector found `people` there, else face.none."""
+    is a person too far away (face.too_small). None found: face.too_blurry
+    when the whole photo's `sharpness` (see `pipeline.quality.photo_sharpness`)
+    is under `min_photo_sharpness`, no face could be found in it; else
+    face.too_small when the person detector found `people` there, else
+    face.none."""
     if not heights:
+        if sharpness < settings.min_photo_sharpness:
+            return blurred_photo_check(sharpness, settings)
         return no_face_check() if not people else unseen_face_check()
     size = settings.output_size
     if len(heights) > 1:
         return FACE_COUNT.result(len(heights), 1, "reject", size)
     return FACE_SHARE.result(round(heights[0], 3), settings.min_face_height_ratio, "reject", size)
+
+
+def blurred_photo_check(sharpness: float, settings: PipelineSettings) -> Check:
+    """The one check of a photo in which no face was found and which is too
+    blurred, as a whole, for one to be found (`sharpness` of the whole photo
+    under `min_photo_sharpness`)."""
+    limit = settings.min_photo_sharpness
+    return Check(
+        name="photo_sharpness",
+        passed=False,
+        value=round(sharpness, 1),
+        limit=limit,
+        hint="Use a sharp photo: hold the camera still and let it focus on the face.",
+        code="face.too_blurry",
+        severity="reject",
+        bound="min",
+        message=f"The photo is too blurred to find a face in it: its sharpness is "
+        f"{sharpness:.1f}, a photo in focus reads at least {limit:g}; use a sharp photo.",
+    )
 
 
 def unseen_face_check() -> Check:

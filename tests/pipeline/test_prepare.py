@@ -14,6 +14,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
+from cli.degrade import DEGRADATIONS
 from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.align import invert
 from pipeline.prepare import (
@@ -361,6 +362,24 @@ def test_heavy_blur_and_near_black_reject_with_their_codes(
     assert dark.code == "face.too_dark"
     failed = next(c for c in dark.checks if c.name == "brightness")
     assert failed.severity == "reject" and failed.bound == "min"
+
+
+@pytest.mark.parametrize("degradation", ["gaussian_blur", "motion_blur"])
+def test_a_photo_blurred_past_finding_a_face_is_told_it_is_blurred(
+    sample_bytes: Callable[[str], bytes], models: FaceModels, degradation: str
+) -> None:
+    # The graded set's strongest blur and shake of the portrait: no face can be
+    # found in it, and "no face" would send the person looking for the wrong fix.
+    data = sample_bytes("accept_portrait.jpg")
+    face = prepare(data, models, SETTINGS).face.box[3]
+    rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    rejected = rejection(DEGRADATIONS[degradation](np.ascontiguousarray(rgb), face, 4), models)
+
+    assert rejected.code == "face.too_blurry"
+    (check,) = rejected.checks
+    assert check.name == "photo_sharpness" and check.severity == "reject"
+    assert check.value < check.limit == SETTINGS.min_photo_sharpness
+    assert "too blurred to find a face" in rejected.message
 
 
 def test_a_softer_copy_is_accepted_with_a_warning(

@@ -12,7 +12,7 @@ import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.landmarks import fit_faces
-from pipeline.quality import FaceQuality, measure, relative_sharpness
+from pipeline.quality import FaceQuality, measure, photo_sharpness, relative_sharpness
 from tests.pipeline.conftest import candidates_in, rejection
 
 SETTINGS = PipelineSettings()
@@ -131,3 +131,25 @@ def test_relative_sharpness_of_two_faces(
     x, y, w, h = (round(v) for v in second.box)
     mixed[y : y + h, x : x + w] = blurred[y : y + h, x : x + w]
     assert relative_sharpness(mixed, second, first) < 0.1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["accept_portrait.jpg", "reject_no_face.png", "reject_animal.png", "not_a_photo.png"],
+)
+def test_a_photo_in_focus_is_far_sharper_as_a_whole_than_a_heavily_blurred_one(
+    sample_bytes: Callable[[str], bytes], name: str
+) -> None:
+    # The graded set's strongest blurs (cli/degrade.py: a Gaussian of 8% of a
+    # face's length, shake of 40%) for a face of 40% of the height: a face can
+    # no longer be found in such a photo.
+    rgb = cv2.imdecode(np.frombuffer(sample_bytes(name), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    rgb = np.ascontiguousarray(rgb)
+    face = 0.4 * rgb.shape[0]
+    shake = np.full((1, round(0.4 * face)), 1 / round(0.4 * face), dtype=np.float32)
+
+    assert photo_sharpness(rgb) > 5 * SETTINGS.min_photo_sharpness
+    assert (
+        photo_sharpness(cv2.GaussianBlur(rgb, (0, 0), 0.08 * face)) < SETTINGS.min_photo_sharpness
+    )
+    assert photo_sharpness(cv2.filter2D(rgb, -1, shake)) < SETTINGS.min_photo_sharpness

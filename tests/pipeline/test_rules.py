@@ -272,13 +272,30 @@ def test_messages_name_what_was_measured_and_what_is_allowed() -> None:
 def test_what_the_second_look_finds_names_the_reason() -> None:
     # Several small faces: a group; one: a person too far away; none: no one,
     # unless the person detector saw someone whose face could not be found.
-    assert small_faces_check([0.03, 0.03], 0, S).code == "face.multiple"
-    one = small_faces_check([0.03], 0, S)
+    sharp = 500.0  # a photo in focus (see PipelineSettings.min_photo_sharpness)
+    assert small_faces_check([0.03, 0.03], 0, sharp, S).code == "face.multiple"
+    one = small_faces_check([0.03], 0, sharp, S)
     assert (one.code, one.name, one.value) == ("face.too_small", "face_share", 0.03)
-    assert small_faces_check([], 0, S).code == "face.none"
-    unseen = small_faces_check([], 2, S)
+    assert small_faces_check([], 0, sharp, S).code == "face.none"
+    unseen = small_faces_check([], 2, sharp, S)
     assert (unseen.code, unseen.severity, unseen.value) == ("face.too_small", "reject", 0)
     assert "There is a person in the photo" in unseen.message
+
+
+def test_a_photo_too_blurred_to_find_a_face_in_is_told_so() -> None:
+    blurred = S.min_photo_sharpness - 0.5
+    for people in (0, 1):
+        check = small_faces_check([], people, blurred, S)
+        assert (check.code, check.name, check.severity) == (
+            "face.too_blurry",
+            "photo_sharpness",
+            "reject",
+        )
+        assert (check.value, check.limit, check.bound) == (blurred, S.min_photo_sharpness, "min")
+        assert "too blurred to find a face" in check.message
+    # Faces the tiled look found are counted, however soft the photo.
+    assert small_faces_check([0.03, 0.03], 0, blurred, S).code == "face.multiple"
+    assert small_faces_check([], 0, S.min_photo_sharpness, S).code == "face.none"
 
 
 def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
