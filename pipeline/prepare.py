@@ -113,7 +113,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
             blurred = sharpness < settings.min_photo_sharpness
             people = 0 if boxes or blurred else count_people(small, models)
         heights = [h / large.shape[0] for *_, h in boxes]
-        check = small_faces_check(heights, people, sharpness, settings)
+        check = small_faces_check(heights, people, sharpness, _jpeg_quality(info), settings)
         scale = info.width / large.shape[1]
         raise Rejected(
             check.message,
@@ -162,7 +162,6 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         upright = round(main.pose()["roll"] / 90) % 4
         persons = second_opinion(small, upright, human, quality.brightness, settings, models)
 
-    jpeg_quality = info.jpeg_quality if info.jpeg_quality is not None else 100
     measures = measure(
         main,
         others,
@@ -170,7 +169,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         upscale,
         quality,
         human,
-        jpeg_quality,
+        _jpeg_quality(info),
         fills,
         headroom,
         persons,
@@ -300,6 +299,12 @@ def other_people(
     ]
     unfit = [c.box for c in unfitted(candidates, faces, settings.min_unfitted_score)]
     return sizes + [h / main.length for *_, h in unfit], unfit
+
+
+def _jpeg_quality(info: Probe) -> int:
+    """The quality the file was saved at (see `Probe.jpeg_quality`), 100 for a
+    format without lossy JPEG compression."""
+    return info.jpeg_quality if info.jpeg_quality is not None else 100
 
 
 def detection_reduction(info: Probe, detect_side: int) -> int:

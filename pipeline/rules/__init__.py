@@ -105,23 +105,32 @@ def no_face_check() -> Check:
 
 
 def small_faces_check(
-    heights: list[float], people: int, sharpness: float, settings: PipelineSettings
+    heights: list[float],
+    people: int,
+    sharpness: float,
+    jpeg_quality: int,
+    settings: PipelineSettings,
 ) -> Check:
-    """The check of a photo whose faces only the tiled second look found, each
-    as its height over the frame's: several are a group (face.multiple), one
-    is a person too far away (face.too_small). None found: face.too_blurry
-    when the whole photo's `sharpness` (see `pipeline.quality.photo_sharpness`)
-    is under `min_photo_sharpness`, no face could be found in it; else
-    face.too_small when the person detector found `people` there, else
-    face.none."""
-    if not heights:
-        if sharpness < settings.min_photo_sharpness:
-            return blurred_photo_check(sharpness, settings)
-        return no_face_check() if not people else unseen_face_check()
+    """The check of a photo in which the first look found no face, in the
+    order of `RULES`: the faces the tiled second look found, each as its
+    height over the frame's, are a group when several (face.multiple); a file
+    saved below `min_jpeg_quality` is too compressed (image.too_compressed),
+    whatever is in it; one face is a person too far away (face.too_small).
+    None found: face.too_blurry when the whole photo's `sharpness` (see
+    `pipeline.quality.photo_sharpness`) is under `min_photo_sharpness`, no
+    face could be found in it; else face.too_small when the person detector
+    found `people` there, else face.none."""
     size = settings.output_size
     if len(heights) > 1:
         return FACE_COUNT.result(len(heights), 1, "reject", size)
-    return FACE_SHARE.result(round(heights[0], 3), settings.min_face_height_ratio, "reject", size)
+    if jpeg_quality < settings.min_jpeg_quality:
+        return COMPRESSION.result(jpeg_quality, settings.min_jpeg_quality, "reject", size)
+    if heights:
+        limit = settings.min_face_height_ratio
+        return FACE_SHARE.result(round(heights[0], 3), limit, "reject", size)
+    if sharpness < settings.min_photo_sharpness:
+        return blurred_photo_check(sharpness, settings)
+    return no_face_check() if not people else unseen_face_check()
 
 
 def blurred_photo_check(sharpness: float, settings: PipelineSettings) -> Check:

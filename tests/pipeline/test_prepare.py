@@ -382,6 +382,25 @@ def test_a_photo_blurred_past_finding_a_face_is_told_it_is_blurred(
     assert "too blurred to find a face" in rejected.message
 
 
+def test_a_file_compressed_to_blocks_is_told_so_even_where_no_face_is_found(
+    sample_bytes: Callable[[str], bytes], models: FaceModels
+) -> None:
+    # The espresso cup saved at quality 5: nothing in it is a face, but the
+    # first thing to fix is the file (as for a face, see the compression rule).
+    cup = Image.open(io.BytesIO(sample_bytes("reject_no_face.png"))).convert("RGB")
+
+    def saved_at(quality: int) -> bytes:
+        buffer = io.BytesIO()
+        cup.save(buffer, format="JPEG", quality=quality)
+        return buffer.getvalue()
+
+    rejected = rejection(saved_at(5), models)
+    assert rejected.code == "image.too_compressed"
+    (check,) = rejected.checks
+    assert check.name == "compression" and check.value < SETTINGS.min_jpeg_quality
+    assert rejection(saved_at(SETTINGS.min_jpeg_quality + 2), models).code == "face.none"
+
+
 def test_a_softer_copy_is_accepted_with_a_warning(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:

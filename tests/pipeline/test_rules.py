@@ -273,11 +273,11 @@ def test_what_the_second_look_finds_names_the_reason() -> None:
     # Several small faces: a group; one: a person too far away; none: no one,
     # unless the person detector saw someone whose face could not be found.
     sharp = 500.0  # a photo in focus (see PipelineSettings.min_photo_sharpness)
-    assert small_faces_check([0.03, 0.03], 0, sharp, S).code == "face.multiple"
-    one = small_faces_check([0.03], 0, sharp, S)
+    assert small_faces_check([0.03, 0.03], 0, sharp, 92, S).code == "face.multiple"
+    one = small_faces_check([0.03], 0, sharp, 92, S)
     assert (one.code, one.name, one.value) == ("face.too_small", "face_share", 0.03)
-    assert small_faces_check([], 0, sharp, S).code == "face.none"
-    unseen = small_faces_check([], 2, sharp, S)
+    assert small_faces_check([], 0, sharp, 92, S).code == "face.none"
+    unseen = small_faces_check([], 2, sharp, 92, S)
     assert (unseen.code, unseen.severity, unseen.value) == ("face.too_small", "reject", 0)
     assert "There is a person in the photo" in unseen.message
 
@@ -285,7 +285,7 @@ def test_what_the_second_look_finds_names_the_reason() -> None:
 def test_a_photo_too_blurred_to_find_a_face_in_is_told_so() -> None:
     blurred = S.min_photo_sharpness - 0.5
     for people in (0, 1):
-        check = small_faces_check([], people, blurred, S)
+        check = small_faces_check([], people, blurred, 92, S)
         assert (check.code, check.name, check.severity) == (
             "face.too_blurry",
             "photo_sharpness",
@@ -294,8 +294,23 @@ def test_a_photo_too_blurred_to_find_a_face_in_is_told_so() -> None:
         assert (check.value, check.limit, check.bound) == (blurred, S.min_photo_sharpness, "min")
         assert "too blurred to find a face" in check.message
     # Faces the tiled look found are counted, however soft the photo.
-    assert small_faces_check([0.03, 0.03], 0, blurred, S).code == "face.multiple"
-    assert small_faces_check([], 0, S.min_photo_sharpness, S).code == "face.none"
+    assert small_faces_check([0.03, 0.03], 0, blurred, 92, S).code == "face.multiple"
+    assert small_faces_check([], 0, S.min_photo_sharpness, 92, S).code == "face.none"
+
+
+def test_a_file_compressed_to_blocks_is_told_so_whether_or_not_a_face_was_found() -> None:
+    blocks = S.min_jpeg_quality - 1
+    for heights, people in (([], 0), ([], 1), ([0.03], 0)):
+        check = small_faces_check(heights, people, 500.0, blocks, S)
+        assert (check.code, check.name, check.value) == (
+            "image.too_compressed",
+            "compression",
+            blocks,
+        )
+        assert check.severity == "reject" and "compressed too hard" in check.message
+    # Several faces are still the first reason, as in RULES.
+    assert small_faces_check([0.03, 0.03], 0, 500.0, blocks, S).code == "face.multiple"
+    assert small_faces_check([], 0, 500.0, S.min_jpeg_quality, S).code == "face.none"
 
 
 def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
