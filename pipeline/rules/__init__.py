@@ -73,7 +73,6 @@ __all__ = [
     "RULES",
     "Measures",
     "Rule",
-    "blurred_photo_check",
     "checks",
     "measure",
     "no_face_check",

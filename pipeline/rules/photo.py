@@ -2,9 +2,9 @@
 
 Not judged on a JPEG compressed hard enough for its 8x8 blocks to show (saved
 below `warn_jpeg_quality`): the measure counts each flat block as flat fill,
-so it climbs with the compression, not with the drawing: the 47 photos both dev
-sets accept read at most 0.27 (limit 0.35) saved at quality 25, and 6 of them
-were called drawn at quality 10. Such a file is warned about its compression
+so it climbs with the compression, not with the drawing: the 47 photos the dev
+sets label accept read at most 0.27 (limit 0.35) saved at quality 25, and 6 of
+them were called drawn at quality 10. Such a file is warned about its compression
 instead; the dev sets' drawings and renders are all saved at quality 75 or more.
 """
 
