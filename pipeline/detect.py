@@ -106,6 +106,35 @@ def detect(
     return sorted(candidates, key=lambda c: (-c.area, -c.score))
 
 
+def detect_mirrored(
+    rgb: np.ndarray, models: FaceModels, min_score: float, quarter_turns: int = 0
+) -> list[Candidate]:
+    """The full-range pass of `detect` on `rgb` turned by `quarter_turns` (as
+    `detect`) and mirrored left to right, largest box first, in `rgb`'s
+    coordinates with MediaPipe's keypoint order (the subject's right eye
+    first). The detector's misses are not symmetric: a face turned or
+    distorted one way that it does not find may be found mirrored."""
+    turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
+    mirrored = np.ascontiguousarray(turned[:, ::-1])
+    side = turned.shape[1]
+    found = [_unmirror(c, side) for c in _run(models.full_range, mirrored, (0, 0))]
+    height, width = rgb.shape[:2]
+    candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
+    return sorted(candidates, key=lambda c: (-c.area, -c.score))
+
+
+def _unmirror(candidate: Candidate, width: int) -> Candidate:
+    """Map a candidate found on an image mirrored left to right (`width` px
+    wide) back. Each keypoint pair (eyes, ears) swaps places: what was the
+    subject's right eye on the mirror image is their left one."""
+    x, y, w, h = candidate.box
+    points = [(width - px, py) for px, py in candidate.keypoints]
+    for right, left in ((0, 1), (4, 5)):
+        if left < len(points):
+            points[right], points[left] = points[left], points[right]
+    return Candidate(box=(width - x - w, y, w, h), score=candidate.score, keypoints=tuple(points))
+
+
 def _run(detector: Any, rgb: np.ndarray, offset: tuple[int, int]) -> list[Candidate]:
     """One detector pass; coordinates are moved by -offset (undoing a canvas)."""
     result = detector.process(rgb)

@@ -35,7 +35,7 @@ import numpy as np
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase
 from pipeline.aspect import AspectRatio
 from pipeline.decode import decode
-from pipeline.detect import Candidate, detect, detect_tiled
+from pipeline.detect import Candidate, detect, detect_mirrored, detect_tiled
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
 from pipeline.framing import fit
@@ -122,6 +122,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
             source=source,
             candidates=tuple((x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes),
         )
+    faces, candidates = look_again_mirrored(small, faces, candidates, models, settings, watch)
     with watch("mesh"):
         others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the
@@ -277,6 +278,33 @@ def _attempt(
         if faces:
             faces[0] = orient(rgb, faces[0], models)
     return faces, candidates
+
+
+def look_again_mirrored(
+    rgb: np.ndarray,
+    faces: list[Face],
+    candidates: list[Candidate],
+    models: FaceModels,
+    settings: PipelineSettings,
+    watch: Stopwatch,
+) -> tuple[list[Face], list[Candidate]]:
+    """`faces` (the main one first) and `candidates` of `rgb`, with what the
+    full-range detector finds on the photo mirrored added, where the first
+    look left a candidate outside every fitted face: someone it was unsure
+    of (a head turned, a shouting face), whom the landmark model could not
+    confirm there. The detector's misses are not symmetric, and mirrored it
+    may find that person well enough to fit. Photos without such a
+    candidate (every accepted photo of both dev sets) are not looked at again.
+    The faces it adds only count as others; the main face stays."""
+    if not unfitted(candidates, faces, settings.min_detection_score):
+        return faces, candidates
+    upright = round(faces[0].pose()["roll"] / 90) % 4
+    with watch("detect"):
+        again = detect_mirrored(rgb, models, settings.min_detection_score, upright)
+    new = [c for c in again if not any(f.contains(c.centre) for f in faces)]
+    with watch("mesh"):
+        found = fit_faces(rgb, new, models, settings.max_faces_checked - len(faces))
+    return [*faces, *found], [*candidates, *new]
 
 
 def other_people(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline import FaceModels, PipelineSettings
-from pipeline.detect import Candidate, detect
+from pipeline.detect import Candidate, detect, detect_mirrored
 from tests.pipeline.conftest import at_detection_size, candidates_in
 
 SETTINGS = PipelineSettings()
@@ -118,3 +118,19 @@ def test_no_candidate_on_an_object(
         found += detect(rgb, models, SETTINGS.min_detection_score, canvas=canvas)
 
     assert found == []
+
+
+@pytest.mark.parametrize("quarter_turns", [0, 1])
+def test_the_mirrored_look_answers_in_the_photos_own_coordinates(
+    portrait: np.ndarray, models: FaceModels, quarter_turns: int
+) -> None:
+    # The portrait lying on its side, turned upright for the detector, then
+    # mirrored: the face comes back where the plain pass finds it, with the
+    # subject's right eye first, as MediaPipe orders the keypoints.
+    rgb = np.ascontiguousarray(np.rot90(portrait, -quarter_turns))
+    plain = detect(rgb, models, SETTINGS.min_detection_score, quarter_turns)[0]
+    (mirrored,) = detect_mirrored(rgb, models, SETTINGS.min_detection_score, quarter_turns)
+
+    assert inside(mirrored.centre, plain.box) and inside(plain.centre, mirrored.box)
+    for ours, theirs in zip(mirrored.keypoints[:4], plain.keypoints[:4], strict=True):
+        assert np.hypot(ours[0] - theirs[0], ours[1] - theirs[1]) < 0.1 * plain.box[2]

@@ -201,6 +201,33 @@ def test_no_labelled_animal_passes(models: FaceModels) -> None:
 
 
 @needs_dev_sets
+def test_a_second_person_the_first_look_was_unsure_of_is_found_mirrored(
+    models: FaceModels,
+) -> None:
+    # Two coaches on a touchline (faces2 e2047): the shouting one, turned away,
+    # is a detection the landmark model cannot confirm; mirrored, it can.
+    data = (SHARED / "faces2" / "images" / "e2047.jpg").read_bytes()
+    rejected = rejection(data, models)
+
+    assert rejected.code == "face.multiple"
+    assert len(rejected.candidates) == 2
+
+
+def test_a_photo_the_first_look_is_sure_of_is_not_looked_at_again(
+    sample_bytes: Callable[[str], bytes], models: FaceModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("looked at again")
+
+    monkeypatch.setattr(prepare_module, "detect_mirrored", never)
+    for name in ("accept_portrait.jpg", "accept_hopper.jpg", "reject_multiple_faces.jpg"):
+        try:
+            prepare(sample_bytes(name), models, SETTINGS)
+        except Rejected as rejected:
+            assert rejected.code == "face.multiple"
+
+
+@needs_dev_sets
 def test_every_labelled_profile_is_not_frontal(models: FaceModels) -> None:
     profiles = labelled("reject:not_frontal")
     assert len(profiles) >= 5
