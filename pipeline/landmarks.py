@@ -174,6 +174,11 @@ class Face:
             "roll": math.degrees(math.atan2(float(across[1]), float(across[0]))),
         }
 
+    def upright_turns(self) -> int:
+        """The quarter turns (0-3, counter-clockwise as `np.rot90`) that stand
+        the face upright: its roll rounded to the nearest 90 degrees."""
+        return round(self.pose()["roll"] / 90) % 4
+
     def nose_yaw(self) -> tuple[float, float]:
         """Yaw in degrees (sign as in `pose`) from the detector's eyes and nose
         tip, and the eye distance it was read over, in pixels; (0, 0) without

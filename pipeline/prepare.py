@@ -160,8 +160,8 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         headroom = min(f.headroom for f in fits.values())
     with watch("detect"):
         human = human_score(crops[AspectRatio.SQUARE][0], models)
-        upright = round(main.pose()["roll"] / 90) % 4
-        persons = second_opinion(small, upright, human, quality.brightness, settings, models)
+        turns = main.upright_turns()
+        persons = second_opinion(small, turns, human, quality.brightness, settings, models)
 
     measures = measure(
         main,
@@ -253,7 +253,7 @@ def find_faces(
             faces, candidates = _attempt(rgb, models, settings, watch, turns, canvas)
             if not faces:
                 continue
-            upright = round(faces[0].pose()["roll"] / 90) % 4
+            upright = faces[0].upright_turns()
             if upright != turns:
                 again = _attempt(rgb, models, settings, watch, upright, False)
                 faces, candidates = again if again[0] else (faces, candidates)
@@ -298,9 +298,8 @@ def look_again_mirrored(
     The faces it adds only count as others; the main face stays."""
     if not unfitted(candidates, faces, settings.min_detection_score):
         return faces, candidates
-    upright = round(faces[0].pose()["roll"] / 90) % 4
     with watch("detect"):
-        again = detect_mirrored(rgb, models, settings.min_detection_score, upright)
+        again = detect_mirrored(rgb, models, settings.min_detection_score, faces[0].upright_turns())
     new = [c for c in again if not any(f.contains(c.centre) for f in faces)]
     with watch("mesh"):
         found = fit_faces(rgb, new, models, settings.max_faces_checked - len(faces))
