@@ -107,17 +107,23 @@ def detect(
 
 
 def detect_mirrored(
-    rgb: np.ndarray, models: FaceModels, min_score: float, quarter_turns: int = 0
+    rgb: np.ndarray,
+    models: FaceModels,
+    min_score: float,
+    quarter_turns: int = 0,
+    short_range: bool = False,
 ) -> list[Candidate]:
-    """The full-range pass of `detect` on `rgb` turned by `quarter_turns` (as
-    `detect`) and mirrored left to right, largest box first, in `rgb`'s
-    coordinates with MediaPipe's keypoint order (the subject's right eye
-    first). The detector's misses are not symmetric: a face turned or
-    distorted one way that it does not find may be found mirrored."""
+    """The full-range pass of `detect` (and with `short_range` the short-range
+    one too) on `rgb` turned by `quarter_turns` (as `detect`) and mirrored
+    left to right, largest box first, in `rgb`'s coordinates with MediaPipe's
+    keypoint order (the subject's right eye first). The detector's misses
+    and errors are not symmetric: a face turned or distorted one way that it
+    does not find may be found mirrored, and its key points land elsewhere."""
     turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
     mirrored = np.ascontiguousarray(turned[:, ::-1])
     side = turned.shape[1]
-    found = [_unmirror(c, side) for c in _run(models.full_range, mirrored, (0, 0))]
+    detectors = (models.full_range, models.short_range) if short_range else (models.full_range,)
+    found = [_unmirror(c, side) for d in detectors for c in _run(d, mirrored, (0, 0))]
     height, width = rgb.shape[:2]
     candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
     return sorted(candidates, key=lambda c: (-c.area, -c.score))

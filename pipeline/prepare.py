@@ -25,9 +25,6 @@ the same output bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from time import perf_counter
 
 import cv2
 import numpy as np
@@ -35,12 +32,13 @@ import numpy as np
 from pipeline.align import Framing, face_transform, framings, output_scale, rebase
 from pipeline.aspect import AspectRatio
 from pipeline.decode import decode
-from pipeline.detect import Candidate, detect, detect_mirrored, detect_tiled
+from pipeline.detect import Candidate, detect, detect_tiled
 from pipeline.encode import encode_jpeg
 from pipeline.errors import Rejected
 from pipeline.framing import fit
 from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
+from pipeline.mirrored import look_again_mirrored, read_yaw_both_ways
 from pipeline.models import FaceModels
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
@@ -49,29 +47,14 @@ from pipeline.quality import photo_sharpness, relative_sharpness
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
 from pipeline.settings import PipelineSettings
+from pipeline.stopwatch import Stopwatch
 from pipeline.version import package_version
 from pipeline.warp import filled_ratio, warp, warp_together
 
-STAGES = ("decode", "detect", "mesh", "align", "encode")
 REDUCTIONS = (8, 4, 2, 1)  # JPEG DCT scaling factors, largest first
 # Quarter turns (counter-clockwise) tried in order while no face is found:
 # upright, then the two sideways phone orientations, then upside down.
 TURNS = (0, 1, 3, 2)
-
-
-class Stopwatch:
-    """Milliseconds spent per stage, summed over every time the stage runs."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[stage] += (perf_counter() - start) * 1000
 
 
 def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prepared:
@@ -123,6 +106,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
             candidates=tuple((x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes),
         )
     faces, candidates = look_again_mirrored(small, faces, candidates, models, settings, watch)
+    faces = [read_yaw_both_ways(small, faces[0], models, settings, watch), *faces[1:]]
     with watch("mesh"):
         others, unfit = other_people(small, faces, candidates, settings)
     # To upright source pixels: the reduced image's exact size ratio, not the
@@ -278,32 +262,6 @@ def _attempt(
         if faces:
             faces[0] = orient(rgb, faces[0], models)
     return faces, candidates
-
-
-def look_again_mirrored(
-    rgb: np.ndarray,
-    faces: list[Face],
-    candidates: list[Candidate],
-    models: FaceModels,
-    settings: PipelineSettings,
-    watch: Stopwatch,
-) -> tuple[list[Face], list[Candidate]]:
-    """`faces` (the main one first) and `candidates` of `rgb`, with what the
-    full-range detector finds on the photo mirrored added, where the first
-    look left a candidate outside every fitted face: someone it was unsure
-    of (a head turned, a shouting face), whom the landmark model could not
-    confirm there. The detector's misses are not symmetric, and mirrored it
-    may find that person well enough to fit. Photos without such a
-    candidate (every accepted photo of both dev sets) are not looked at again.
-    The faces it adds only count as others; the main face stays."""
-    if not unfitted(candidates, faces, settings.min_detection_score):
-        return faces, candidates
-    with watch("detect"):
-        again = detect_mirrored(rgb, models, settings.min_detection_score, faces[0].upright_turns())
-    new = [c for c in again if not any(f.contains(c.centre) for f in faces)]
-    with watch("mesh"):
-        found = fit_faces(rgb, new, models, settings.max_faces_checked - len(faces))
-    return [*faces, *found], [*candidates, *new]
 
 
 def other_people(

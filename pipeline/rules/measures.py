@@ -68,6 +68,22 @@ class Measures:
     people: int | None = None
 
 
+def nose_decides(face: Face, size: tuple[int, int]) -> bool:
+    """Whether the detector nose's yaw (`Face.nose_yaw`) is the face's yaw in
+    a photo of `size` (width, height) px (in the face's pixels): the face is
+    MIN_KEYPOINT_FACE long for the detector and the nose turns further than
+    the mesh (which flattens near profile)."""
+    large = face.length * DETECTOR_SIDE / max(size) >= MIN_KEYPOINT_FACE
+    return large and abs(face.nose_yaw()[0]) > abs(face.pose()["yaw"])
+
+
+def yaw_of(face: Face, size: tuple[int, int]) -> float:
+    """The face's yaw in degrees (sign as in `Face.pose`) in a photo of
+    `size` (width, height) px: the nose's reading where it decides (see
+    `nose_decides`), else the mesh's."""
+    return face.nose_yaw()[0] if nose_decides(face, size) else face.pose()["yaw"]
+
+
 def measure(
     main: Face,
     others: list[float],
@@ -87,10 +103,7 @@ def measure(
     `people` the person detector found when asked."""
     width, height = size
     pose = main.pose()
-    nose_yaw, _ = main.nose_yaw()
-    large = main.length * DETECTOR_SIDE / max(width, height) >= MIN_KEYPOINT_FACE
-    if large and abs(nose_yaw) > abs(pose["yaw"]):
-        pose["yaw"] = nose_yaw
+    pose["yaw"] = yaw_of(main, size)
     roll = math.radians(pose["roll"])
     extent = abs(math.cos(roll)) * height + abs(math.sin(roll)) * width
     x, y = main.mesh[:, 0], main.mesh[:, 1]

@@ -18,8 +18,6 @@ from cli.degrade import DEGRADATIONS
 from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.align import invert
 from pipeline.prepare import (
-    STAGES,
-    Stopwatch,
     crop_reduction,
     detection_reduction,
     find_faces,
@@ -28,6 +26,7 @@ from pipeline.prepare import (
 )
 from pipeline.probe import Probe
 from pipeline.quality import relative_sharpness
+from pipeline.stopwatch import STAGES, Stopwatch
 from tests.pipeline.conftest import rejection
 
 SETTINGS = PipelineSettings()
