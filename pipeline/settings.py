@@ -201,8 +201,9 @@ class PipelineSettings(BaseModel):
         40.0,
         description="A head turned further cannot talk to the camera convincingly. Read as "
         "the larger of the mesh's turn and the detector's nose offset (see Face.pose), which "
-        "keeps growing on profiles: accepted turns judged 30-40 degrees by eye read 31-37, "
-        "heads judged 55-65 read 44 and more, full profiles 48 and more.",
+        "keeps growing on profiles (near the limit read on the photo and its mirror image, see "
+        "pipeline.mirrored): accepted turns judged 30-40 degrees by eye read 30-39, heads "
+        "judged 55-65 read 44 and more, full profiles 48 and more.",
     )
     max_pitch_degrees: float = Field(
         40.0, description="Looking far up or down hides the mouth or eyes."
