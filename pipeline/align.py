@@ -162,6 +162,11 @@ def rebase(matrix: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points (x, y) mapped by the (2, 3) affine `matrix`."""
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
 def invert(matrix: np.ndarray) -> np.ndarray:
     """The inverse (2, 3) affine: output pixels back to source (x, y).
 

@@ -22,7 +22,7 @@ import math
 import cv2
 import numpy as np
 
-from pipeline.align import invert, output_scale
+from pipeline.align import invert, output_scale, transform_points
 
 # At distance d (output px) from the photo the fill is pyramid level
 # log2(1 + d / SPREAD_START) (level k a blur of about 2**k px): the mirrored
@@ -139,7 +139,7 @@ def photo_rect(matrix: np.ndarray, shape: tuple[int, ...]) -> tuple[float, float
     (x, y) to output, axis-aligned: a scale and quarter turns) maps the
     source of `shape` (H, W, ...) to."""
     height, width = shape[:2]
-    corners = np.array([[0.0, 0.0], [width, height]]) @ matrix[:, :2].T + matrix[:, 2]
+    corners = transform_points(matrix, np.array([[0.0, 0.0], [width, height]]))
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
 

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.align import invert
+from pipeline.align import invert, transform_points
 from pipeline.aspect import AspectRatio
 from pipeline.decode import decode
 from pipeline.encode import encode_jpeg
@@ -120,7 +120,7 @@ def _crop_quad(image: dict[str, Any]) -> np.ndarray:
     back = invert(np.asarray(image["transform"], dtype=np.float64))
     w, h = image["width"], image["height"]
     corners = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
-    return corners @ back[:, :2].T + back[:, 2]
+    return transform_points(back, corners)
 
 
 def _draw_box(

@@ -29,7 +29,14 @@ import hashlib
 import cv2
 import numpy as np
 
-from pipeline.align import Framing, face_transform, framings, output_scale, rebase
+from pipeline.align import (
+    Framing,
+    face_transform,
+    framings,
+    output_scale,
+    rebase,
+    transform_points,
+)
 from pipeline.aspect import AspectRatio
 from pipeline.decode import decode
 from pipeline.detect import Candidate, detect, detect_tiled
@@ -40,6 +47,7 @@ from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.mirrored import look_again_mirrored, read_yaw_both_ways
 from pipeline.models import FaceModels
+from pipeline.occlusion import mouth_detail
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
 from pipeline.quality import measure as measure_quality
@@ -131,7 +139,11 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
     with watch("align"):
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
-        quality = measure_quality(crops[AspectRatio.SQUARE][0])
+        square = crops[AspectRatio.SQUARE][0]
+        quality = measure_quality(square)
+        mouth = mouth_detail(
+            square, transform_points(transforms[AspectRatio.SQUARE], main.mesh[:, :2])
+        )
         # The share each framing will fill, as its warp will count it.
         fills = {
             f.aspect_ratio: filled_ratio(
@@ -143,7 +155,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         }
         headroom = min(f.headroom for f in fits.values())
     with watch("detect"):
-        human = human_score(crops[AspectRatio.SQUARE][0], models)
+        human = human_score(square, models)
         turns = main.upright_turns()
         persons = second_opinion(small, turns, human, quality.brightness, settings, models)
 
@@ -155,6 +167,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         quality,
         human,
         _jpeg_quality(info),
+        mouth,
         fills,
         headroom,
         persons,

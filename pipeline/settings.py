@@ -299,6 +299,13 @@ class PipelineSettings(BaseModel):
         description="Lid gap over eye width of the more open eye below which the eyes look "
         "closed or hidden (a warning: open eyes read 0.2-0.5, a downcast look 0.26).",
     )
+    min_mouth_detail: float = Field(
+        0.25,
+        description="Detail around the mouth over detail around the eyes (mean gradient, "
+        "pipeline.occlusion) below which the mouth looks covered by a mask or a hand (a "
+        "warning: accepted faces read 0.48-1.5 and 0.40 and up degraded, a face mask 0.06-0.15; "
+        "the limit sits near their geometric middle, a factor 1.6 from each).",
+    )
     max_mouth_openness: float = Field(
         0.35,
         description="Lips' gap over mouth width above which the mouth is wide open "

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.align import Framing, invert, output_scale
+from pipeline.align import Framing, invert, output_scale, transform_points
 from pipeline.fill import photo_rect, spread_fill
 
 # warpAffine samples without anti-aliasing; below this many output pixels per
@@ -349,8 +349,7 @@ def _source_corners(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(4, 2): the output rectangle's corners mapped back to source (x, y)."""
     width, height = size
     corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]])
-    back = invert(matrix)
-    return corners @ back[:, :2].T + back[:, 2]
+    return transform_points(invert(matrix), corners)
 
 
 def filled_ratio(matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]) -> float:

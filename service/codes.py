@@ -271,6 +271,13 @@ DECLARED = (
         "expected; use a photo with a relaxed mouth.",
     ),
     Code(
+        "face.mouth_covered",
+        Rejected,
+        422,
+        "The mouth looks covered (a mask, a scarf or a hand): the mouth area has 10% of the "
+        "eyes' detail, at least 25% is expected; use a photo with the mouth visible.",
+    ),
+    Code(
         "face.framing",
         Rejected,
         422,

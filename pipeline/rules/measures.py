@@ -45,7 +45,9 @@ class Measures:
     see `pipeline.people.second_opinion`). `jpeg_quality`: the quality a JPEG
     was saved at (see `Probe.jpeg_quality`), 100 for other formats. `eyes_open`: the more open
     eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
-    lips' gap over the mouth's width. `fills`: the share of each rendition
+    lips' gap over the mouth's width. `mouth_detail`: the detail around
+    the mouth over that around the eyes (see `pipeline.occlusion`; low when
+    a mask covers the mouth). `fills`: the share of each rendition
     (by aspect ratio) outside the photo, to be filled; `headroom`: the smaller
     of the 4:3's and 3:4's room above the head (see `pipeline.framing.Fit`),
     negative when the head is cut.
@@ -63,6 +65,7 @@ class Measures:
     jpeg_quality: int
     eyes_open: float
     mouth_open: float
+    mouth_detail: float
     fills: Mapping[str, float]
     headroom: float
     people: int | None = None
@@ -92,6 +95,7 @@ def measure(
     quality: FaceQuality,
     human: float,
     jpeg_quality: int,
+    mouth_detail: float,
     fills: Mapping[str, float],
     headroom: float,
     people: int | None = None,
@@ -99,7 +103,7 @@ def measure(
     """The measures of the `main` face in an upright source of `size` (width,
     height) px, with the sizes of the `others` relative to it (see
     `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score, the
-    file's `jpeg_quality`, the renditions' `fills` and `headroom`, and the
+    file's `jpeg_quality`, its `mouth_detail`, the renditions' `fills` and `headroom`, and the
     `people` the person detector found when asked."""
     width, height = size
     pose = main.pose()
@@ -122,6 +126,7 @@ def measure(
         jpeg_quality=jpeg_quality,
         eyes_open=max(openness["right_eye"], openness["left_eye"]),
         mouth_open=openness["mouth"],
+        mouth_detail=mouth_detail,
         fills=dict(fills),
         headroom=headroom,
         people=people,

@@ -14,7 +14,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from cli.degrade import DEGRADATIONS
+from cli.degrade import DEGRADATIONS, png
 from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.align import invert
 from pipeline.prepare import (
@@ -37,12 +37,6 @@ needs_eval_set = pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/
 @pytest.fixture(scope="module")
 def portrait(sample_bytes: Callable[[str], bytes], models: FaceModels) -> Prepared:
     return prepare(sample_bytes("accept_portrait.jpg"), models, SETTINGS)
-
-
-def png(rgb: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="PNG")
-    return out.getvalue()
 
 
 def apply(

@@ -36,6 +36,7 @@ GOOD = Measures(
     jpeg_quality=92,
     eyes_open=0.3,
     mouth_open=0.05,
+    mouth_detail=0.7,
     fills={"1:1": 0.0, "4:3": 0.0, "3:4": 0.0},
     headroom=0.1,
 )
@@ -59,6 +60,7 @@ ORDER = [
     "headroom",
     "eyes_open",
     "mouth_closed",
+    "mouth_visible",
 ]
 
 
@@ -185,6 +187,22 @@ def test_closed_eyes_and_an_open_mouth_only_warn() -> None:
     warned = {c.code: c for c in result if not c.passed}
     assert set(warned) == {"face.eyes_closed", "face.mouth_open"}
     assert "eyes look closed" in warned["face.eyes_closed"].message
+
+
+def test_a_covered_mouth_only_warns_and_is_not_judged_on_a_blown_out_face() -> None:
+    masked = replace(GOOD, mouth_detail=0.1)
+    result = checks(masked, SETTINGS)
+
+    assert verdict(result) is None
+    (warned,) = (c for c in result if not c.passed)
+    assert (warned.code, warned.severity, warned.limit) == (
+        "face.mouth_covered",
+        "warn",
+        S.min_mouth_detail,
+    )
+    assert "mouth looks covered" in warned.message
+    glare = replace(masked.quality, blown_share=S.warn_blown_share + 0.05)
+    assert "mouth_visible" not in by_name(replace(masked, quality=glare))
 
 
 def framed(fills: dict[str, float], headroom: float = 0.1) -> dict[str, Any]:
@@ -316,7 +334,16 @@ def test_a_file_compressed_to_blocks_is_told_so_whether_or_not_a_face_was_found(
 def measured(face: Face, others: list[float], width: int, height: int, upscale: float) -> Measures:
     """`measure` with the good quality, a human face, a good JPEG and room around it."""
     return measure(
-        face, others, (width, height), upscale, GOOD.quality, 0.9, 92, GOOD.fills, GOOD.headroom
+        face,
+        others,
+        (width, height),
+        upscale,
+        GOOD.quality,
+        0.9,
+        92,
+        GOOD.mouth_detail,
+        GOOD.fills,
+        GOOD.headroom,
     )
 
 

@@ -1,0 +1,74 @@
+"""Is the mouth covered? A face mask, a scarf or a flat hand over it.
+
+A talking avatar moves the mouth it is given, and under a mask there is none.
+Face Mesh still places a mouth there (it fits a whole face to what it sees),
+so the points say where to look, not whether the mouth is visible. What is
+there says it: the lips' outline and the line between them are edges, as the
+eyes' lids, lashes and irises are, while a mask's fabric is a smooth surface.
+So the measure is the detail (mean gradient) around the mouth over the detail
+around the eyes, both on the aligned 1:1 crop: a ratio of two parts of one
+face, it does not move with the photo's blur, light or size.
+
+Measured on both dev sets: every face accepted there reads 0.48 to 1.5
+(a smiling child lowest, a downcast look and a grainy black-and-white photo
+highest, beards 0.9-1.3), and under every degradation of the graded set 0.40
+and up; the selfie in a face mask (`faces` d025) reads 0.095, and 0.06 to
+0.15 under every degradation. A face blown out to white loses the mouth's
+detail before the eyes' (0.18-0.36 at two stops of overexposure and more), so
+the check is not read where highlights are already warned about.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.quality import QUALITY_SIDE
+
+# Face Mesh points: the lips' outer contour (lower, then upper lip), and each eye's contour.
+LOWER_LIP = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
+UPPER_LIP = (409, 270, 269, 267, 0, 37, 39, 40, 185)
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+# Each box is its points' bounding box grown about its centre by this much,
+# so it takes in the skin around the lips (or eyes) whose edge with them counts.
+MOUTH_GROWTH = 1.4
+EYES_GROWTH = 1.3
+
+
+def mouth_detail(square: np.ndarray, points: np.ndarray) -> float:
+    """The mean gradient magnitude of the luma in the box around the lips over
+    that in the box around both eyes (see MOUTH_GROWTH), on the aligned 1:1 crop
+    `square` ((S, S, 3) uint8 RGB, any S) reduced to QUALITY_SIDE. `points`:
+    the (468, 2) Face Mesh points (x, y) in `square`'s pixels. 1.0 (nothing
+    to tell) when either box has fewer than 3x3 pixels inside the crop or the
+    eyes show no detail at all."""
+    scale = QUALITY_SIDE / square.shape[1]
+    small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
+    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1))
+    scaled = np.asarray(points, dtype=np.float64) * scale
+    mouth = _box_mean(gradient, scaled[[*LOWER_LIP, *UPPER_LIP]], MOUTH_GROWTH)
+    eyes = _box_mean(gradient, scaled[[*RIGHT_EYE, *LEFT_EYE]], EYES_GROWTH)
+    if mouth is None or eyes is None or eyes == 0.0:
+        return 1.0
+    return mouth / eyes
+
+
+def _box_mean(values: np.ndarray, points: np.ndarray, growth: float) -> float | None:
+    """The mean of `values` (H, W) in the bounding box of `points` ((N, 2) x, y)
+    grown `growth` times about its centre and clipped to the array; None when
+    fewer than 3x3 cells remain."""
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    cx, cy, half_w, half_h = (
+        (x0 + x1) / 2,
+        (y0 + y1) / 2,
+        (x1 - x0) * growth / 2,
+        (y1 - y0) * growth / 2,
+    )
+    height, width = values.shape
+    left, right = max(0, round(cx - half_w)), min(width, round(cx + half_w))
+    top, bottom = max(0, round(cy - half_h)), min(height, round(cy + half_h))
+    if right - left < 3 or bottom - top < 3:
+        return None
+    return float(values[top:bottom, left:right].mean())
