@@ -7,11 +7,14 @@ The stages, and why they run in this order:
 2. detect face candidates and confirm them with Face Mesh; when none is found,
    try a padded canvas, then the image turned by 90, 270 and 180 degrees
    (phones that wrote the pixels sideways without an EXIF tag); make sure the
-   main face's mesh is the right way up; count the other people;
+   main face's mesh is the right way up; count the other people (looking at
+   the photo mirrored where the first look was unsure of someone, and reading
+   a head's turn both ways near the limit, see `pipeline.mirrored`);
 3. place the 1:1 crop from the main face's five points; decode again only when
    the crop needs more pixels than the detection decode has (a JPEG at the
    largest reduction whose pixels still cover the output: warpAffine then never
-   shrinks by more than 2x); warp the 1:1 crop and measure its quality;
+   shrinks by more than 2x); warp the 1:1 crop and measure its quality and
+   whether the mouth is covered;
 4. run the rules; the first failed rejecting check raises `Rejected`;
 5. warp the 4:3 and 3:4 crops from the same decode and encode all three.
 
