@@ -84,19 +84,8 @@ def detect(
     height, width = rgb.shape[:2]
     turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
     if canvas:
-        side = round(PAD_FACTOR * max(turned.shape[:2]))
-        top = (side - turned.shape[0]) // 2
-        left = (side - turned.shape[1]) // 2
-        padded = cv2.copyMakeBorder(
-            turned,
-            top,
-            side - turned.shape[0] - top,
-            left,
-            side - turned.shape[1] - left,
-            cv2.BORDER_CONSTANT,
-            value=PAD_GREY,
-        )
-        found = _run(models.full_range, padded, (left, top))
+        padded, offset = on_canvas(turned, PAD_FACTOR)
+        found = _run(models.full_range, padded, offset)
     else:
         found = [
             *_run(models.full_range, turned, (0, 0)),
@@ -104,6 +93,24 @@ def detect(
         ]
     candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
     return sorted(candidates, key=lambda c: (-c.area, -c.score))
+
+
+def on_canvas(rgb: np.ndarray, factor: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """`rgb` ((H, W, 3) uint8) centred on a PAD_GREY square `factor` times its
+    long side, and where its top-left corner landed (left, top) in px."""
+    height, width = rgb.shape[:2]
+    side = round(factor * max(height, width))
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas = cv2.copyMakeBorder(
+        rgb,
+        top,
+        side - height - top,
+        left,
+        side - width - left,
+        cv2.BORDER_CONSTANT,
+        value=PAD_GREY,
+    )
+    return canvas, (left, top)
 
 
 def detect_mirrored(

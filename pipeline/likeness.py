@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.detect import PAD_GREY
+from pipeline.detect import on_canvas
 from pipeline.models import FaceModels
 
 # The crop is shown at this side on a canvas twice as large: the face (about
@@ -31,8 +31,7 @@ def human_score(square: np.ndarray, models: FaceModels) -> float:
     whose centre lies outside the crop's middle half is another thing)."""
     side = LIKENESS_SIDE
     small = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)
-    pad = side // 2
-    canvas = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=PAD_GREY)
+    canvas, _ = on_canvas(small, 2.0)
     result = models.full_range.process(canvas)
     best = 0.0
     for detection in result.detections or ():

@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 import simplejpeg
 
+from cli.degrade import DEGRADATIONS
 from cli.stability import VARIANTS
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode
 from pipeline.errors import Rejected
 from pipeline.likeness import human_score
-from pipeline.people import second_opinion
+from pipeline.people import PERSON_CANVAS, second_opinion
 from pipeline.probe import probe
 from tests.pipeline.conftest import at_detection_size, rejection
 
 prepare_module = importlib.import_module("pipeline.prepare")
+people_module = importlib.import_module("pipeline.people")
 mirrored_module = importlib.import_module("pipeline.mirrored")
 
 SETTINGS = PipelineSettings()
@@ -125,6 +127,56 @@ def test_an_unsure_human_look_asks_the_person_detector(
     assert second_opinion(cat, 0, SETTINGS.sure_human_score, lit, SETTINGS, models) is None
     assert second_opinion(cat, 0, SETTINGS.min_human_score - 0.01, lit, SETTINGS, models) is None
     assert second_opinion(cat, 0, unsure, SETTINGS.warn_brightness - 1, SETTINGS, models) is None
+
+
+class Detector:
+    """A person detector that answers `first` to the first image it is shown and
+    1 after, recording the shape of each image."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.shown: list[tuple[int, ...]] = []
+
+    def __call__(self, rgb: np.ndarray, models: FaceModels) -> int:
+        self.shown.append(rgb.shape)
+        return self.first if len(self.shown) == 1 else 1
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_the_person_is_looked_for_again_with_room_only_where_none_was_found(
+    sample_bytes: Callable[[str], bytes],
+    models: FaceModels,
+    monkeypatch: pytest.MonkeyPatch,
+    first: int,
+) -> None:
+    # The seam: the person detector's answer to the photo as it is, forced.
+    portrait = at_detection_size(sample_bytes("accept_portrait.jpg"))
+    unsure = (SETTINGS.min_human_score + SETTINGS.sure_human_score) / 2
+    detector = Detector(first)
+    monkeypatch.setattr(people_module, "count_people", detector)
+
+    assert second_opinion(portrait, 0, unsure, SETTINGS.warn_brightness + 40, SETTINGS, models) == 1
+
+    side = round(PERSON_CANVAS * max(portrait.shape[:2]))
+    canvas = [(side, side, 3)] if first == 0 else []
+    assert detector.shown == [portrait.shape, *canvas]
+
+
+@needs_dev_sets
+def test_a_close_up_the_person_detector_misses_as_it_is_is_found_with_room(
+    models: FaceModels,
+) -> None:
+    # faces2 e2035 (head and shoulders, cut by the frame) saved at quality 60:
+    # the human look is unsure (0.73) and the person detector, shown the photo
+    # as it is, finds no one; with room around it, it finds him.
+    data = (SHARED / "faces2" / "images" / "e2035.jpg").read_bytes()
+    rgb = decode(data, probe(data, SETTINGS)).rgb
+    face = prepare(data, models, SETTINGS).face.box[3]
+
+    accepted = prepare(DEGRADATIONS["heavy_jpeg"](rgb, face, 1), models, SETTINGS)
+
+    person = next(c for c in accepted.checks if c.name == "person")
+    assert person.passed and person.value == 1
 
 
 def test_a_face_the_human_look_is_unsure_of_needs_a_person(
