@@ -11,6 +11,7 @@ grey canvas. Candidates are proposals; the landmark model confirms them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,18 +82,14 @@ def detect(
     `np.rot90(rgb, k)` (k x 90 degrees counter-clockwise), for faces that are
     sideways or upside down in the pixels; coordinates are still those of `rgb`.
     """
-    height, width = rgb.shape[:2]
-    turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
-    if canvas:
-        padded, offset = on_canvas(turned, PAD_FACTOR)
-        found = _run(models.full_range, padded, offset)
-    else:
-        found = [
-            *_run(models.full_range, turned, (0, 0)),
-            *_run(models.short_range, turned, (0, 0)),
-        ]
-    candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
-    return sorted(candidates, key=lambda c: (-c.area, -c.score))
+
+    def passes(turned: np.ndarray) -> list[Candidate]:
+        if canvas:
+            padded, offset = on_canvas(turned, PAD_FACTOR)
+            return _run(models.full_range, padded, offset)
+        return [*_run(models.full_range, turned, (0, 0)), *_run(models.short_range, turned, (0, 0))]
+
+    return _turned_passes(rgb, quarter_turns, min_score, passes)
 
 
 def on_canvas(rgb: np.ndarray, factor: float) -> tuple[np.ndarray, tuple[int, int]]:
@@ -126,12 +123,27 @@ def detect_mirrored(
     keypoint order (the subject's right eye first). The detector's misses
     and errors are not symmetric: a face turned or distorted one way that it
     does not find may be found mirrored, and its key points land elsewhere."""
-    turned = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
-    mirrored = np.ascontiguousarray(turned[:, ::-1])
-    side = turned.shape[1]
     detectors = (models.full_range, models.short_range) if short_range else (models.full_range,)
-    found = [_unmirror(c, side) for d in detectors for c in _run(d, mirrored, (0, 0))]
+
+    def passes(turned: np.ndarray) -> list[Candidate]:
+        mirrored = np.ascontiguousarray(turned[:, ::-1])
+        side = turned.shape[1]
+        return [_unmirror(c, side) for d in detectors for c in _run(d, mirrored, (0, 0))]
+
+    return _turned_passes(rgb, quarter_turns, min_score, passes)
+
+
+def _turned_passes(
+    rgb: np.ndarray,
+    quarter_turns: int,
+    min_score: float,
+    passes: Callable[[np.ndarray], list[Candidate]],
+) -> list[Candidate]:
+    """The candidates `passes` finds on `rgb` turned by `quarter_turns` (as
+    `np.rot90`, contiguous), those scoring at least `min_score` mapped back to
+    `rgb`'s coordinates, largest box first."""
     height, width = rgb.shape[:2]
+    found = passes(np.ascontiguousarray(np.rot90(rgb, quarter_turns)))
     candidates = [_unturn(c, quarter_turns, width, height) for c in found if c.score >= min_score]
     return sorted(candidates, key=lambda c: (-c.area, -c.score))
 
