@@ -143,7 +143,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         square = crops[AspectRatio.SQUARE][0]
-        quality = measure_quality(square)
+        quality = measure_quality(square, settings.warn_brightness)
         mouth = mouth_detail(
             square, transform_points(transforms[AspectRatio.SQUARE], main.mesh[:, :2])
         )

@@ -57,7 +57,8 @@ class FaceQuality:
     """`sharpness`: twice the smaller of the variances of the inner face's
     second derivatives across and down (the Laplacian's two halves), so blur in
     any one direction (camera shake) lowers it as much as blur in all (higher
-    is sharper; a motion-blurred face reads 2-5, a studio portrait 200+).
+    is sharper; a motion-blurred face reads 2-5, a studio portrait 200+), read
+    as if a face dimmer than `measure`'s `dim` were lit to it (see there).
     `brightness`: how bright its lit parts are, the 98th percentile of its luma
     (0-255; see `BRIGHT_PERCENTILE`). `drawn_share`: the share of its pixels
     that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
@@ -77,8 +78,21 @@ class FaceQuality:
         }
 
 
-def measure(square: np.ndarray) -> FaceQuality:
-    """Measure the aligned 1:1 crop `square`: (S, S, 3) uint8 RGB, any S."""
+def measure(square: np.ndarray, dim: float) -> FaceQuality:
+    """Measure the aligned 1:1 crop `square`: (S, S, 3) uint8 RGB, any S.
+
+    `dim`: a brightness (0-255) under which the face's sharpness is read as if
+    its light were raised to `dim`. Less light scales the luma and so its
+    second derivatives (a gain in linear light is one in sRGB, whose curve is
+    near a power law), and their variance with its square: one stop under
+    halves the reading of a face that is as sharp as before. Read unlifted, a
+    sharp photo taken in poor light (2.7 stops under an accepted photo, the
+    graded set) reads as blurred and is rejected `face.too_blurry`, a hint to
+    hold the camera still where the fault is the light; lifted to the
+    dim-warning level it is told it is dark, while a blur that rejects in good
+    light still rejects there (lifting only to `dim`, half a normal exposure's
+    brightness, keeps a dim face's reading under what the face would read lit).
+    """
     small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
     luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     rows = slice(round(INNER_ROWS[0] * QUALITY_SIDE), round(INNER_ROWS[1] * QUALITY_SIDE))
@@ -97,9 +111,11 @@ def measure(square: np.ndarray) -> FaceQuality:
     # Pixels clipped to white or black are flat because the sensor ran out,
     # not because a brush made them so: overexposure is its own check.
     clipped = (luma[rows, cols] >= BLOWN_LUMA) | (luma[rows, cols] <= BLACK_LUMA)
+    brightness = float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE))
+    lift = max(1.0, dim / max(brightness, 1.0))
     return FaceQuality(
-        sharpness=_sharpness(luma, (rows, cols)),
-        brightness=float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE)),
+        sharpness=_sharpness(luma, (rows, cols)) * lift**2,
+        brightness=brightness,
         drawn_share=float(np.count_nonzero(drawn & ~clipped) / drawn.size),
         blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
     )

@@ -14,7 +14,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from cli.degrade import DEGRADATIONS, png
+from cli.degrade import DEGRADATIONS, exposed, png
 from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.align import invert
 from pipeline.prepare import (
@@ -355,6 +355,34 @@ def test_heavy_blur_and_near_black_reject_with_their_codes(
     assert dark.code == "face.too_dark"
     failed = next(c for c in dark.checks if c.name == "brightness")
     assert failed.severity == "reject" and failed.bound == "min"
+
+
+@pytest.mark.parametrize(
+    "name", ["accept_portrait.jpg", "accept_hopper.jpg", "accept_astronaut.png"]
+)
+def test_a_sharp_photo_in_poor_light_is_told_it_is_dark_not_blurred(
+    sample_bytes: Callable[[str], bytes], models: FaceModels, name: str
+) -> None:
+    # The graded set's under-exposure by 2.7 and 4 stops: less light scales the
+    # luma's detail, which read unlifted as blur (the astronaut at 2.7 stops and
+    # the portrait at 4 were warned face.too_blurry, darker photos rejected so).
+    data = sample_bytes(name)
+    face = prepare(data, models, SETTINGS).face.box[3]
+    rgb = np.ascontiguousarray(
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    )
+    for level in (2, 3):
+        dim = prepare(DEGRADATIONS["under_exposure"](rgb, face, level), models, SETTINGS)
+
+        assert [w.code for w in dim.warnings if w.code != "face.framing"] == ["face.too_dark"]
+    # A blur that rejects in good light still rejects in poor light.
+    blurred = cv2.imdecode(
+        np.frombuffer(DEGRADATIONS["gaussian_blur"](rgb, face, 3), np.uint8), cv2.IMREAD_COLOR
+    )[..., ::-1]
+    rejected = rejection(png(exposed(np.ascontiguousarray(blurred), 0.15)), models)
+
+    assert rejected.code == "face.too_blurry"
+    assert next(c for c in rejected.checks if c.name == "brightness").severity == "warn"
 
 
 @pytest.mark.parametrize("degradation", ["gaussian_blur", "motion_blur"])

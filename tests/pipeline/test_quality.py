@@ -16,6 +16,7 @@ from pipeline.quality import FaceQuality, measure, photo_sharpness, relative_sha
 from tests.pipeline.conftest import candidates_in, rejection
 
 SETTINGS = PipelineSettings()
+DIM = SETTINGS.warn_brightness
 EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
 
 
@@ -48,7 +49,7 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> None:
-    q = measure(portrait)
+    q = measure(portrait, DIM)
 
     assert q.sharpness > 2 * SETTINGS.min_sharpness
     assert SETTINGS.warn_brightness < q.brightness < 250
@@ -59,9 +60,9 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
 def test_blur_lowers_sharpness_below_the_limit(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), models))
+    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), models), DIM)
 
-    assert blurry.sharpness < SETTINGS.min_sharpness < measure(portrait).sharpness
+    assert blurry.sharpness < SETTINGS.min_sharpness < measure(portrait, DIM).sharpness
     # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
     assert blurry.drawn_share < SETTINGS.max_drawn_share
 
@@ -69,16 +70,16 @@ def test_blur_lowers_sharpness_below_the_limit(
 def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    dark = measure(square(sample_bytes("reject_too_dark.jpg"), models))
+    dark = measure(square(sample_bytes("reject_too_dark.jpg"), models), DIM)
 
     assert dark.brightness < SETTINGS.min_brightness
     assert dark.drawn_share < SETTINGS.max_drawn_share
 
 
 def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
-    drawn = measure(cartoon(portrait))
+    drawn = measure(cartoon(portrait), DIM)
 
-    assert drawn.drawn_share > SETTINGS.max_drawn_share > measure(portrait).drawn_share
+    assert drawn.drawn_share > SETTINGS.max_drawn_share > measure(portrait, DIM).drawn_share
 
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
@@ -98,9 +99,10 @@ def test_measures_do_not_depend_on_the_output_size(
             sample_bytes("accept_portrait.jpg"),
             models,
             SETTINGS.model_copy(update={"output_size": 1024}),
-        )
+        ),
+        DIM,
     )
-    small = measure(portrait)
+    small = measure(portrait, DIM)
 
     assert big.sharpness == pytest.approx(small.sharpness, rel=0.25)
     assert big.brightness == pytest.approx(small.brightness, abs=2)
@@ -110,9 +112,9 @@ def test_measures_do_not_depend_on_the_output_size(
 def test_measure_is_pure(portrait: np.ndarray) -> None:
     before = portrait.copy()
 
-    assert measure(portrait) == measure(portrait)
+    assert measure(portrait, DIM) == measure(portrait, DIM)
     np.testing.assert_array_equal(portrait, before)
-    assert isinstance(measure(portrait), FaceQuality)
+    assert isinstance(measure(portrait, DIM), FaceQuality)
 
 
 def test_relative_sharpness_of_two_faces(
