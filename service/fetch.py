@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.errors import ImageError
+from pipeline.version import package_version
 from service.errors import TransientError
 from service.settings import Settings
 
@@ -36,7 +37,12 @@ MAX_URL_LENGTH = 2048
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRYABLE = {429, 500, 502, 503, 504}
 _CHUNK = 64 * 1024
-_USER_AGENT = "avatar-prep/0.1 (image fetch)"
+
+
+def user_agent(purpose: str) -> str:
+    """The User-Agent of our outbound requests: this build's name and version,
+    then what the request is for ("image fetch", "webhooks")."""
+    return f"avatar-prep/{package_version()} ({purpose})"
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,7 @@ def _get(target: Target, settings: Settings, deadline: float) -> bytes | str:
         conn.request(
             "GET",
             target.path,
-            headers={"User-Agent": _USER_AGENT, "Accept": "image/*"},
+            headers={"User-Agent": user_agent("image fetch"), "Accept": "image/*"},
         )
         response = conn.getresponse()
         if response.status in _REDIRECTS:

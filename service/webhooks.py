@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, object_session
 from pipeline.errors import AvatarPrepError
 from service.domain import Avatar, Delivery, DeliveryStatus, WebhookEndpoint
 from service.errors import InvalidRequest, NotFound
-from service.fetch import check_url, connect
+from service.fetch import check_url, connect, user_agent
 from service.ids import new_id
 from service.logs import log_event
 from service.public import avatar_json, rfc3339
@@ -76,7 +76,6 @@ LEASE_MARGIN_SECONDS = 30.0
 DISPATCH_BATCH = 500
 # A receiver's answer is read this far (and dropped): enough to finish the exchange.
 MAX_ANSWER_BYTES = 64 * 1024
-_USER_AGENT = "avatar-prep/0.1 (webhooks)"
 
 
 class EventType(StrEnum):
@@ -416,7 +415,7 @@ class WebhookService:
                 body=body,
                 headers={
                     "Content-Type": "application/json",
-                    "User-Agent": _USER_AGENT,
+                    "User-Agent": user_agent("webhooks"),
                     "webhook-id": event_id,
                     "webhook-timestamp": str(timestamp),
                     "webhook-signature": sign(secret, event_id, timestamp, body),

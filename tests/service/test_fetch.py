@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.errors import ImageError
 from pipeline.settings import PipelineSettings
+from pipeline.version import package_version
 from service.errors import TransientError
 from service.fetch import check_url, fetch, forbidden_reason, parse_url
 from service.settings import Settings
@@ -179,12 +180,14 @@ class FakeResolver:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     hosts_seen: ClassVar[list[str]] = []
+    agents_seen: ClassVar[list[str]] = []
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         Handler.hosts_seen.append(self.headers.get("Host", ""))
+        Handler.agents_seen.append(self.headers.get("User-Agent", ""))
         path = self.path
         if path == "/ok":
             self._send(200, BODY)
@@ -268,6 +271,8 @@ def fetch_error(url: str, settings: Settings) -> ImageError:
 
 def test_fetch_returns_the_body(server: str) -> None:
     assert fetch(f"{server}/ok", loopback_settings()) == BODY
+    # Servers see which build asks, and why.
+    assert Handler.agents_seen[-1] == f"avatar-prep/{package_version()} (image fetch)"
 
 
 def test_loopback_is_refused_without_the_setting(server: str) -> None:

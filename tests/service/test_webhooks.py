@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
+from pipeline.version import package_version
 from service.errors import InvalidRequest
 from service.registry import (
     WebhookDeliveryRow,
@@ -136,6 +137,7 @@ def test_a_failed_attempt_is_recorded_and_retried_after_its_backoff(
     one, two = receiver.at("/hook")
     assert (one.answered, two.answered) == (500, 200)
     assert one.headers["webhook-id"] == two.headers["webhook-id"] == one.event["id"]
+    assert one.headers["User-Agent"] == f"avatar-prep/{package_version()} (webhooks)"
     assert two.verified(endpoint.secret)["data"] == {"id": "avat_r"}
 
 
