@@ -44,7 +44,6 @@ from service.registry import utcnow
 from service.runtime import Services
 from service.settings import Settings
 from tasks.queue import CeleryQueue
-from tasks.webhooks import make_send_webhook
 
 # The response headers a browser app may read besides the plain ones.
 CORS_EXPOSED_HEADERS = [
@@ -104,9 +103,7 @@ def create_app(
                 return
             queue = CeleryQueue.from_settings(app_settings)
             made = await run_in_threadpool(
-                lambda: Services.create(
-                    app_settings, queue, send_webhook=make_send_webhook(queue.app)
-                )
+                lambda: Services.create(app_settings, queue, send_webhook=queue.send_webhook)
             )
             app.state.services = made
             app.state.broker_ready = queue.ping

@@ -51,8 +51,9 @@ class Services:
         """Open the registry and storage. `queue` sends work to the workers
         (`tasks.queue.CeleryQueue`, or a fake). `models`, loaded by the caller once
         per process, are needed where avatars are processed. `send_webhook(delivery_id)`
-        queues a webhook delivery once the transaction that recorded it commits
-        (None: the worker's dispatcher sends it). `worker_id` is a worker process's
+        queues a webhook delivery once the transaction that recorded it commits,
+        raising BrokerUnavailable when it cannot (None, or refused: the worker's
+        dispatcher sends it). `worker_id` is a worker process's
         heartbeat id (service/heartbeats.py), recorded on the avatars it claims."""
         registry = Registry(settings)
         storage = make_storage(settings)

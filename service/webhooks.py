@@ -51,6 +51,7 @@ from service.fetch import check_url, connect, user_agent
 from service.ids import new_id
 from service.logs import log_event
 from service.public import avatar_json, rfc3339
+from service.queue import BrokerUnavailable
 from service.registry import (
     AccountRow,
     AvatarRow,
@@ -184,7 +185,7 @@ class WebhookService:
             return False
         try:
             self._send(delivery_id)
-        except Exception as exc:  # the broker's own errors; the dispatcher sends it later
+        except BrokerUnavailable as exc:  # the dispatcher sends it later
             logger.warning("webhook %s not queued (%s); the dispatcher will", delivery_id, exc)
             return False
         return True

@@ -53,6 +53,9 @@ SWEEP_TASK = "avatars.sweep"
 # objects a re-render replaced, later.
 REPROCESS_TASK = "avatars.reprocess"
 DISCARD_TASK = "avatars.discard"
+# tasks/webhooks.py: one attempt of one delivery; the beat's sender of due ones.
+DELIVER_TASK = "webhooks.deliver"
+DISPATCH_TASK = "webhooks.dispatch"
 
 
 def make_celery(settings: Settings) -> Celery:

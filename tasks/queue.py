@@ -8,7 +8,7 @@ from kombu.exceptions import KombuError
 
 from service.queue import BrokerUnavailable
 from service.settings import Settings
-from tasks.celery_app import PROCESS_TASK, make_celery
+from tasks.celery_app import DELIVER_TASK, PROCESS_TASK, make_celery
 
 # Publishing tries twice, 0.2 s apart: a caller holding an HTTP request must
 # answer quickly, and a row the broker refused stays `queued` for the sweeper,
@@ -36,15 +36,15 @@ class CeleryQueue:
     def from_settings(cls, settings: Settings) -> CeleryQueue:
         return cls(make_celery(settings))
 
-    @property
-    def app(self) -> Celery:
-        """The Celery app it sends through (for other tasks' senders: webhooks)."""
-        return self._app
-
     def send(self, avatar_id: str) -> None:
         """Send `avatars.process(avatar_id)`; BrokerUnavailable when the broker
         refuses, whatever the transport."""
         self._publish(PROCESS_TASK, [avatar_id])
+
+    def send_webhook(self, delivery_id: str) -> None:
+        """Send `webhooks.deliver(delivery_id)`; BrokerUnavailable when the broker
+        refuses (the beat's dispatcher sends it later)."""
+        self._publish(DELIVER_TASK, [delivery_id])
 
     def _publish(self, task: str, args: list[object], countdown: float | None = None) -> None:
         """Send `task(*args)` (in `countdown` seconds); BrokerUnavailable when the

@@ -16,24 +16,9 @@ from celery import Celery
 
 from service.runtime import Services
 from service.settings import Settings
-from tasks.queue import PUBLISH_RETRY_POLICY
+from tasks.celery_app import DELIVER_TASK, DISPATCH_TASK
 
 logger = logging.getLogger(__name__)
-
-DELIVER_TASK = "webhooks.deliver"
-DISPATCH_TASK = "webhooks.dispatch"
-
-
-def make_send_webhook(app: Celery) -> Callable[[str], None]:
-    """A function that queues `webhooks.deliver(delivery_id)` through `app`'s broker;
-    it raises when the broker cannot be reached (the dispatcher sends it later)."""
-
-    def send(delivery_id: str) -> None:
-        app.send_task(
-            DELIVER_TASK, args=[delivery_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY
-        )
-
-    return send
 
 
 def register_webhook_tasks(

@@ -48,7 +48,7 @@ from tasks.lifeline import exit_with_parent
 from tasks.observe import TaskObserver
 from tasks.queue import CeleryQueue
 from tasks.reprocess import register_reprocess_tasks
-from tasks.webhooks import make_send_webhook, register_webhook_tasks
+from tasks.webhooks import register_webhook_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,12 @@ class WorkerRuntime:
         exit_with_parent("pool process")
         self._models = FaceModels.load()
         worker_id = new_worker_id()
+        queue = CeleryQueue(self._app)
         self._services = Services.create(
             self._settings,
-            CeleryQueue(self._app),
+            queue,
             self._models,
-            send_webhook=make_send_webhook(self._app),
+            send_webhook=queue.send_webhook,
             worker_id=worker_id,
         )
         self._heartbeat = Heartbeat(self._settings, self._services.registry, worker_id)

@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from pipeline.version import package_version
 from service.errors import InvalidRequest
+from service.queue import BrokerUnavailable
 from service.registry import (
     WebhookDeliveryRow,
     WebhookEndpointRow,
@@ -229,6 +230,35 @@ def test_deleting_an_endpoint_drops_its_pending_deliveries(services: Services) -
     services.webhooks.delete_endpoint(a, endpoint.id)
     assert _delivery_ids(services) == []
     assert services.webhooks.list_endpoints(a) == []
+
+
+def test_a_refused_hand_off_leaves_the_delivery_to_the_dispatcher_and_a_bug_is_not_swallowed(
+    local_settings: Settings,
+) -> None:
+    settings = local_settings.model_copy(update={"allow_loopback_urls": True})
+    upgrade(settings)
+    outcome: list[BaseException] = [BrokerUnavailable("broker unreachable (test)")]
+
+    def send(delivery_id: str) -> None:
+        raise outcome[0]
+
+    services = Services.create(settings, FakeBroker(), send_webhook=send)
+    try:
+        a = account(services, "hooks-refused")
+        services.webhooks.create_endpoint(a, "http://127.0.0.1:9/hook")
+        with services.registry.transaction() as session:
+            record_event(session, a, EventType.AVATAR_READY, {"id": "avat_q"})
+        (delivery_id,) = _delivery_ids(services)
+        assert services.webhooks.send(delivery_id) is False
+        with services.registry.transaction() as session:
+            row = session.get(WebhookDeliveryRow, delivery_id)
+            assert row is not None and row.status == "pending" and row.attempts == 0
+
+        outcome[0] = RuntimeError("a bug in the sender")
+        with pytest.raises(RuntimeError):
+            services.webhooks.send(delivery_id)
+    finally:
+        services.close()
 
 
 def _delivery_ids(services: Services) -> list[str]:
