@@ -11,7 +11,10 @@ HUMAN = Rule(
     bound="min",
     value=lambda m, s: m.human,
     reject=lambda s: s.min_human_score,
-    hint="Upload a photo of a real person's face, not an animal, a statue, a doll or a mask.",
+    # A real face half hidden (a hand and a phone at the cheek, `faces` d020) can
+    # score as low as an animal's, so the hint names that fix too.
+    hint="Upload a photo of a real person's face, uncovered and facing the camera, not an "
+    "animal, a statue, a doll or a mask.",
     message="We could not recognise this as a person's face: shown the aligned face alone, "
     "the face detector scores it {value:.2f}, at least {limit} is needed; upload a clear "
     "photo of a person's face.",
