@@ -6,7 +6,7 @@ so the points say where to look, not whether the mouth is visible. What is
 there says it: the lips' outline and the line between them are edges, as the
 eyes' lids, lashes and irises are, while a mask's fabric is a smooth surface.
 So the measure is the detail (mean gradient) around the mouth over the detail
-around the eyes, both on the aligned 1:1 crop: a ratio of two parts of one
+around the eyes, both on the aligned 1:1 crop's luma (`face_luma`): a ratio of two parts of one
 face, it does not move with the photo's blur, light or size.
 
 Measured on both dev sets: every face accepted there reads 0.48 to 1.5
@@ -23,8 +23,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.quality import QUALITY_SIDE
-
 # Face Mesh points: the lips' outer contour (lower, then upper lip), and each eye's contour.
 LOWER_LIP = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 UPPER_LIP = (409, 270, 269, 267, 0, 37, 39, 40, 185)
@@ -36,20 +34,16 @@ MOUTH_GROWTH = 1.4
 EYES_GROWTH = 1.3
 
 
-def mouth_detail(square: np.ndarray, points: np.ndarray) -> float:
-    """The mean gradient magnitude of the luma in the box around the lips over
-    that in the box around both eyes (see MOUTH_GROWTH), on the aligned 1:1 crop
-    `square` ((S, S, 3) uint8 RGB, any S) reduced to QUALITY_SIDE. `points`:
-    the (468, 2) Face Mesh points (x, y) in `square`'s pixels. 1.0 (nothing
-    to tell) when either box has fewer than 3x3 pixels inside the crop or the
-    eyes show no detail at all."""
-    scale = QUALITY_SIDE / square.shape[1]
-    small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
-    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+def mouth_detail(luma: np.ndarray, points: np.ndarray) -> float:
+    """The mean gradient magnitude of `luma` (the aligned 1:1 crop's, see
+    `pipeline.quality.face_luma`) in the box around the lips over that in the
+    box around both eyes (see MOUTH_GROWTH). `points`: the (468, 2) Face Mesh
+    points (x, y) in `luma`'s pixels. 1.0 (nothing to tell) when either box
+    has fewer than 3x3 pixels inside the crop or the eyes show no detail at all."""
     gradient = np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1))
-    scaled = np.asarray(points, dtype=np.float64) * scale
-    mouth = _box_mean(gradient, scaled[[*LOWER_LIP, *UPPER_LIP]], MOUTH_GROWTH)
-    eyes = _box_mean(gradient, scaled[[*RIGHT_EYE, *LEFT_EYE]], EYES_GROWTH)
+    points = np.asarray(points, dtype=np.float64)
+    mouth = _box_mean(gradient, points[[*LOWER_LIP, *UPPER_LIP]], MOUTH_GROWTH)
+    eyes = _box_mean(gradient, points[[*RIGHT_EYE, *LEFT_EYE]], EYES_GROWTH)
     if mouth is None or eyes is None or eyes == 0.0:
         return 1.0
     return mouth / eyes

@@ -78,8 +78,16 @@ class FaceQuality:
         }
 
 
-def measure(square: np.ndarray, dim: float) -> FaceQuality:
-    """Measure the aligned 1:1 crop `square`: (S, S, 3) uint8 RGB, any S.
+def face_luma(square: np.ndarray) -> np.ndarray:
+    """The luma every measure of the face reads (here and `pipeline.occlusion`):
+    the aligned 1:1 crop `square` ((S, S, 3) uint8 RGB, any S) reduced to
+    (QUALITY_SIDE, QUALITY_SIDE), as float32 0-255."""
+    small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def measure(luma: np.ndarray, dim: float) -> FaceQuality:
+    """Measure the face from its `face_luma`.
 
     `dim`: a brightness (0-255) under which the face's sharpness is read as if
     its light were raised to `dim`. Less light scales the luma and so its
@@ -93,8 +101,6 @@ def measure(square: np.ndarray, dim: float) -> FaceQuality:
     light still rejects there (lifting only to `dim`, half a normal exposure's
     brightness, keeps a dim face's reading under what the face would read lit).
     """
-    small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
-    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     rows = slice(round(INNER_ROWS[0] * QUALITY_SIDE), round(INNER_ROWS[1] * QUALITY_SIDE))
     cols = slice(round(INNER_COLS[0] * QUALITY_SIDE), round(INNER_COLS[1] * QUALITY_SIDE))
     # Filters run on the whole crop so the region's border pixels see real

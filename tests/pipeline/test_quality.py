@@ -12,7 +12,13 @@ import simplejpeg
 
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.landmarks import fit_faces
-from pipeline.quality import FaceQuality, measure, photo_sharpness, relative_sharpness
+from pipeline.quality import (
+    FaceQuality,
+    face_luma,
+    measure,
+    photo_sharpness,
+    relative_sharpness,
+)
 from tests.pipeline.conftest import candidates_in, rejection
 
 SETTINGS = PipelineSettings()
@@ -49,7 +55,7 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> None:
-    q = measure(portrait, DIM)
+    q = measure(face_luma(portrait), DIM)
 
     assert q.sharpness > 2 * SETTINGS.min_sharpness
     assert SETTINGS.warn_brightness < q.brightness < 250
@@ -60,9 +66,9 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
 def test_blur_lowers_sharpness_below_the_limit(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = measure(square(sample_bytes("reject_too_blurry.jpg"), models), DIM)
+    blurry = measure(face_luma(square(sample_bytes("reject_too_blurry.jpg"), models)), DIM)
 
-    assert blurry.sharpness < SETTINGS.min_sharpness < measure(portrait, DIM).sharpness
+    assert blurry.sharpness < SETTINGS.min_sharpness < measure(face_luma(portrait), DIM).sharpness
     # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
     assert blurry.drawn_share < SETTINGS.max_drawn_share
 
@@ -70,16 +76,18 @@ def test_blur_lowers_sharpness_below_the_limit(
 def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    dark = measure(square(sample_bytes("reject_too_dark.jpg"), models), DIM)
+    dark = measure(face_luma(square(sample_bytes("reject_too_dark.jpg"), models)), DIM)
 
     assert dark.brightness < SETTINGS.min_brightness
     assert dark.drawn_share < SETTINGS.max_drawn_share
 
 
 def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
-    drawn = measure(cartoon(portrait), DIM)
+    drawn = measure(face_luma(cartoon(portrait)), DIM)
 
-    assert drawn.drawn_share > SETTINGS.max_drawn_share > measure(portrait, DIM).drawn_share
+    assert (
+        drawn.drawn_share > SETTINGS.max_drawn_share > measure(face_luma(portrait), DIM).drawn_share
+    )
 
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
@@ -95,14 +103,16 @@ def test_measures_do_not_depend_on_the_output_size(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     big = measure(
-        square(
-            sample_bytes("accept_portrait.jpg"),
-            models,
-            SETTINGS.model_copy(update={"output_size": 1024}),
+        face_luma(
+            square(
+                sample_bytes("accept_portrait.jpg"),
+                models,
+                SETTINGS.model_copy(update={"output_size": 1024}),
+            )
         ),
         DIM,
     )
-    small = measure(portrait, DIM)
+    small = measure(face_luma(portrait), DIM)
 
     assert big.sharpness == pytest.approx(small.sharpness, rel=0.25)
     assert big.brightness == pytest.approx(small.brightness, abs=2)
@@ -112,9 +122,9 @@ def test_measures_do_not_depend_on_the_output_size(
 def test_measure_is_pure(portrait: np.ndarray) -> None:
     before = portrait.copy()
 
-    assert measure(portrait, DIM) == measure(portrait, DIM)
+    assert measure(face_luma(portrait), DIM) == measure(face_luma(portrait), DIM)
     np.testing.assert_array_equal(portrait, before)
-    assert isinstance(measure(portrait, DIM), FaceQuality)
+    assert isinstance(measure(face_luma(portrait), DIM), FaceQuality)
 
 
 def test_relative_sharpness_of_two_faces(
