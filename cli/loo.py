@@ -23,7 +23,7 @@ from cli.scoring import ACCEPT, Outcome, predicted_label
 # one's failures should carry. Not `proportions`: its limit is a z-score against
 # the statistics of real faces (pipeline.proportions), not a cut between labels;
 # those statistics recomputed without the row being scored change no verdict
-# on either dev set (README, "The verdict").
+# on either dev set (docs/verdict.md, "Proportions").
 TUNED = {
     "yaw": "reject:not_frontal",
     "face_share": "reject:face_too_small",

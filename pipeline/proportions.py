@@ -9,7 +9,7 @@ the lower lip to the chin, cheek to cheek at eye level, the mouth's corners,
 and the nose's wings. Each is compared with its mean and spread on real
 faces, and `stylisation` is the mean of the four z-scores: a real face reads
 about 0, a drawn character's far below. An oil painting or a statue of real
-proportions is not what this measures (see README, "The verdict").
+proportions is not what this measures (see docs/verdict.md, "Proportions").
 """
 
 from __future__ import annotations
