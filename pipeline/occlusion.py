@@ -6,8 +6,8 @@ so the points say where to look, not whether the mouth is visible. What is
 there says it: the lips' outline and the line between them are edges, as the
 eyes' lids, lashes and irises are, while a mask's fabric is a smooth surface.
 So the measure is the detail (mean gradient) around the mouth over the detail
-around the eyes, both on the aligned 1:1 crop's luma (`face_luma`): a ratio of two parts of one
-face, it does not move with the photo's blur, light or size.
+around the eyes, both on the aligned 1:1 crop's luma (`face_luma`): a ratio of
+two parts of one face, it does not move with the photo's blur, light or size.
 
 Measured on both dev sets: every face accepted there reads 0.48 to 1.5
 (a smiling child lowest, a downcast look and a grainy black-and-white photo
