@@ -12,12 +12,13 @@ Celery task (`send`); a hand-off that is lost (broker down, process killed
 between commit and send) is picked up by the beat's dispatcher, which sends
 every pending delivery that is due.
 
-A delivery: the URL is checked again with the image URL rules of
-service/fetch.py (public addresses only, connect to the checked address), then
-one POST of the event's JSON with `webhook-id` (the event id, the same on every
-retry, for de-duplication), `webhook-timestamp` (Unix seconds of this attempt)
-and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed
-with the endpoint's secret (`whsec_<base64 of 32 random bytes>`). A 2xx answer
+A delivery, one attempt at a time (`service.webhook_post.post_event`): the URL
+is checked again with the image URL rules of service/fetch.py (public
+addresses only, connect to the checked address), then one POST of the event's
+JSON with `webhook-id` (the event id, the same on every retry, for
+de-duplication), `webhook-timestamp` (Unix seconds of this attempt) and
+`webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed with
+the endpoint's secret (`whsec_<base64 of 32 random bytes>`). A 2xx answer
 within `webhook_timeout_seconds` delivers it; anything else (other status,
 redirect, time-out, refused address) is retried after `webhook_backoff_seconds`,
 doubling each time up to `webhook_backoff_max_seconds`, until
@@ -28,12 +29,8 @@ order on the payload's `created_at`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -47,7 +44,7 @@ from sqlalchemy.orm import Session, object_session
 from pipeline.errors import AvatarPrepError
 from service.domain import Avatar, Delivery, DeliveryStatus, WebhookEndpoint
 from service.errors import InvalidRequest, NotFound
-from service.fetch import check_url, connect, user_agent
+from service.fetch import check_url
 from service.ids import new_id
 from service.logs import log_event
 from service.public import avatar_json, rfc3339
@@ -62,11 +59,10 @@ from service.registry import (
     utcnow,
 )
 from service.settings import Settings
+from service.webhook_post import for_webhook, new_secret, post_event
 
 logger = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 32
 MAX_DESCRIPTION = 200
 # Delivery ids a transaction recorded, in its session's `info`, sent after commit.
 _TO_SEND = "webhook_deliveries_to_send"
@@ -75,8 +71,6 @@ _TO_SEND = "webhook_deliveries_to_send"
 LEASE_MARGIN_SECONDS = 30.0
 # Sent per dispatcher run at most; the rest go on the next run.
 DISPATCH_BATCH = 500
-# A receiver's answer is read this far (and dropped): enough to finish the exchange.
-MAX_ANSWER_BYTES = 64 * 1024
 
 
 class EventType(StrEnum):
@@ -84,19 +78,6 @@ class EventType(StrEnum):
     AVATAR_FAILED = "avatar.failed"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
-
-
-def new_secret() -> str:
-    """A signing secret as Standard Webhooks writes it: `whsec_` + base64 of 32 bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: `v1,` + base64 of HMAC-SHA256 over
-    `{id}.{timestamp}.{body}`, keyed with the secret's decoded bytes."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def backoff_seconds(attempts: int, settings: Settings) -> float:
@@ -204,7 +185,7 @@ class WebhookService:
                 if exc.code == "image.url_forbidden"
                 else ("webhook.url_invalid")
             )
-            raise InvalidRequest(_for_webhook(exc.message), code=code, param="url") from exc
+            raise InvalidRequest(for_webhook(exc.message), code=code, param="url") from exc
 
     def create_endpoint(
         self,
@@ -332,7 +313,7 @@ class WebhookService:
             return
         url, secret, event_id, body, attempt = claimed
         started = time.monotonic()
-        error = self._post(url, secret, event_id, body.encode())
+        error = post_event(url, secret, event_id, body.encode(), self._settings)
         now = utcnow()
         with self._registry.transaction() as session:
             row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True)
@@ -397,47 +378,6 @@ class WebhookService:
             ).one()
         return found[0], found[1], found[2], found[3], found[4]
 
-    def _post(self, url: str, secret: str, event_id: str, body: bytes) -> str | None:
-        """POST the signed body; None when the receiver answered 2xx, else what went
-        wrong, as recorded in `last_error`."""
-        deadline = time.monotonic() + self._settings.webhook_timeout_seconds
-        try:
-            target = check_url(url, self._settings)
-            conn = connect(target, self._settings, deadline)
-        except AvatarPrepError as exc:
-            return _for_webhook(exc.message)
-        timestamp = int(time.time())
-        try:
-            assert conn.sock is not None  # connected
-            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
-            conn.request(
-                "POST",
-                target.path,
-                body=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": user_agent("webhooks"),
-                    "webhook-id": event_id,
-                    "webhook-timestamp": str(timestamp),
-                    "webhook-signature": sign(secret, event_id, timestamp, body),
-                },
-            )
-            response = conn.getresponse()
-            response.read(MAX_ANSWER_BYTES)
-        except TimeoutError:
-            return f"No answer within {self._settings.webhook_timeout_seconds:g} s."
-        except OSError as exc:
-            return f"The connection failed: {type(exc).__name__}."
-        except Exception as exc:  # http.client's protocol errors: a receiver's bad answer
-            return f"The answer was not HTTP: {type(exc).__name__}."
-        finally:
-            conn.close()
-        if 200 <= response.status < 300:
-            return None
-        if 300 <= response.status < 400:
-            return f"HTTP {response.status}: redirects are not followed; register the final URL."
-        return f"HTTP {response.status}."
-
 
 def check_events(events: Sequence[str] | None) -> list[str]:
     """The event types asked for (every type when None): 400 webhook.event_invalid
@@ -460,8 +400,3 @@ def _own(row: WebhookEndpointRow | None, account_id: str, endpoint_id: str) -> W
     if row is None or row.account_id != account_id:
         raise NotFound(f"No webhook endpoint {endpoint_id}.", code="webhook.not_found", param="id")
     return row
-
-
-def _for_webhook(message: str) -> str:
-    """service/fetch.py's messages name the image URL; the rules are the same here."""
-    return message.replace("image URL", "webhook URL")

@@ -26,7 +26,8 @@ from service.registry import (
 )
 from service.runtime import Services
 from service.settings import Settings
-from service.webhooks import EventType, backoff_seconds, new_secret, record_event, sign
+from service.webhook_post import new_secret, sign
+from service.webhooks import EventType, backoff_seconds, record_event
 from tests.service.conftest import FakeBroker, account
 from tests.webhook_receiver import WebhookReceiver
 
