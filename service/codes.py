@@ -9,7 +9,8 @@ metrics and docs/api.md's code table read from here; a test keeps the code table
 and every code raised in the source tree in step with `CODES`.
 
 The messages themselves are written where the error is raised (they carry its
-figures); a rule's is in its module under `pipeline/rules/`.
+figures); a rule's is in its module under `pipeline/rules/`, and a verdict's
+example here is that rule's sentence for example figures.
 """
 
 from __future__ import annotations
@@ -18,6 +19,20 @@ from dataclasses import dataclass
 from typing import Final
 
 from pipeline.errors import AvatarPrepError, ImageError, Rejected
+from pipeline.rules import NO_FACE_MESSAGE, Rule
+from pipeline.rules.compression import COMPRESSION
+from pipeline.rules.count import FACE_COUNT
+from pipeline.rules.cover import MOUTH_VISIBLE
+from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
+from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
+from pipeline.rules.frame import FACE_IN_FRAME
+from pipeline.rules.framing import FILL_4X3
+from pipeline.rules.human import HUMAN
+from pipeline.rules.photo import PHOTO
+from pipeline.rules.pose import YAW
+from pipeline.rules.sharpness import SHARPNESS
+from pipeline.rules.size import FACE_SHARE
+from pipeline.settings import PipelineSettings
 from service.errors import (
     AuthenticationFailed,
     Conflict,
@@ -80,6 +95,17 @@ class Code:
         are uploaded again: a verdict on the image that no retry can change. Every
         other failure (storage, database, a fetch, a crash) is processed again."""
         return self.verdict and not self.retryable
+
+
+def said(rule: Rule, value: float) -> str:
+    """What `rule` tells a person about a face measuring `value`, against the
+    default limit it fails (its reject limit, else its warn limit)."""
+    settings = PipelineSettings()
+    limit, severity = rule.reject(settings), "reject"
+    if limit is None:
+        limit, severity = rule.warn(settings), "warn"
+    assert limit is not None, f"{rule.name} has no limit"
+    return rule.result(value, limit, severity, settings.output_size).message
 
 
 DECLARED = (
@@ -206,85 +232,22 @@ DECLARED = (
         "The image is 48 x 60 pixels; the short side must be 64 or more.",
     ),
     # --- verdicts on the content, known only after processing ---
-    Code(
-        "image.too_compressed",
-        Rejected,
-        422,
-        "The photo is compressed too hard: saved at JPEG quality 5, at least 8 is needed; "
-        "send the original photo.",
-    ),
-    Code("image.not_a_photo", Rejected, 422, "The image does not look like a photograph."),
-    Code(
-        "face.none",
-        Rejected,
-        422,
-        "No face found; upload a photo with one face clearly visible.",
-    ),
-    Code(
-        "face.multiple",
-        Rejected,
-        422,
-        "The image shows 2 faces of similar size; upload a photo of one person.",
-    ),
-    Code(
-        "face.too_small",
-        Rejected,
-        422,
-        "The face is too small in the frame; crop closer to the face.",
-    ),
-    Code(
-        "face.not_frontal",
-        Rejected,
-        422,
-        "The head is turned 52 degrees; face the camera (45 at most).",
-    ),
-    Code("face.cut_off", Rejected, 422, "31% of the face is outside the frame; 25% at most."),
-    Code(
-        "face.not_human",
-        Rejected,
-        422,
-        "We could not recognise this as a person's face: shown the aligned face alone, the "
-        "face detector scores it 0.00, at least 0.5 is needed; upload a clear photo of a "
-        "person's face.",
-    ),
-    Code("face.too_blurry", Rejected, 422, "The face is too blurry; use a sharper photo."),
-    Code("face.too_dark", Rejected, 422, "The face is too dark; use a brighter photo."),
-    Code(
-        "face.too_bright",
-        Rejected,
-        422,
-        "The face is overexposed: 46% of it is blown out to white, at most 40% is allowed; "
-        "use a photo in softer light.",
-    ),
-    Code(
-        "face.eyes_closed",
-        Rejected,
-        422,
-        "The eyes look closed or hidden: the lid gap is 4% of the eye's width, at least 12% "
-        "is expected; use a photo with the eyes open.",
-    ),
-    Code(
-        "face.mouth_open",
-        Rejected,
-        422,
-        "The mouth is wide open: the lips' gap is 52% of the mouth's width, at most 35% is "
-        "expected; use a photo with a relaxed mouth.",
-    ),
-    Code(
-        "face.mouth_covered",
-        Rejected,
-        422,
-        "The mouth looks covered (a mask, a scarf or a hand): the mouth area has 10% of the "
-        "eyes' detail, at least 25% is expected; use a photo with the mouth visible.",
-    ),
-    Code(
-        "face.framing",
-        Rejected,
-        422,
-        "The photo is cropped too tightly for the 4:3 avatar: 31% of it would be invented "
-        "around the photo, at most 25% is allowed; use a photo with more room around the "
-        "head and shoulders.",
-    ),
+    # Their examples are their rules' own sentences (`said`), so they cannot drift.
+    Code("image.too_compressed", Rejected, 422, said(COMPRESSION, 5)),
+    Code("image.not_a_photo", Rejected, 422, said(PHOTO, 0.52)),
+    Code("face.none", Rejected, 422, NO_FACE_MESSAGE),
+    Code("face.multiple", Rejected, 422, said(FACE_COUNT, 2)),
+    Code("face.too_small", Rejected, 422, said(FACE_SHARE, 0.082)),
+    Code("face.not_frontal", Rejected, 422, said(YAW, 52.0)),
+    Code("face.cut_off", Rejected, 422, said(FACE_IN_FRAME, 0.31)),
+    Code("face.not_human", Rejected, 422, said(HUMAN, 0.0)),
+    Code("face.too_blurry", Rejected, 422, said(SHARPNESS, 2.1)),
+    Code("face.too_dark", Rejected, 422, said(DARKNESS, 18.0)),
+    Code("face.too_bright", Rejected, 422, said(HIGHLIGHTS, 0.46)),
+    Code("face.eyes_closed", Rejected, 422, said(EYES_OPEN, 0.04)),
+    Code("face.mouth_open", Rejected, 422, said(MOUTH_CLOSED, 0.52)),
+    Code("face.mouth_covered", Rejected, 422, said(MOUTH_VISIBLE, 0.1)),
+    Code("face.framing", Rejected, 422, said(FILL_4X3, 0.31)),
     # --- objects ---
     Code("avatar.not_found", NotFound, 404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     Code(

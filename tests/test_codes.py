@@ -15,6 +15,9 @@ PACKAGES = ("pipeline", "service", "api", "tasks")
 # A verdict code written anywhere in the pipeline (rules, decode's limit errors).
 VERDICT = re.compile(r"(image|face)\.[a-z_]+")
 STATUS_ROW = re.compile(r"^\| (\d{3}) \| ([a-z_]+) \| ", re.MULTILINE)
+EXAMPLE_ROW = re.compile(
+    r"^\| `([a-z0-9_.]+)` \| \d{3} \| [a-z_]+ \| (?:yes|no) \| (.*) \|$", re.MULTILINE
+)
 TABLE_ROW = re.compile(r"^\| `([a-z0-9_.]+)` \| (\d{3}) \| ([a-z_]+) \| (yes|no) \|", re.MULTILINE)
 
 
@@ -83,6 +86,14 @@ def test_docs_code_table_matches_the_registry() -> None:
     documented = {code: (int(status), kind, retry == "yes") for code, status, kind, retry in table}
     registered = {c.name: (c.status, c.type, c.retryable) for c in CODES.values()}
     assert documented == registered
+
+
+def test_docs_code_table_shows_each_codes_example_as_the_registry_says_it() -> None:
+    # A verdict's example is its rule's own sentence (service.codes.said): when a
+    # rule's message or default limit changes, this says the docs must follow.
+    rows = EXAMPLE_ROW.findall((ROOT / "docs" / "api.md").read_text())
+    documented = {code: example.replace("\\|", "|") for code, example in rows}
+    assert documented == {c.name: c.example for c in CODES.values()}
 
 
 def test_docs_status_table_gives_each_status_its_type() -> None:

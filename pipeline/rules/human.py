@@ -15,9 +15,9 @@ HUMAN = Rule(
     # score as low as an animal's, so the hint names that fix too.
     hint="Upload a photo of a real person's face, uncovered and facing the camera, not an "
     "animal, a statue, a doll or a mask.",
-    message="We could not recognise this as a person's face: shown the aligned face alone, "
-    "the face detector scores it {value:.2f}, at least {limit} is needed; upload a clear "
-    "photo of a person's face.",
+    message="We could not recognise a person's face in this photo: the face check scores "
+    "it {value:.2f}, at least {limit} is needed; upload a clear, uncovered photo of a real "
+    "person's face.",
     digits=3,
 )
 
