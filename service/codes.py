@@ -97,6 +97,26 @@ class Code:
         return self.verdict and not self.retryable
 
 
+# A rule of each verdict code and the value of its example: the example is the
+# rule's own sentence (`said`), and the code its own, so neither can drift.
+RULE_EXAMPLES: tuple[tuple[Rule, float], ...] = (
+    (COMPRESSION, 5),
+    (PHOTO, 0.52),
+    (FACE_COUNT, 2),
+    (FACE_SHARE, 0.082),
+    (YAW, 52.0),
+    (FACE_IN_FRAME, 0.31),
+    (HUMAN, 0.0),
+    (SHARPNESS, 2.1),
+    (DARKNESS, 18.0),
+    (HIGHLIGHTS, 0.46),
+    (EYES_OPEN, 0.04),
+    (MOUTH_CLOSED, 0.52),
+    (MOUTH_VISIBLE, 0.1),
+    (FILL_4X3, 0.31),
+)
+
+
 def said(rule: Rule, value: float) -> str:
     """What `rule` tells a person about a face measuring `value`, against the
     default limit it fails (its reject limit, else its warn limit)."""
@@ -232,22 +252,8 @@ DECLARED = (
         "The image is 48 x 60 pixels; the short side must be 64 or more.",
     ),
     # --- verdicts on the content, known only after processing ---
-    # Their examples are their rules' own sentences (`said`), so they cannot drift.
-    Code("image.too_compressed", Rejected, 422, said(COMPRESSION, 5)),
-    Code("image.not_a_photo", Rejected, 422, said(PHOTO, 0.52)),
     Code("face.none", Rejected, 422, NO_FACE_MESSAGE),
-    Code("face.multiple", Rejected, 422, said(FACE_COUNT, 2)),
-    Code("face.too_small", Rejected, 422, said(FACE_SHARE, 0.082)),
-    Code("face.not_frontal", Rejected, 422, said(YAW, 52.0)),
-    Code("face.cut_off", Rejected, 422, said(FACE_IN_FRAME, 0.31)),
-    Code("face.not_human", Rejected, 422, said(HUMAN, 0.0)),
-    Code("face.too_blurry", Rejected, 422, said(SHARPNESS, 2.1)),
-    Code("face.too_dark", Rejected, 422, said(DARKNESS, 18.0)),
-    Code("face.too_bright", Rejected, 422, said(HIGHLIGHTS, 0.46)),
-    Code("face.eyes_closed", Rejected, 422, said(EYES_OPEN, 0.04)),
-    Code("face.mouth_open", Rejected, 422, said(MOUTH_CLOSED, 0.52)),
-    Code("face.mouth_covered", Rejected, 422, said(MOUTH_VISIBLE, 0.1)),
-    Code("face.framing", Rejected, 422, said(FILL_4X3, 0.31)),
+    *(Code(rule.code, Rejected, 422, said(rule, value)) for rule, value in RULE_EXAMPLES),
     # --- objects ---
     Code("avatar.not_found", NotFound, 404, "No avatar avat_01JD3Z8G9YR3K2N5M6P7Q8W4TX."),
     Code(
