@@ -128,6 +128,12 @@ def _decode_pillow_jpeg(data: bytes, reduction: int) -> np.ndarray:
     rgb = to_rgb(im, im.info.get("icc_profile"))
     if reduction == 1:
         return rgb
+    height, width = rgb.shape[:2]
+    if min(height, width) < reduction:
+        # A side shorter than the reduction (a few pixels) would be left none by
+        # fx/fy; it is one partial block, one pixel, as libjpeg rounds up.
+        size = (math.ceil(width / reduction), math.ceil(height / reduction))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     # fx/fy (not a dsize) keep the mapping exactly x_src = reduction * x_dst.
     return cv2.resize(rgb, None, fx=1 / reduction, fy=1 / reduction, interpolation=cv2.INTER_AREA)
 

@@ -260,6 +260,19 @@ def test_reduction_of_sides_not_divisible(reduction):
     assert mad(jpeg.rgb[: rows - 1, : cols - 1], png.rgb[: rows - 1, : cols - 1]) < 3.0
 
 
+@pytest.mark.parametrize("mode", ["CMYK", "RGB", "L"])
+@pytest.mark.parametrize("reduction", [2, 4, 8])
+def test_a_side_shorter_than_the_reduction_keeps_one_pixel(mode, reduction):
+    """A 24x4 JPEG (the fuzzer's find: CMYK, decoded through Pillow, whose
+    resize was left no rows and raised cv2.error) comes out with each side
+    rounded up, as from libjpeg: 4 rows at 1/8 are one."""
+    tiny = Image.new(mode, (24, 4), 128 if mode == "L" else None)
+    data = encode(tiny, "JPEG", quality=90)
+    found = probe(data, SETTINGS.model_copy(update={"min_side": 1}))
+    out = decode(data, found, reduction)
+    assert out.rgb.shape == (math.ceil(4 / reduction), math.ceil(24 / reduction), 3)
+
+
 @pytest.mark.parametrize(
     ("name", "size"),
     [
