@@ -97,6 +97,9 @@ class Code:
         return self.verdict and not self.retryable
 
 
+# The limits the examples are told against: the defaults, made once.
+_DEFAULTS = PipelineSettings()
+
 # A rule of each verdict code and the value of its example: the example is the
 # rule's own sentence (`said`), and the code its own, so neither can drift.
 RULE_EXAMPLES: tuple[tuple[Rule, float], ...] = (
@@ -117,10 +120,9 @@ RULE_EXAMPLES: tuple[tuple[Rule, float], ...] = (
 )
 
 
-def said(rule: Rule, value: float) -> str:
+def said(rule: Rule, value: float, settings: PipelineSettings = _DEFAULTS) -> str:
     """What `rule` tells a person about a face measuring `value`, against the
-    default limit it fails (its reject limit, else its warn limit)."""
-    settings = PipelineSettings()
+    limit it fails in `settings` (its reject limit, else its warn limit)."""
     limit, severity = rule.reject(settings), "reject"
     if limit is None:
         limit, severity = rule.warn(settings), "warn"

@@ -103,8 +103,8 @@ def measure(
     """The measures of the `main` face in an upright source of `size` (width,
     height) px, with the sizes of the `others` relative to it (see
     `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score, the
-    file's `jpeg_quality`, its `mouth_detail`, the renditions' `fills` and `headroom`, and the
-    `people` the person detector found when asked."""
+    file's `jpeg_quality`, its `mouth_detail`, the renditions' `fills` and
+    `headroom`, and the `people` the person detector found when asked."""
     width, height = size
     pose = main.pose()
     pose["yaw"] = yaw_of(main, size)

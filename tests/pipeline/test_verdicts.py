@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from cli.degrade import DEGRADATIONS
+from cli.degrade import DEGRADATIONS, png
 from cli.stability import VARIANTS
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode
 from pipeline.errors import Rejected
 from pipeline.likeness import human_score
-from pipeline.people import PERSON_CANVAS, second_opinion
+from pipeline.people import PERSON_CANVAS, count_people, second_opinion
 from pipeline.probe import probe
 from tests.pipeline.conftest import at_detection_size, rejection
 
@@ -160,6 +160,24 @@ def test_the_person_is_looked_for_again_with_room_only_where_none_was_found(
     side = round(PERSON_CANVAS * max(portrait.shape[:2]))
     canvas = [(side, side, 3)] if first == 0 else []
     assert detector.shown == [portrait.shape, *canvas]
+
+
+def test_a_tight_crop_the_person_detector_misses_as_it_is_is_found_with_room(
+    sample_bytes: Callable[[str], bytes], models: FaceModels
+) -> None:
+    # The grey portrait cut tight around the head (1.7 face widths, from above
+    # the hair to the neck): shown as it is, the person detector finds no one;
+    # the second opinion's look with room around it finds the person.
+    data = sample_bytes("gray.jpg")
+    rgb = decode(data, probe(data, SETTINGS)).rgb
+    x, y, w, h = prepare(data, models, SETTINGS).face.box
+    cx, cy = x + w / 2, y + h / 2
+    crop = rgb[int(cy - 0.85 * h) : int(cy + 1.19 * h), int(cx - 0.85 * w) : int(cx + 0.85 * w)]
+    tight = at_detection_size(png(np.ascontiguousarray(crop)))
+    unsure = (SETTINGS.min_human_score + SETTINGS.sure_human_score) / 2
+
+    assert count_people(tight, models) == 0
+    assert second_opinion(tight, 0, unsure, SETTINGS.warn_brightness + 40, SETTINGS, models) == 1
 
 
 @needs_dev_sets
