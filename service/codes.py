@@ -123,9 +123,9 @@ RULE_EXAMPLES: tuple[tuple[Rule, float], ...] = (
 def said(rule: Rule, value: float, settings: PipelineSettings = _DEFAULTS) -> str:
     """What `rule` tells a person about a face measuring `value`, against the
     limit it fails in `settings` (its reject limit, else its warn limit)."""
-    limit, severity = rule.reject(settings), "reject"
+    limit, severity = rule.limits.reject(settings), "reject"
     if limit is None:
-        limit, severity = rule.warn(settings), "warn"
+        limit, severity = rule.limits.warn(settings), "warn"
     assert limit is not None, f"{rule.name} has no limit"
     return rule.result(value, limit, severity, settings.output_size).message
 

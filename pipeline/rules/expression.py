@@ -1,15 +1,13 @@
 """An expression the avatar can start from: eyes open, mouth closed or slightly open.
 These only warn: the renderer animates both, but starts from what it is given."""
 
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_least, at_most
 
 EYES_OPEN = Rule(
     name="eyes_open",
     code="face.eyes_closed",
-    bound="min",
     value=lambda m, s: m.eyes_open,
-    reject=lambda s: None,
-    warn=lambda s: s.min_eye_openness,
+    limits=at_least(warn=lambda s: s.min_eye_openness),
     hint="Use a photo in which both eyes are open and visible (no sunglasses).",
     message="The eyes look closed or hidden: the lid gap is {value:.0%} of the eye's "
     "width, at least {limit:.0%} is expected; use a photo with the eyes open.",
@@ -19,10 +17,8 @@ EYES_OPEN = Rule(
 MOUTH_CLOSED = Rule(
     name="mouth_closed",
     code="face.mouth_open",
-    bound="max",
     value=lambda m, s: m.mouth_open,
-    reject=lambda s: None,
-    warn=lambda s: s.max_mouth_openness,
+    limits=at_most(warn=lambda s: s.max_mouth_openness),
     hint="Use a photo with a relaxed, closed or gently smiling mouth.",
     message="The mouth is wide open: the lips' gap is {value:.0%} of the mouth's width, "
     "at most {limit:.0%} is expected; use a photo with a relaxed mouth.",

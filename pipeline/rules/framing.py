@@ -8,7 +8,7 @@ touching the edge, it just looks cropped.
 """
 
 from pipeline.aspect import DEFAULT_ASPECT_RATIO, AspectRatio
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_least, at_most
 
 FILL_HINT = "Use a photo with more room around the head and shoulders."
 FILL_MESSAGE = (
@@ -26,10 +26,10 @@ def _fill_rule(ratio: AspectRatio) -> Rule:
     return Rule(
         name=f"fill_{ratio.slug}",
         code="face.framing",
-        bound="max",
         value=lambda m, s: m.fills[ratio],
-        reject=(lambda s: s.max_fill_ratio) if default else (lambda s: None),
-        warn=lambda s: s.warn_fill_ratio,
+        limits=at_most(
+            lambda s: s.max_fill_ratio if default else None, warn=lambda s: s.warn_fill_ratio
+        ),
         hint=FILL_HINT,
         message=FILL_MESSAGE.format(ratio=ratio, allowed="allowed" if default else "expected"),
         digits=3,
@@ -43,10 +43,8 @@ FILL_1X1 = _fill_rule(AspectRatio.SQUARE)
 HEADROOM = Rule(
     name="headroom",
     code="face.framing",
-    bound="min",
     value=lambda m, s: m.headroom,
-    reject=lambda s: None,
-    warn=lambda s: TOP_EDGE,
+    limits=at_least(warn=lambda s: TOP_EDGE),
     hint="Use a photo with some room above the head.",
     message="The top of the head would be cut off in the 4:3 or 3:4 avatar (it reaches "
     "{magnitude:.0%} of the frame height past the top edge); use a photo with room "

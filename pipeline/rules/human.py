@@ -3,14 +3,13 @@ for the detector at the photo's scale (see `pipeline.likeness`); where that
 second look is unsure, a person must be found in the photo as well (see
 `pipeline.people.second_opinion`)."""
 
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_least
 
 HUMAN = Rule(
     name="human",
     code="face.not_human",
-    bound="min",
     value=lambda m, s: m.human,
-    reject=lambda s: s.min_human_score,
+    limits=at_least(lambda s: s.min_human_score),
     # A real face half hidden (a hand and a phone at the cheek, `faces` d020) can
     # score as low as an animal's, so the hint names that fix too.
     hint="Upload a photo of a real person's face, uncovered and facing the camera, not an "
@@ -24,9 +23,8 @@ HUMAN = Rule(
 PERSON = Rule(
     name="person",
     code="face.not_human",
-    bound="min",
     value=lambda m, s: m.people if m.people is not None else 0,
-    reject=lambda s: 1,
+    limits=at_least(lambda s: 1),
     hint="Upload a clear photo of a person facing the camera, not of an animal, a statue "
     "or a doll.",
     message="We could not tell that this is a person: the face check was unsure of the face "

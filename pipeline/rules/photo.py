@@ -8,14 +8,13 @@ them were called drawn at quality 10. Such a file is warned about its compressio
 instead; the dev sets' drawings and renders are all saved at quality 75 or more.
 """
 
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_most
 
 PHOTO = Rule(
     name="photo",
     code="image.not_a_photo",
-    bound="max",
     value=lambda m, s: m.quality.drawn_share,
-    reject=lambda s: s.max_drawn_share,
+    limits=at_most(lambda s: s.max_drawn_share),
     hint="Upload a photograph, not a drawing or a render.",
     message="The image looks drawn or rendered: {value:.0%} of the face is flat fill or hard "
     "line, at most {limit:.0%} is allowed; upload a photograph.",

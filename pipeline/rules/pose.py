@@ -1,14 +1,12 @@
 """Facing the camera: how far the head is turned (yaw) and tilted (pitch)."""
 
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_most
 
 YAW = Rule(
     name="yaw",
     code="face.not_frontal",
-    bound="max",
     value=lambda m, s: m.yaw,
-    reject=lambda s: s.max_yaw_degrees,
-    symmetric=True,
+    limits=at_most(lambda s: s.max_yaw_degrees, symmetric=True),
     hint="Use a photo in which the person looks straight at the camera.",
     message="The head is turned {magnitude:.0f} degrees to the side, at most {limit:.0f} "
     "degrees is allowed; use a photo facing the camera.",
@@ -17,10 +15,8 @@ YAW = Rule(
 PITCH = Rule(
     name="pitch",
     code="face.not_frontal",
-    bound="max",
     value=lambda m, s: m.pitch,
-    reject=lambda s: s.max_pitch_degrees,
-    symmetric=True,
+    limits=at_most(lambda s: s.max_pitch_degrees, symmetric=True),
     hint="Use a photo in which the head is level, neither looking up nor down.",
     message="The head is tilted {magnitude:.0f} degrees up or down, at most {limit:.0f} "
     "degrees is allowed; use a photo with the head level.",

@@ -1,13 +1,12 @@
 """A person's proportions, not a drawn character's (see `pipeline.proportions`)."""
 
-from pipeline.rules.base import Rule
+from pipeline.rules.base import Rule, at_least
 
 PROPORTIONS = Rule(
     name="proportions",
     code="image.not_a_photo",
-    bound="min",
     value=lambda m, s: m.proportions,
-    reject=lambda s: s.min_face_proportions,
+    limits=at_least(lambda s: s.min_face_proportions),
     hint="Upload a photograph of a real person, not a cartoon, a render or a doll.",
     message="The face has a drawn character's proportions, not a person's: large eyes over "
     "a small nose, mouth and chin (a score of {value:.1f}, where real faces score about 0 "
