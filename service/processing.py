@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -56,29 +56,21 @@ class RunOutcome:
     decided: bool
 
 
+@dataclass(eq=False)
 class Processor:
     """What a worker process does to avatars; `models` are its FaceModels, `worker_id`
     its heartbeat's id (service/heartbeats.py), recorded on every avatar it claims."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: Registry,
-        storage: Storage,
-        queue: WorkQueue,
-        models: FaceModels | None,
-        worker_id: str | None = None,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._storage = storage
-        self._queue = queue
-        self._models = models
-        self._worker_id = worker_id
-        # CPU seconds this process spent inside prepare(), all threads: what bench-api
-        # subtracts from the worker's CPU to tell what the service adds around it.
-        self.pipeline_cpu_seconds = 0.0
-        self.last_run: RunOutcome | None = None
+    settings: Settings
+    registry: Registry
+    storage: Storage
+    queue: WorkQueue
+    models: FaceModels | None
+    worker_id: str | None = None
+    # CPU seconds this process spent inside prepare(), all threads: what bench-api
+    # subtracts from the worker's CPU to tell what the service adds around it.
+    pipeline_cpu_seconds: float = field(default=0.0, init=False)
+    last_run: RunOutcome | None = field(default=None, init=False)
 
     def process(self, avatar_id: str, prepared: Prepared | None = None) -> None:
         """Worker side: fetch (url) or load the original, run the pipeline, store
@@ -87,7 +79,7 @@ class Processor:
         for this avatar's original with these settings, already made by the caller
         (`batch --upload`), so it is not run twice; claimed, stored and finished
         the same way."""
-        if self._models is None and prepared is None:
+        if self.models is None and prepared is None:
             raise RuntimeError("AvatarService.process needs FaceModels (made per worker process)")
         self.last_run = None  # until this run has seen the row
         row = self._claim(avatar_id)
@@ -97,8 +89,8 @@ class Processor:
             if prepared is not None:
                 result = prepared
             else:
-                assert self._models is not None  # checked above
-                result = self._prepare(self._original(row), self._models)
+                assert self.models is not None  # checked above
+                result = self._prepare(self._original(row), self.models)
         except Rejected as rejected:
             # The record of a rejection (face, candidates, checks) is kept for overlays.
             self._store_json(record_key(avatar_id), rejected.to_record())
@@ -124,14 +116,14 @@ class Processor:
         models run graph threads of their own) is added to `pipeline_cpu_seconds`."""
         start = time.process_time()
         try:
-            return prepare(data, models, self._settings.pipeline)
+            return prepare(data, models, self.settings.pipeline)
         finally:
             self.pipeline_cpu_seconds += time.process_time() - start
 
     def _claim(self, avatar_id: str) -> AvatarRow | None:
         """Mark the row `processing` and count the attempt; None when there is
         nothing to do (deleted, or already finished)."""
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
             decided = False
             if row is None or AvatarStatus(row.status).finished:
@@ -142,29 +134,29 @@ class Processor:
                 gone = False
                 seen = row
                 row.attempts += 1
-                if row.attempts > self._settings.max_process_attempts:
+                if row.attempts > self.settings.max_process_attempts:
                     error = error_object(_crashed(row.attempts - 1))
                     decided = finish_avatar(row, AvatarStatus.FAILED, utcnow(), error=error)
                     row = None
                 else:
                     claim(row, utcnow())
-                    row.worker_id = self._worker_id
+                    row.worker_id = self.worker_id
         self.last_run = RunOutcome(avatar_id, _outcome(seen), decided)
         if gone:
             # Deleted: remove anything a crashed earlier run wrote after the delete.
-            self._storage.delete_prefix(avatar_prefix(avatar_id))
+            self.storage.delete_prefix(avatar_prefix(avatar_id))
         return row
 
     def _original(self, row: AvatarRow) -> bytes:
         """The original's bytes; a URL avatar's are fetched and stored once."""
         if row.original_key is not None:
-            return self._storage.get(row.original_key)
-        data = fetch(row.source_url or "", self._settings)
-        info = probe(data, self._settings.pipeline)
+            return self.storage.get(row.original_key)
+        data = fetch(row.source_url or "", self.settings)
+        info = probe(data, self.settings.pipeline)
         sha256 = hashlib.sha256(data).hexdigest()
         key = original_key(row.id)
-        self._storage.put(key, data, f"image/{info.format}")
-        with self._registry.transaction() as session:
+        self.storage.put(key, data, f"image/{info.format}")
+        with self.registry.transaction() as session:
             stored = session.get(AvatarRow, row.id)
             if stored is None:
                 raise ObjectMissing("The avatar was deleted while its URL was fetched.")
@@ -178,7 +170,7 @@ class Processor:
         When the account already has those bytes under another avatar, this one
         stays a separate avatar (its id was already given out) without the claim."""
         try:
-            with self._registry.transaction() as session:
+            with self.registry.transaction() as session:
                 session.execute(
                     update(AvatarRow).where(AvatarRow.id == avatar_id).values(dedupe_sha256=sha256)
                 )
@@ -186,10 +178,10 @@ class Processor:
             logger.info("avatar %s: same bytes as another avatar of %s", avatar_id, account_id)
 
     def _store_renditions(self, avatar_id: str, result: Prepared) -> dict[str, Any]:
-        return store_prepared(self._storage, avatar_id, result)
+        return store_prepared(self.storage, avatar_id, result)
 
     def _store_json(self, key: str, record: dict[str, Any]) -> None:
-        store_json(self._storage, key, record)
+        store_json(self.storage, key, record)
 
     def _finish(
         self,
@@ -204,7 +196,7 @@ class Processor:
     ) -> None:
         """The final state, unless another run got there first."""
         moved = False
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id, with_for_update=True)
             if row is not None:
                 moved = finish_avatar(
@@ -221,7 +213,7 @@ class Processor:
         self.last_run = RunOutcome(avatar_id, _outcome(row), moved)
         if row is None:
             # Deleted while this run worked: what it just wrote must go too.
-            self._storage.delete_prefix(avatar_prefix(avatar_id))
+            self.storage.delete_prefix(avatar_prefix(avatar_id))
 
     def fail(self, avatar_id: str, error: AvatarPrepError) -> None:
         """Mark the avatar `failed` with `error` unless it already finished; the task
@@ -234,8 +226,8 @@ class Processor:
         processing for longer than `stuck_after_seconds`. Returns how many were sent;
         stops at the first refusal (the broker is still down)."""
         now = utcnow()
-        cutoff = now - timedelta(seconds=self._settings.stuck_after_seconds)
-        with self._registry.transaction() as session:
+        cutoff = now - timedelta(seconds=self.settings.stuck_after_seconds)
+        with self.registry.transaction() as session:
             stuck = session.scalars(
                 select(AvatarRow.id)
                 .where(
@@ -244,22 +236,22 @@ class Processor:
                         & (AvatarRow.enqueued_at.is_(None) | (AvatarRow.enqueued_at < cutoff)),
                         (AvatarRow.status == AvatarStatus.PROCESSING)
                         & (AvatarRow.updated_at < cutoff),
-                        held_by_a_lost_worker(now, self._settings),
+                        held_by_a_lost_worker(now, self.settings),
                     )
                 )
                 .order_by(AvatarRow.id)
-                .limit(self._settings.max_queue_depth)
+                .limit(self.settings.max_queue_depth)
             ).all()
         sent: list[str] = []
         for avatar_id in stuck:
             try:
-                self._queue.send(avatar_id)
+                self.queue.send(avatar_id)
             except BrokerUnavailable as exc:  # try again next sweep
                 logger.warning("sweeper: enqueue failed (%s); %d left", exc, len(stuck) - len(sent))
                 break
             sent.append(avatar_id)
         if sent:
-            with self._registry.transaction() as session:
+            with self.registry.transaction() as session:
                 session.execute(
                     update(AvatarRow).where(AvatarRow.id.in_(sent)).values(enqueued_at=utcnow())
                 )
