@@ -41,7 +41,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import select
@@ -141,24 +141,21 @@ def is_current(record_versions: dict[str, str] | None, current: dict[str, str]) 
     )
 
 
+@dataclass(eq=False)
 class Reprocessor:
     """Both sides of `reprocess`: selection and waiting (the command), and the
     re-render of one avatar (a worker, with `models`)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: Registry,
-        storage: Storage,
-        queue: ReprocessQueue,
-        models: FaceModels | None = None,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._storage = storage
-        self._queue = queue
-        self._models = models
-        self.current = versions(settings.pipeline)
+    settings: Settings
+    registry: Registry
+    storage: Storage
+    queue: ReprocessQueue
+    models: FaceModels | None = None
+    # What this pipeline and these settings write in a record's `versions`.
+    current: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = versions(self.settings.pipeline)
 
     # --- the command's side -------------------------------------------------
 
@@ -170,7 +167,7 @@ class Reprocessor:
         query = select(AvatarRow.id, AvatarRow.status, AvatarRow.record_key).where(
             AvatarRow.status.in_(FINISHED), AvatarRow.record_key.is_not(None)
         )
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             if account is not None:
                 account_id = session.scalar(
                     select(AccountRow.id).where(
@@ -207,23 +204,23 @@ class Reprocessor:
 
     def send(self, avatar_id: str, run: str) -> None:
         """Hand one avatar to the workers; BrokerUnavailable when the broker refuses."""
-        self._queue.send_reprocess(avatar_id, run)
+        self.queue.send_reprocess(avatar_id, run)
 
     def last_outcome(self, avatar_id: str) -> Outcome | None:
         """The outcome of the avatar's last reprocess, if any."""
         try:
-            stored = json.loads(self._storage.get(reprocess_key(avatar_id)))
+            stored = json.loads(self.storage.get(reprocess_key(avatar_id)))
         except ObjectMissing:
             return None
         return Outcome(**stored)
 
     def exists(self, avatar_id: str) -> bool:
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             return session.get(AvatarRow, avatar_id) is not None
 
     def _record_versions(self, key: str) -> dict[str, str] | None:
         try:
-            record = json.loads(self._storage.get(key))
+            record = json.loads(self.storage.get(key))
         except ObjectMissing:
             return None
         made_by: dict[str, str] | None = record.get("versions")
@@ -234,9 +231,9 @@ class Reprocessor:
     def reprocess(self, avatar_id: str, run: str) -> None:
         """Re-render one avatar with the current pipeline (see the module docstring).
         Raises TransientError for failures worth a retry."""
-        if self._models is None:
+        if self.models is None:
             raise RuntimeError("Reprocessor.reprocess needs FaceModels (made per worker process)")
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id)
         if row is None or not AvatarStatus(row.status).finished or row.record_key is None:
             return  # deleted, or not something reprocess selects
@@ -249,7 +246,7 @@ class Reprocessor:
             if row.original_key is None:
                 raise ObjectMissing("The avatar has no stored original.")
             result = prepare(
-                self._storage.get(row.original_key), self._models, self._settings.pipeline
+                self.storage.get(row.original_key), self.models, self.settings.pipeline
             )
         except Rejected as rejected:
             if row.status == AvatarStatus.READY:
@@ -257,7 +254,7 @@ class Reprocessor:
                 return
             record = {**rejected.to_record(), "versions": self.current}
             key = record_key(avatar_id, generation(self.current))
-            store_json(self._storage, key, record)
+            store_json(self.storage, key, record)
             fields = {
                 "error": error_object(rejected),
                 "face": rejected.face.to_dict() if rejected.face else None,
@@ -272,7 +269,7 @@ class Reprocessor:
         if row.status == AvatarStatus.FAILED:
             report("verdict_changed", ACCEPTED, "The photo is accepted now.")
             return
-        images = store_prepared(self._storage, avatar_id, result, generation(self.current))
+        images = store_prepared(self.storage, avatar_id, result, generation(self.current))
         record = result.to_dict()
         key = record_key(avatar_id, generation(self.current))
         fields = {
@@ -290,7 +287,7 @@ class Reprocessor:
         row `seen` was read from; then schedule the old objects' removal. Returns
         whether the avatar still exists (False: what this run wrote is removed)."""
         old_keys: list[str] = []
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             row = session.get(AvatarRow, seen.id, with_for_update=True)
             if row is not None and (row.status, row.record_key) == (seen.status, seen.record_key):
                 old_keys = [row.record_key or "", *(i["key"] for i in (row.images or {}).values())]
@@ -299,12 +296,12 @@ class Reprocessor:
                 row.updated_at = utcnow()
         if row is None:
             # Deleted while this run worked: what it just wrote must go too.
-            self._storage.delete_prefix(avatar_prefix(seen.id))
+            self.storage.delete_prefix(avatar_prefix(seen.id))
             return False
         stale = sorted(k for k in old_keys if k and k not in new_keys)
         if stale:
             try:
-                self._queue.send_discard(seen.id, stale, self._settings.s3_presign_seconds)
+                self.queue.send_discard(seen.id, stale, self.settings.s3_presign_seconds)
             except BrokerUnavailable as exc:
                 # Not orphans: they stay under the avatar's folder and go with it.
                 logger.warning("avatar %s: old renditions kept (%s)", seen.id, exc)
@@ -313,21 +310,21 @@ class Reprocessor:
     def discard(self, avatar_id: str, keys: list[str]) -> None:
         """Delete the old objects a re-render replaced, unless the row points at one
         again (it never should: generations only move forward)."""
-        with self._registry.transaction() as session:
+        with self.registry.transaction() as session:
             row = session.get(AvatarRow, avatar_id)
         used = set()
         if row is not None:
             used = {row.record_key, *(i["key"] for i in (row.images or {}).values())}
         for key in keys:
             if key.startswith(avatar_prefix(avatar_id)) and key not in used:
-                self._storage.delete(key)
+                self.storage.delete(key)
 
     def _reporter(self, avatar_id: str, run: str, old: str) -> Callable[[Result, str, str], None]:
         def report(result: Result, new: str, message: str) -> None:
             outcome = Outcome(avatar_id, result, old, new, run, self.current, message)
-            store_json(self._storage, reprocess_key(avatar_id), asdict(outcome))
+            store_json(self.storage, reprocess_key(avatar_id), asdict(outcome))
             if not self.exists(avatar_id):
-                self._storage.delete_prefix(avatar_prefix(avatar_id))
+                self.storage.delete_prefix(avatar_prefix(avatar_id))
 
         return report
 
