@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from api import (
@@ -167,13 +166,8 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
     FastAPI's default 422 schema: validation errors are the error envelope, and
     routes declare 422 themselves where a parameter can fail validation."""
     if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-        )
+        # FastAPI's own method, through the class: `app.openapi` is now this function.
+        schema = FastAPI.openapi(app)
         header = {
             "description": "This request's id, `req_` + ULID; quote it in bug reports.",
             "schema": {"type": "string", "example": "req_01JD3Z8G9YR3K2N5M6P7Q8W4TX"},
