@@ -1,29 +1,22 @@
 """`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` on every keyed
 response (429 included), from the quota the key's rate limit left in
 `request.state.quota` (api/deps.py), so a client can slow down before it is
-refused. A pure ASGI middleware, as `RequestIdMiddleware` is."""
+refused. A pure ASGI middleware (api/response_headers.py), as
+`RequestIdMiddleware` is."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from api.response_headers import Headers, ResponseHeadersMiddleware
 from service.ratelimit import Quota
 
 
-class QuotaHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_quota(message: Message) -> None:
-            quota = scope.get("state", {}).get("quota")
-            if message["type"] == "http.response.start" and isinstance(quota, Quota):
-                extra = [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_quota)
+class QuotaHeadersMiddleware(ResponseHeadersMiddleware):
+    def edit_headers(self, scope: Scope, headers: Headers) -> Headers:
+        """The headers, plus the quota's when the request had one (a keyed route)."""
+        quota = scope.get("state", {}).get("quota")
+        if not isinstance(quota, Quota):
+            return headers
+        extra = [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
+        return [*headers, *extra]
