@@ -24,7 +24,7 @@ from pipeline.errors import AvatarPrepError
 from service.settings import Plan, Settings
 
 if TYPE_CHECKING:
-    from service.keys import KeyService
+    from service.keys import KeyInfo, KeyService
 
 T = TypeVar("T")
 
@@ -146,57 +146,58 @@ def _share_metrics_folder(settings: Settings) -> None:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    created = _on_keys(lambda keys: keys.create(args.account, args.plan))
-    if created is None:
-        return 1
+    return _on_keys(lambda keys: keys.create(args.account, args.plan), _print_created)
+
+
+def _print_created(created: tuple[str, str]) -> None:
     key_id, plain = created
     print(f"key id:  {key_id}")
     print(f"api key: {plain}")
     print("The key is shown only this once; store it now.")
-    return 0
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    keys = _on_keys(lambda keys: keys.list_keys(args.account))
-    if keys is None:
-        return 1
+    return _on_keys(lambda keys: keys.list_keys(args.account), _print_keys)
+
+
+def _print_keys(keys: list[KeyInfo]) -> None:
     print(f"{'key id':32}  {'account':20}  {'plan':5}  {'created':20}  revoked")
     for key in keys:
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{key.id:32}  {key.account:20}  {key.plan:5}  {created:20}  {revoked}")
-    return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    key_id = _on_keys(lambda keys: keys.revoke(args.key_id))
-    if key_id is None:
-        return 1
-    print(f"revoked {key_id}: requests with it now get 401 auth.invalid_key")
-    return 0
+    return _on_keys(
+        lambda keys: keys.revoke(args.key_id),
+        lambda key_id: print(f"revoked {key_id}: requests with it now get 401 auth.invalid_key"),
+    )
 
 
 def _accounts_set_plan(args: argparse.Namespace) -> int:
-    before = _on_keys(lambda keys: keys.set_plan(args.account, args.plan))
-    if before is None:
-        return 1
-    print(f"account {args.account}: {before} -> {args.plan}")
-    return 0
+    return _on_keys(
+        lambda keys: keys.set_plan(args.account, args.plan),
+        lambda before: print(f"account {args.account}: {before} -> {args.plan}"),
+    )
 
 
-def _on_keys(action: Callable[[KeyService], T]) -> T | None:
-    """`action` on the registry's KeyService; None (the error printed) when it
-    refuses."""
+def _on_keys(action: Callable[[KeyService], T], report: Callable[[T], None]) -> int:
+    """`action` on the registry's KeyService, then `report` of what it returned
+    (once the registry is closed): exit status 0; 1, with the error printed and
+    nothing reported, when it refuses."""
     from service.runtime import Services
 
     services = Services.create(Settings(), NoQueue())
     try:
-        return action(services.keys)
+        done = action(services.keys)
     except AvatarPrepError as exc:
         print(f"avatar-prep: {exc.message}", file=sys.stderr)
-        return None
+        return 1
     finally:
         services.close()
+    report(done)
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
