@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.schemas import ErrorEnvelope
 from pipeline.errors import AvatarPrepError
 from service.codes import CODES, TYPE_BY_STATUS, status_for
+from service.errors import TryLater
 from service.ids import new_id
 
 # Every code an image can get, as a cheap check or a verdict: what a route that takes
@@ -64,7 +65,7 @@ def error_response(
 async def handle_avatar_prep_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AvatarPrepError)
     status = status_for(exc)
-    retry_after = getattr(exc, "retry_after", None)
+    retry_after = exc.retry_after if isinstance(exc, TryLater) else None
     if retry_after is None and status == 503:
         retry_after = DEFAULT_RETRY_AFTER
     return error_response(request, status, exc.to_dict(), retry_after=retry_after)

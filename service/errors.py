@@ -39,24 +39,25 @@ class Conflict(AvatarPrepError):
     code = "avatar.not_ready"
 
 
-class RateLimited(AvatarPrepError):
-    """Per-key rate limit hit (429); `retry_after` seconds."""
+class TryLater(AvatarPrepError):
+    """A refusal that says when to ask again: `retry_after` seconds (the HTTP edge
+    sends it as `Retry-After`)."""
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class RateLimited(TryLater):
+    """Per-key rate limit hit (429)."""
 
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
-
-class Unavailable(AvatarPrepError):
-    """Work queue over its limit or a dependency down (503); `retry_after` seconds."""
+class Unavailable(TryLater):
+    """Work queue over its limit or a dependency down (503)."""
 
     code = "at_capacity"
-
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 class TransientError(AvatarPrepError):
