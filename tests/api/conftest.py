@@ -2,7 +2,7 @@
 a migrated SQLite registry and a storage folder under tmp_path, the recording
 work queue), driven through ASGI by httpx. Two accounts, free and paid, with real
 keys. Avatars stay `queued` unless a test starts the queue's in-process worker
-(`worker.work(services.avatars.process)`), which runs the real pipeline.
+(`embedded.sent.work(services.avatars.process)`), which runs the real pipeline.
 
 The lifespan runs as it does under uvicorn (`app.router.lifespan_context`), and
 app exceptions are not re-raised into the test: a bug must come back as the 500
@@ -25,7 +25,7 @@ from PIL import Image
 from pipeline import FaceModels
 from service.runtime import Services
 from service.settings import Settings
-from tests.api.embedded import Embedded, Sent, embedded_app, embedded_settings
+from tests.api.embedded import Embedded, embedded_app, embedded_settings
 
 
 @pytest.fixture
@@ -50,36 +50,15 @@ def services(embedded: Embedded) -> Services:
 
 
 @pytest.fixture
-def worker(embedded: Embedded) -> Sent:
-    """The work queue: the ids sent; `worker.work(services.avatars.process)` starts it."""
-    return embedded.sent
-
-
-@pytest.fixture
-def paid_key(embedded: Embedded) -> str:
-    return embedded.paid_key
-
-
-@pytest.fixture
-def free_key(embedded: Embedded) -> str:
-    return embedded.free_key
-
-
-@pytest.fixture
-def app(embedded: Embedded) -> FastAPI:
-    return embedded.app
-
-
-@pytest.fixture
-async def client(app: FastAPI, paid_key: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(embedded: Embedded) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app, authenticated as the paid account."""
-    async with open_client(app, headers={"X-API-Key": paid_key}) as c:
+    async with open_client(embedded.app, headers={"X-API-Key": embedded.paid_key}) as c:
         yield c
 
 
 @pytest.fixture
-async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_client(app) as c:
+async def anonymous(embedded: Embedded) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_client(embedded.app) as c:
         yield c
 
 

@@ -15,8 +15,8 @@ from sample_images import SAMPLES
 from service.avatars import ImageRef
 from service.runtime import Services
 from tests.api.conftest import photo
-from tests.api.embedded import Sent
-from tests.api.test_errors import assert_envelope
+from tests.api.embedded import Embedded, Sent
+from tests.api.test_errors import FACE_COUNT, assert_envelope
 
 pytestmark = pytest.mark.anyio
 
@@ -29,16 +29,6 @@ FACE_MULTIPLE = {
     "message": "The image shows 2 faces of similar size; upload a photo of one person.",
     "param": "image",
 }
-FACE_COUNT = {
-    "name": "face_count",
-    "passed": False,
-    "value": 2,
-    "limit": 1,
-    "bound": "max",
-    "code": "face.multiple",
-    "severity": "reject",
-    "hint": "Crop the photo to one person or use a solo portrait.",
-}
 PORTRAIT = (SAMPLES / "accept_portrait.jpg").read_bytes()
 TWO_FACES = (SAMPLES / "reject_multiple_faces.jpg").read_bytes()
 # A real JPEG cut in half: its header passes the cheap checks, its data cannot be decoded.
@@ -50,6 +40,12 @@ async def upload(
 ) -> httpx.Response:
     data = photo() if data is None else data
     return await client.post(f"{UPLOAD}?wait={wait}", files={"file": ("a.jpg", data)})
+
+
+@pytest.fixture
+def worker(embedded: Embedded) -> Sent:
+    """The work queue: the ids sent; `worker.work(services.avatars.process)` starts it."""
+    return embedded.sent
 
 
 @pytest.fixture

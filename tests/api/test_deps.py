@@ -10,9 +10,20 @@ import pytest
 
 from service.runtime import Services
 from tests.api.conftest import photo, spy
+from tests.api.embedded import Embedded
 from tests.api.test_errors import assert_envelope
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def paid_key(embedded: Embedded) -> str:
+    return embedded.paid_key
+
+
+@pytest.fixture
+def free_key(embedded: Embedded) -> str:
+    return embedded.free_key
 
 
 async def test_no_key_is_401_missing(

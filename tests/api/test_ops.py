@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
-from fastapi import FastAPI
 
 from api.app import create_app
 from service.heartbeats import Heartbeat, new_worker_id
@@ -24,9 +24,8 @@ from tests.api.test_errors import assert_envelope
 
 
 @pytest.mark.anyio
-async def test_healthz_needs_no_key(app: FastAPI) -> None:
-    async with open_client(app) as c:
-        response = await c.get("/healthz")
+async def test_healthz_needs_no_key(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
