@@ -17,12 +17,12 @@ from service.runtime import Services
 from tests.api.conftest import photo
 from tests.api.embedded import Embedded, Sent
 from tests.api.test_errors import FACE_COUNT, assert_envelope
+from tests.documented import RENDITION_SIZES
 
 pytestmark = pytest.mark.anyio
 
 UPLOAD = "/v1/avatars/upload-face"
 AVATAR_ID = re.compile(r"avat_[0-7][0-9A-HJKMNP-TV-Z]{25}")
-SIZES = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
 FACE_MULTIPLE = {
     "type": "invalid_request",
     "code": "face.multiple",
@@ -89,7 +89,7 @@ async def test_ready_within_wait_is_201(client: httpx.AsyncClient) -> None:
     avatar = response.json()
     assert avatar["status"] == "ready"
     assert set(avatar["images"]) == {"1:1", "4:3", "3:4"}
-    assert {r: (i["width"], i["height"]) for r, i in avatar["images"].items()} == SIZES
+    assert {r: (i["width"], i["height"]) for r, i in avatar["images"].items()} == RENDITION_SIZES
     assert response.headers["location"] == f"/v1/avatars/{avatar['id']}"
     assert (await client.get(f"/v1/avatars/{avatar['id']}")).json() == avatar
 
@@ -198,7 +198,7 @@ async def test_image_bytes_of_each_aspect_ratio(
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
     image = Image.open(io.BytesIO(response.content))
-    assert (image.format, image.size) == ("JPEG", SIZES[aspect_ratio])
+    assert (image.format, image.size) == ("JPEG", RENDITION_SIZES[aspect_ratio])
     assert "private" in response.headers["cache-control"]
 
 
@@ -209,7 +209,7 @@ async def test_image_default_is_1_1(client: httpx.AsyncClient) -> None:
     square = await client.get(f"/v1/avatars/{made['id']}/image?aspect_ratio=1:1")
     assert response.status_code == 200
     assert response.content == square.content
-    assert Image.open(io.BytesIO(response.content)).size == SIZES["1:1"]
+    assert Image.open(io.BytesIO(response.content)).size == RENDITION_SIZES["1:1"]
 
 
 @pytest.mark.usefixtures("working")

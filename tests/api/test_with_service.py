@@ -31,6 +31,7 @@ from service.runtime import Services
 from service.settings import Settings
 from tests.api.conftest import open_client
 from tests.api.test_errors import assert_envelope, assert_names_field
+from tests.documented import LANDMARK_NAMES, RENDITION_SIZES
 
 pytestmark = pytest.mark.anyio
 
@@ -93,14 +94,8 @@ async def test_a_portrait_is_ready_within_wait(client: httpx.AsyncClient) -> Non
     assert avatar["status"] == "ready"
     assert avatar["source"]["format"] == "jpeg"
     assert (avatar["source"]["width"], avatar["source"]["height"]) == (1200, 1200)
-    assert set(avatar["face"]["landmarks"]) == {
-        "left_eye",
-        "right_eye",
-        "nose",
-        "mouth_left",
-        "mouth_right",
-    }
-    for ratio, size in (("1:1", (512, 512)), ("4:3", (640, 480)), ("3:4", (480, 640))):
+    assert set(avatar["face"]["landmarks"]) == LANDMARK_NAMES
+    for ratio, size in RENDITION_SIZES.items():
         info = avatar["images"][ratio]
         assert (info["width"], info["height"]) == size
         image = await client.get(info["url"])
@@ -316,7 +311,7 @@ async def test_validate_judges_a_photo_and_stores_nothing(
     assert (body["verdict"], body["error"], body["warnings"]) == ("accept", None, [])
     assert {c["name"] for c in body["checks"]} >= {"face_count", "yaw", "sharpness"}
     sizes = {ar: (i["width"], i["height"]) for ar, i in body["images"].items()}
-    assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
+    assert sizes == RENDITION_SIZES
     assert body["source"]["sha256"] and body["face"]["score"] > 0.5
 
     two = (SAMPLES / "reject_multiple_faces.jpg").read_bytes()

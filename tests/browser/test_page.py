@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from harness.local_stack import Child, create_key, run, start_api, start_worker
 from sample_images import SAMPLES
 from service.settings import Settings
+from tests.documented import RENDITION_SIZES
 from tests.services import service_missing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -109,7 +110,7 @@ def test_a_portrait_shows_its_verdict_checks_overlay_and_renditions(
     assert page.locator("#avatar-id").inner_text().startswith("avat_")
     renditions = page.locator("#renditions img")
     expect(renditions).to_have_count(3)
-    for ratio, (width, height) in {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}.items():
+    for ratio, (width, height) in RENDITION_SIZES.items():
         image = page.locator(f'#renditions img[data-ratio="{ratio}"]')
         decoded(image, width)
         expect(image).to_have_js_property("naturalHeight", height)

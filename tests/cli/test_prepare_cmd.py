@@ -16,11 +16,10 @@ import simplejpeg
 from cli.main import main
 from cli.results import OVERLAY_FILE, RENDITION_FILES, RESULT_FILE, output_name
 from sample_images import SAMPLES
+from tests.documented import LANDMARK_NAMES, RENDITION_SIZES
 
 PORTRAIT = SAMPLES / "accept_portrait.jpg"
 TWO_FACES = SAMPLES / "reject_multiple_faces.jpg"
-
-SIZES = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
 
 
 def jpeg_size(path: Path) -> tuple[int, int]:
@@ -35,20 +34,15 @@ def test_accepted_photo_exits_0_and_writes_renditions_and_record(
     assert main(["prepare", str(PORTRAIT), "-o", str(out), "--overlay"]) == 0
 
     for aspect_ratio, name in RENDITION_FILES.items():
-        assert jpeg_size(out / name) == SIZES[aspect_ratio]
+        assert jpeg_size(out / name) == RENDITION_SIZES[aspect_ratio]
     assert jpeg_size(out / OVERLAY_FILE)[0] > 0
     record = json.loads((out / RESULT_FILE).read_text())
     assert record["verdict"] == "accept"
     assert record["source"]["sha256"] == hashlib.sha256(PORTRAIT.read_bytes()).hexdigest()
     assert record["source"]["format"] == "jpeg"
-    assert {ar: (im["width"], im["height"]) for ar, im in record["images"].items()} == SIZES
-    assert set(record["face"]["landmarks"]) == {
-        "left_eye",
-        "right_eye",
-        "nose",
-        "mouth_left",
-        "mouth_right",
-    }
+    sizes = {ar: (im["width"], im["height"]) for ar, im in record["images"].items()}
+    assert sizes == RENDITION_SIZES
+    assert set(record["face"]["landmarks"]) == LANDMARK_NAMES
 
     summary = capsys.readouterr().out
     assert summary.startswith("accept: one face")

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from service.registry import Registry, SessionRow
+from tests.documented import RENDITION_SIZES
 from tests.integration.harness import (
     ImageServer,
     Stack,
@@ -43,7 +44,6 @@ ROOM = {
     "token": "daily-meeting-token-zq81",
     "room_name": "support",
 }
-SIZES = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
 
 
 pytestmark = [
@@ -121,7 +121,7 @@ def test_by_id_a_session_starts_with_a_presigned_image_that_works_alone(
     stack: Stack, paid: httpx.Client
 ) -> None:
     avatar_id = ready(stack, paid, "accept_portrait.jpg")
-    for ratio, size in SIZES.items():
+    for ratio, size in RENDITION_SIZES.items():
         session = created(start(paid, avatar_id, aspect_ratio=ratio, metadata={"ticket": 7}))
         assert session["avatar_id"] == avatar_id and session["aspect_ratio"] == ratio
         assert session["room"] == {k: v for k, v in ROOM.items() if k != "token"}

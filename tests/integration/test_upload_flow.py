@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.documented import LANDMARK_NAMES, RENDITION_SIZES
 from tests.integration.harness import (
     ImageServer,
     Stack,
@@ -68,14 +69,8 @@ def assert_ready(avatar: dict[str, Any], kind: str, fmt: str) -> None:
     assert avatar["source"]["kind"] == kind
     assert avatar["source"]["format"] == fmt
     sizes = {ratio: (i["width"], i["height"]) for ratio, i in avatar["images"].items()}
-    assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
-    assert set(avatar["face"]["landmarks"]) == {
-        "left_eye",
-        "right_eye",
-        "nose",
-        "mouth_left",
-        "mouth_right",
-    }
+    assert sizes == RENDITION_SIZES
+    assert set(avatar["face"]["landmarks"]) == LANDMARK_NAMES
     assert avatar["ready_at"] is not None and avatar["error"] is None
 
 
@@ -157,7 +152,7 @@ def test_wait_answers_201_when_ready_in_time(client: httpx.Client) -> None:
 def test_image_redirects_to_a_presigned_url_that_works(stack: Stack, client: httpx.Client) -> None:
     avatar = accepted(upload_file(client, "gray.jpg"))
     assert stack.finished(client, avatar["id"])["status"] == "ready"
-    for ratio, size in {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}.items():
+    for ratio, size in RENDITION_SIZES.items():
         response = client.get(f"/v1/avatars/{avatar['id']}/image", params={"aspect_ratio": ratio})
         assert response.status_code == 302, response.text
         assert_public_jpeg(stack, response.headers["location"], size)

@@ -12,6 +12,7 @@ import pytest
 from pipeline import FaceModels, PipelineSettings
 from pipeline.detect import Candidate, detect
 from pipeline.landmarks import Face, fit_faces, unfitted
+from tests.documented import LANDMARK_NAMES
 from tests.pipeline.conftest import at_detection_size, candidates_in, faces_in
 
 SETTINGS = PipelineSettings()
@@ -29,7 +30,7 @@ def test_five_points_of_a_frontal_face(portrait: tuple[np.ndarray, Face]) -> Non
     rgb, face = portrait
     p = face.five_points()
 
-    assert set(p) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert set(p) == LANDMARK_NAMES
     # "left" is on the image's left for an upright face.
     assert p["left_eye"][0] < p["nose"][0] < p["right_eye"][0]
     assert p["mouth_left"][0] < p["nose"][0] < p["mouth_right"][0]

@@ -27,6 +27,7 @@ from pipeline.prepare import (
 from pipeline.probe import Probe
 from pipeline.quality import relative_sharpness
 from pipeline.stopwatch import STAGES, Stopwatch
+from tests.documented import LANDMARK_NAMES, RENDITION_SIZES
 from tests.pipeline.conftest import rejection
 
 SETTINGS = PipelineSettings()
@@ -55,7 +56,7 @@ def test_accepted_record(portrait: Prepared) -> None:
     assert (record["source"]["width"], record["source"]["height"]) == (1200, 1200)
     assert len(record["source"]["sha256"]) == 64
     face = record["face"]
-    assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert set(face["landmarks"]) == LANDMARK_NAMES
     assert set(face["pose"]) == {"yaw", "pitch", "roll"}
     assert set(face["quality"]) == {"sharpness", "brightness", "blown_share"}
     assert 0.5 <= face["score"] <= 1
@@ -85,9 +86,8 @@ def test_every_check_carries_value_limit_and_hint(portrait: Prepared) -> None:
 
 
 def test_renditions_are_jpegs_of_the_promised_sizes(portrait: Prepared) -> None:
-    sizes = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
-    assert set(portrait.renditions) == set(sizes)
-    for ratio, (width, height) in sizes.items():
+    assert set(portrait.renditions) == set(RENDITION_SIZES)
+    for ratio, (width, height) in RENDITION_SIZES.items():
         rendition = portrait.renditions[ratio]
         pixels = simplejpeg.decode_jpeg(rendition.data)
         assert pixels.shape == (height, width, 3)

@@ -24,6 +24,7 @@ from service.registry import AvatarRow
 from service.runtime import Services
 from service.settings import Settings
 from service.storage import LocalStorage, avatar_prefix
+from tests.documented import LANDMARK_NAMES, RENDITION_SIZES
 from tests.service.conftest import (
     FakeBroker,
     account,
@@ -228,13 +229,13 @@ def test_process_makes_an_avatar_ready(local: Services) -> None:
     assert ready.status == "ready" and ready.error is None
     assert ready.ready_at is not None
     sizes = {k: (v.width, v.height) for k, v in ready.images.items()}
-    assert sizes == {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
+    assert sizes == RENDITION_SIZES
     assert (
         avatar_json(ready)["images"]["4:3"]["url"]
         == f"/v1/avatars/{avatar.id}/image?aspect_ratio=4:3"
     )
     face = ready.face
-    assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert set(face["landmarks"]) == LANDMARK_NAMES
     assert face["landmarks"]["left_eye"][0] < face["landmarks"]["right_eye"][0]
     assert 0 < face["box"][0] < 1200 and face["score"] > 0.5
 

@@ -18,6 +18,7 @@ from service.errors import TransientError
 from service.registry import AvatarRow
 from service.runtime import Services
 from service.storage import avatar_prefix
+from tests.documented import RENDITION_SIZES
 from tests.service.conftest import FakeBroker, account, assert_nothing_made, sample, upload
 from tests.services import SeaweedS3
 
@@ -43,11 +44,7 @@ def test_create_process_ready_and_a_presigned_image(real: Services, s3: SeaweedS
 
     ready = real.avatars.get(me, avatar.id)
     assert ready.status == "ready"
-    assert {k: (v.width, v.height) for k, v in ready.images.items()} == {
-        "1:1": (512, 512),
-        "4:3": (640, 480),
-        "3:4": (480, 640),
-    }
+    assert {k: (v.width, v.height) for k, v in ready.images.items()} == RENDITION_SIZES
     prefix = avatar_prefix(avatar.id)
     assert s3.keys(prefix) == [
         f"{prefix}{name}" for name in ("1x1.jpg", "3x4.jpg", "4x3.jpg", "original", "record.json")

@@ -24,10 +24,10 @@ from service.sessions import (
     is_avatar_reference,
 )
 from service.settings import Plan, Settings
+from tests.documented import RENDITION_SIZES
 from tests.service.conftest import FakeBroker, open_services, sample, upload
 
 ROOM = Room(platform="livekit", url="wss://demo.livekit.cloud", name="r1", token="room-secret-1")
-SIZES = {"1:1": (512, 512), "4:3": (640, 480), "3:4": (480, 640)}
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def parse(moment: str) -> datetime:
 def test_a_ready_avatar_starts_a_session_in_the_asked_framing(local: Services) -> None:
     paid = new_account(local, "acme", "paid")
     avatar_id = ready_avatar(local, paid)
-    for ratio, (width, height) in SIZES.items():
+    for ratio, (width, height) in RENDITION_SIZES.items():
         session = start(local, paid, avatar_id, aspect_ratio=ratio, metadata={"n": ratio})
         assert session["object"] == "session"
         assert session["id"].startswith("sess_") and len(session["id"]) == 31
@@ -227,7 +227,7 @@ def test_check_aspect_ratio_refuses_anything_but_the_three(value: Any) -> None:
 
 def test_the_accepted_values_pass_the_checks() -> None:
     assert [check_platform(p) for p in ("daily", "livekit")] == ["daily", "livekit"]
-    assert [check_aspect_ratio(r) for r in SIZES] == list(SIZES)
+    assert [check_aspect_ratio(r) for r in RENDITION_SIZES] == list(RENDITION_SIZES)
 
 
 def test_only_paid_accounts_may_send_an_image(local: Services) -> None:
