@@ -55,28 +55,26 @@ class FakeAvatars:
 
 
 @dataclass
-class FakeIdempotency:
-    sweeps: int = 0
+class FakeExpiring:
+    """The idempotency keys or the webhook events at the sweep's seam: records which
+    cleanup was called (`delete_expired`, `delete_old`); there is nothing to remove."""
+
+    called: list[str] = field(default_factory=list)
 
     def delete_expired(self) -> int:
-        self.sweeps += 1
+        self.called.append("delete_expired")
         return 0
 
-
-@dataclass
-class FakeWebhooks:
-    sweeps: int = 0
-
     def delete_old(self) -> int:
-        self.sweeps += 1
+        self.called.append("delete_old")
         return 0
 
 
 @dataclass
 class FakeServices:
     avatars: FakeAvatars
-    idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
-    webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
+    idempotency: FakeExpiring = field(default_factory=FakeExpiring)
+    webhooks: FakeExpiring = field(default_factory=FakeExpiring)
     registry: object = field(default_factory=object)
     closed: bool = False
 
@@ -251,8 +249,8 @@ def test_sweep_requeues_stuck_avatars_once(opened: Worker) -> None:
     # at their delete (service/purge.py), removes expired idempotency keys and old
     # webhook events,
     assert opened.avatars.purges == 1
-    assert opened.services.idempotency.sweeps == 1
-    assert opened.services.webhooks.sweeps == 1
+    assert opened.services.idempotency.called == ["delete_expired"]
+    assert opened.services.webhooks.called == ["delete_old"]
     # and forgets the rows of workers long gone (service/heartbeats.py).
     assert opened.made_with["forgotten"] == [opened.services.registry]
 
