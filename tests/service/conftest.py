@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline import FaceModels
+from pipeline.errors import AvatarPrepError
 from sample_images import SAMPLES
 from service.avatars import ImageInput
 from service.domain import Avatar
@@ -122,6 +124,22 @@ def assert_nothing_made(services: Services, broker: FakeBroker, account_id: str)
     listed = services.avatars.list(account_id, limit=10, starting_after=None, status=None)
     assert listed == ([], False)
     assert broker.sent == []
+
+
+@contextmanager
+def refused(
+    services: Services,
+    broker: FakeBroker,
+    account_id: str,
+    error: type[AvatarPrepError],
+    code: str,
+) -> Iterator[pytest.ExceptionInfo[AvatarPrepError]]:
+    """The block raises `error` with `code` and makes nothing
+    (`assert_nothing_made`); gives the raised error, to be read after the block."""
+    with pytest.raises(error) as info:
+        yield info
+    assert info.value.code == code
+    assert_nothing_made(services, broker, account_id)
 
 
 @pytest.fixture
