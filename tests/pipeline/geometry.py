@@ -1,4 +1,5 @@
-"""Landmarks, images and measures shared by the align and warp tests."""
+"""Landmarks, images and measures shared by the pipeline's geometry tests (align, warp,
+framing, fill) and the overlay's."""
 
 from __future__ import annotations
 

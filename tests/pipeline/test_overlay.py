@@ -22,14 +22,10 @@ from pipeline.overlay import (
     render_overlay,
 )
 from pipeline.settings import PipelineSettings
+from tests.pipeline.geometry import UPRIGHT
 
-LANDMARKS = {
-    "left_eye": (350.0, 400.0),
-    "right_eye": (450.0, 400.0),
-    "nose": (400.0, 460.0),
-    "mouth_left": (360.0, 510.0),
-    "mouth_right": (440.0, 510.0),
-}
+# The align tests' upright face, 50 px left and 100 px up: eyes on y = 400, inside BOX.
+LANDMARKS = {name: (x - 50.0, y - 100.0) for name, (x, y) in UPRIGHT.items()}
 BOX = (300.0, 320.0, 200.0, 240.0)
 
 
