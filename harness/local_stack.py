@@ -92,6 +92,16 @@ class Child:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def says(self, words: str, timeout: float) -> bool:
+        """Whether the log comes to contain `words` within `timeout` seconds (what a
+        process logs after the effect a caller saw, it may not have written yet)."""
+        deadline = time.monotonic() + timeout
+        while words not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def children(self) -> list[int]:
         """Pids of this process's direct children (a worker's pool processes and
         its embedded beat)."""
