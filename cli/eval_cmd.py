@@ -8,7 +8,8 @@ warnings, every disagreement, and the accuracy with the data-chosen limits
 refitted on every row and left out per row (`cli/loo.py`). `--graded` adds the
 quality checks on the clearly accepted photos degraded at four strengths
 (`cli/graded.py`); `--stability` runs every photo again mirrored, smaller,
-cropped, re-saved and brighter, and counts the verdicts that change
+cropped, re-saved, brighter, tilted, sepia-toned and grainy, and counts the
+verdicts that change
 (`cli/stability.py`); `--sheet FILE.png` draws every rendition of the set on one
 contact sheet (`cli/sheet.py`). The summary ends with the fill of the accepted
 photos' renditions (median, 90th percentile, max). Exit codes:
@@ -50,9 +51,9 @@ for the clear and the AMBIGUOUS/BORDERLINE rows, reason agreement, results per
 category, the warnings, every disagreement, and the accuracy with the limits
 refitted on every row and left out per row. --graded adds the quality checks
 on the clearly accepted photos degraded at four strengths; --stability runs
-every photo again mirrored, smaller, cropped, re-saved and brighter and counts
-the verdicts that change; --sheet FILE.png draws every rendition of the set on
-one contact sheet. The summary ends with
+every photo again mirrored, smaller, cropped, re-saved, brighter, tilted,
+sepia-toned and grainy and counts the verdicts that change; --sheet FILE.png
+draws every rendition of the set on one contact sheet. The summary ends with
 the fill of the accepted photos' renditions (median, 90th percentile, max).
 
 Exit codes: 0 the set was scored, 2 bad usage (unreadable labels, a listed
@@ -83,8 +84,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--stability",
         action="store_true",
-        help="also run every photo mirrored, at 75%% size, 3%% cropped, re-saved and "
-        "+0.2 EV brighter, and count the verdicts that change",
+        help="also run every photo mirrored, at 75%% size, 3%% cropped, re-saved, +0.2 EV "
+        "brighter, tilted 15 degrees, sepia-toned and with sensor grain, and count the "
+        "verdicts that change",
     )
     parser.add_argument(
         "--sheet",

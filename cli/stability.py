@@ -2,11 +2,13 @@
 photo changes in ways that should not change them?
 
 Each labelled photo is run again mirrored, at three quarters of its size, with
-3% cut from every side, re-saved as a quality-95 JPEG, and a fifth of a stop
-brighter. None of these changes who is in the photo, how they face the camera
-or what the photo is, so a verdict that changes is one whose measure sits at a
-limit's edge: such a limit goes either way on photos nobody tuned for, which
-the accuracy on the labelled rows cannot show. (A smaller copy may rightly
+3% cut from every side, re-saved as a quality-95 JPEG, a fifth of a stop
+brighter, and as uploads from phones and old albums differ: the camera tilted
+15 degrees, sepia-toned, and with a low-light sensor's grain. None of these
+changes who is in the photo, how they face the camera or what the photo is, so
+a verdict that changes is one whose measure sits at a limit's edge: such a
+limit goes either way on photos nobody tuned for, which the accuracy on the
+labelled rows cannot show. (A smaller copy may rightly
 fall below the resolution limit: `face.too_small` at 75% is reported with
 the rest, and is no knife-edge when the photo was only just large enough.)
 """
@@ -31,6 +33,12 @@ SMALLER = 0.75
 CROPPED = 0.03
 BRIGHTER = 2 ** (1 / 5)  # linear light, +0.2 EV
 RESAVED_QUALITY = 95
+TILT_DEGREES = 15.0  # counter-clockwise, about the centre; the corners grey
+# The classic sepia toning matrix (RGB rows): a warm monochrome print.
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+GRAIN_SIGMA = 8.0  # of 0-255, per channel and pixel: a phone's high-ISO noise
+GRAIN_SEED = 20261207
+GRAIN_QUALITY = 90
 
 
 def _mirrored(rgb: np.ndarray) -> bytes:
@@ -59,6 +67,29 @@ def _brighter(rgb: np.ndarray) -> bytes:
     return png(exposed(rgb, BRIGHTER))
 
 
+def _tilted(rgb: np.ndarray) -> bytes:
+    height, width = rgb.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), TILT_DEGREES, 1.0)
+    return png(
+        cv2.warpAffine(
+            rgb, turn, (width, height), flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128)
+        )
+    )
+
+
+def _sepia(rgb: np.ndarray) -> bytes:
+    toned = rgb.astype(np.float32) @ SEPIA.T.astype(np.float32)
+    return png(np.clip(toned, 0, 255).round().astype(np.uint8))
+
+
+def _grainy(rgb: np.ndarray) -> bytes:
+    noise = np.random.default_rng(GRAIN_SEED).normal(0.0, GRAIN_SIGMA, rgb.shape)
+    buffer = io.BytesIO()
+    grainy = np.clip(rgb + noise, 0, 255).round().astype(np.uint8)
+    Image.fromarray(grainy).save(buffer, format="JPEG", quality=GRAIN_QUALITY)
+    return buffer.getvalue()
+
+
 # Each a pure function of the photo's upright (H, W, 3) uint8 RGB pixels,
 # returning the file a user would upload.
 VARIANTS: dict[str, Callable[[np.ndarray], bytes]] = {
@@ -67,6 +98,9 @@ VARIANTS: dict[str, Callable[[np.ndarray], bytes]] = {
     "3% cropped": _cropped,
     "re-saved": _resaved,
     "+0.2 EV": _brighter,
+    "tilted 15°": _tilted,
+    "sepia": _sepia,
+    "grain": _grainy,
 }
 
 

@@ -38,6 +38,19 @@ def test_each_variant_is_the_photo_changed_as_named() -> None:
     assert np.abs(pixels(resaved).astype(int) - rgb).mean() < 3
     brighter = pixels(VARIANTS["+0.2 EV"](rgb)).astype(int)
     assert (brighter >= rgb).all() and 2 < (brighter - rgb).mean() < 15
+    tilted = pixels(VARIANTS["tilted 15°"](rgb))
+    assert tilted.shape == rgb.shape
+    assert (tilted[0, 0] == 128).all()  # a corner turned out of the frame is grey
+    middle = (slice(height // 2 - 2, height // 2 + 3), slice(width // 2 - 2, width // 2 + 3))
+    assert np.abs(tilted[middle].astype(int) - rgb[middle]).mean() < 12  # turned about it
+    sepia = pixels(VARIANTS["sepia"](rgb)).astype(int)
+    # One warm tone: red over green over blue everywhere, the lightness kept in order.
+    assert (sepia[..., 0] >= sepia[..., 1]).all() and (sepia[..., 1] >= sepia[..., 2]).all()
+    grey = rgb.mean(axis=2)
+    assert np.corrcoef(grey.ravel(), sepia[..., 1].ravel())[0, 1] > 0.95
+    grainy = VARIANTS["grain"](rgb)
+    assert grainy[:2] == b"\xff\xd8"
+    assert 3 < np.abs(pixels(grainy).astype(int) - rgb).mean() < 8
     for apply in VARIANTS.values():
         assert apply(rgb) == apply(rgb)  # deterministic
 
