@@ -58,8 +58,8 @@ def second_opinion(
     at), asked only where the face's `human` second look (see
     `pipeline.likeness`) is unsure, from `min_human_score` up to below
     `sure_human_score`: a monkey or a dog can score there (in copies of the
-    dev sets' photos, it found no one in 6 of the 7 animal copies that did,
-    and the person in 14 of the 15 copies of accepted faces that did, see
+    dev sets' photos, it found no one in the 4 animal copies that did, and
+    the person in 3 of the 4 copies of accepted faces that did, see
     `PipelineSettings.sure_human_score`). Not asked (None) where the face is
     dim (`brightness` under `warn_brightness`): in the dark the detector
     misses people it finds in good light, and the face is warned about the
