@@ -173,11 +173,9 @@ class RedisLimiter:
     down would turn a broker outage into a full API outage, while uploads still
     succeed (rows wait `queued` for the sweeper) and /readyz reports the broker."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT_SECONDS) -> None:
         self._client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
         )
         self._script = self._client.register_script(_GCRA_LUA)
         self._down_logged_at = -math.inf
