@@ -53,15 +53,21 @@ def over_exposure(rgb: np.ndarray, face: float, level: int) -> bytes:
 
 def heavy_jpeg(rgb: np.ndarray, face: float, level: int) -> bytes:
     """Over-compression: the JPEG at quality JPEG_QUALITY[level]."""
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY[level - 1])
-    return buffer.getvalue()
+    return jpeg(rgb, JPEG_QUALITY[level - 1])
 
 
 def png(rgb: np.ndarray) -> bytes:
     """A lossless PNG of (H, W, 3) uint8 RGB pixels (fast compression)."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """(H, W, 3) uint8 RGB pixels saved as a user's camera or app would: Pillow's
+    JPEG at `quality`."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 

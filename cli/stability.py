@@ -15,16 +15,14 @@ the rest, and is no knife-edge when the photo was only just large enough.)
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from cli.degrade import exposed, png
+from cli.degrade import exposed, jpeg, png
 from pipeline import FaceModels, ImageError, PipelineSettings, Rejected, prepare
 from pipeline.decode import decode
 from pipeline.probe import probe
@@ -58,9 +56,7 @@ def _cropped(rgb: np.ndarray) -> bytes:
 
 
 def _resaved(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=RESAVED_QUALITY)
-    return buffer.getvalue()
+    return jpeg(rgb, RESAVED_QUALITY)
 
 
 def _brighter(rgb: np.ndarray) -> bytes:
@@ -84,10 +80,7 @@ def _sepia(rgb: np.ndarray) -> bytes:
 
 def _grainy(rgb: np.ndarray) -> bytes:
     noise = np.random.default_rng(GRAIN_SEED).normal(0.0, GRAIN_SIGMA, rgb.shape)
-    buffer = io.BytesIO()
-    grainy = np.clip(rgb + noise, 0, 255).round().astype(np.uint8)
-    Image.fromarray(grainy).save(buffer, format="JPEG", quality=GRAIN_QUALITY)
-    return buffer.getvalue()
+    return jpeg(np.clip(rgb + noise, 0, 255).round().astype(np.uint8), GRAIN_QUALITY)
 
 
 # Each a pure function of the photo's upright (H, W, 3) uint8 RGB pixels,
