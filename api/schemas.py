@@ -180,7 +180,9 @@ class Quality(BaseModel):
         description="How bright the face's lit parts are, 0-255.", examples=[121.0]
     )
     blown_share: float | None = Field(
-        None, description="The share of the face clipped to white, 0-1.", examples=[0.0]
+        None,
+        description="The share of the face blown out (two or more colour channels clipped), 0-1.",
+        examples=[0.0],
     )
 
 

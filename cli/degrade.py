@@ -80,10 +80,11 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, float, int], bytes]] = {
 }
 
 
-def exposed(rgb: np.ndarray, gain: float) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB with its linear light times `gain`, clipped at white."""
+def exposed(rgb: np.ndarray, gain: float | tuple[float, float, float]) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB with its linear light times `gain`, clipped at white;
+    a (red, green, blue) gain is light of a colour (warm light: blue lowest)."""
     srgb = rgb.astype(np.float32) / 255
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    linear = np.clip(linear * gain, 0.0, 1.0)
+    linear = np.clip(linear * np.asarray(gain, dtype=np.float32), 0.0, 1.0)
     out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.round(out * 255).astype(np.uint8)

@@ -6,7 +6,7 @@ so the points say where to look, not whether the mouth is visible. What is
 there says it: the lips' outline and the line between them are edges, as the
 eyes' lids, lashes and irises are, while a mask's fabric is a smooth surface.
 So the measure is the detail (mean gradient) around the mouth over the detail
-around the eyes, both on the aligned 1:1 crop's luma (`face_luma`): a ratio of
+around the eyes, both on the aligned 1:1 crop's luma (`face_pixels`): a ratio of
 two parts of one face, it does not move with the photo's blur, light or size.
 
 Measured on both dev sets: every face accepted there reads 0.48 to 1.5
@@ -36,7 +36,7 @@ EYES_GROWTH = 1.3
 
 def mouth_detail(luma: np.ndarray, points: np.ndarray) -> float:
     """The mean gradient magnitude of `luma` (the aligned 1:1 crop's, see
-    `pipeline.quality.face_luma`) in the box around the lips over that in the
+    `pipeline.quality.face_pixels`) in the box around the lips over that in the
     box around both eyes (see MOUTH_GROWTH). `points`: the (468, 2) Face Mesh
     points (x, y) in `luma`'s pixels. 1.0 (nothing to tell) when either box
     has fewer than 3x3 pixels inside the crop or the eyes show no detail at all."""

@@ -53,7 +53,7 @@ from pipeline.models import FaceModels
 from pipeline.occlusion import mouth_detail
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
-from pipeline.quality import QUALITY_SIDE, face_luma, photo_sharpness, relative_sharpness
+from pipeline.quality import QUALITY_SIDE, face_pixels, photo_sharpness, relative_sharpness
 from pipeline.quality import measure as measure_quality
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
@@ -143,11 +143,11 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         pixel_scale = pixels.rgb.shape[1] / info.width
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         square = crops[AspectRatio.SQUARE][0]
-        luma = face_luma(square)
-        quality = measure_quality(luma, settings.warn_brightness)
-        # The mesh in the luma's pixels: the 1:1's, scaled to QUALITY_SIDE.
+        look = face_pixels(square)
+        quality = measure_quality(look, settings.warn_brightness)
+        # The mesh in those pixels: the 1:1's, scaled to QUALITY_SIDE.
         mesh = transform_points(transforms[AspectRatio.SQUARE], main.mesh[:, :2])
-        mouth = mouth_detail(luma, mesh * (QUALITY_SIDE / square.shape[1]))
+        mouth = mouth_detail(look.luma, mesh * (QUALITY_SIDE / square.shape[1]))
         # The share each framing will fill, as its warp will count it.
         fills = {
             f.aspect_ratio: filled_ratio(

@@ -41,9 +41,16 @@ NORMAL_CONTRAST = 128.0
 # not dark skin. The top 2% are left out for glints on eyes, teeth, glasses.
 BRIGHT_PERCENTILE = 98
 
-# Luma (0-255) at which a pixel counts as blown out to white, or crushed to black.
-BLOWN_LUMA = 250
+# The level (0-255) at which a pixel's luma, or one of its colour channels, has
+# run out at white (the sensor or the camera's tone curve clipped it), and the
+# luma at which it is crushed to black.
+BLOWN_LEVEL = 250
 BLACK_LUMA = 5
+# Colour channels run out one by one: on skin, red and then green clip well
+# before blue, and where two have, the pixel has lost its colour (a flat
+# yellow-white) and its detail. Counting only pixels whose luma is clipped (all
+# three) misses a warm-lit face washed out that way.
+BLOWN_CHANNELS = 2
 
 # The discrete second derivative along a row (its transpose: down a column).
 SECOND_DERIVATIVE = np.array([[1.0, -2.0, 1.0]], dtype=np.float32)
@@ -62,7 +69,8 @@ class FaceQuality:
     `brightness`: how bright its lit parts are, the 98th percentile of its luma
     (0-255; see `BRIGHT_PERCENTILE`). `drawn_share`: the share of its pixels
     that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
-    `blown_share`: the share clipped to white (luma BLOWN_LUMA or more)."""
+    `blown_share`: the share blown out, with at least BLOWN_CHANNELS of its
+    colour channels at BLOWN_LEVEL or more (0-1)."""
 
     sharpness: float
     brightness: float
@@ -78,16 +86,24 @@ class FaceQuality:
         }
 
 
-def face_luma(square: np.ndarray) -> np.ndarray:
-    """The luma every measure of the face reads (here and `pipeline.occlusion`):
-    the aligned 1:1 crop `square` ((S, S, 3) uint8 RGB, any S) reduced to
-    (QUALITY_SIDE, QUALITY_SIDE), as float32 0-255."""
+@dataclass(frozen=True)
+class FacePixels:
+    """What every measure of the face reads (here and `pipeline.occlusion`):
+    the aligned 1:1 crop reduced to (QUALITY_SIDE, QUALITY_SIDE), as `rgb`
+    ((S, S, 3) uint8 RGB) and its `luma` ((S, S) float32, 0-255)."""
+
+    rgb: np.ndarray
+    luma: np.ndarray
+
+
+def face_pixels(square: np.ndarray) -> FacePixels:
+    """The `FacePixels` of the aligned 1:1 crop `square` ((S, S, 3) uint8 RGB, any S)."""
     small = cv2.resize(square, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return FacePixels(small, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32))
 
 
-def measure(luma: np.ndarray, dim: float) -> FaceQuality:
-    """Measure the face from its `face_luma`.
+def measure(face: FacePixels, dim: float) -> FaceQuality:
+    """Measure the face from its `face_pixels`.
 
     `dim`: a brightness (0-255) under which the face's sharpness is read as if
     its light were raised to `dim`. Less light scales the luma and so its
@@ -101,6 +117,7 @@ def measure(luma: np.ndarray, dim: float) -> FaceQuality:
     light still rejects there (lifting only to `dim`, half a normal exposure's
     brightness, keeps a dim face's reading under what the face would read lit).
     """
+    luma = face.luma
     rows = slice(round(INNER_ROWS[0] * QUALITY_SIDE), round(INNER_ROWS[1] * QUALITY_SIDE))
     cols = slice(round(INNER_COLS[0] * QUALITY_SIDE), round(INNER_COLS[1] * QUALITY_SIDE))
     # Filters run on the whole crop so the region's border pixels see real
@@ -116,14 +133,15 @@ def measure(luma: np.ndarray, dim: float) -> FaceQuality:
     drawn = (gradient * contrast < FLAT_GRADIENT) | (gradient * contrast > LINE_GRADIENT)
     # Pixels clipped to white or black are flat because the sensor ran out,
     # not because a brush made them so: overexposure is its own check.
-    clipped = (luma[rows, cols] >= BLOWN_LUMA) | (luma[rows, cols] <= BLACK_LUMA)
+    clipped = (luma[rows, cols] >= BLOWN_LEVEL) | (luma[rows, cols] <= BLACK_LUMA)
+    blown = np.count_nonzero(face.rgb[rows, cols] >= BLOWN_LEVEL, axis=2) >= BLOWN_CHANNELS
     brightness = float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE))
     lift = max(1.0, dim / max(brightness, 1.0))
     return FaceQuality(
         sharpness=_sharpness(luma, (rows, cols)) * lift**2,
         brightness=brightness,
         drawn_share=float(np.count_nonzero(drawn & ~clipped) / drawn.size),
-        blown_share=float(np.count_nonzero(luma[rows, cols] >= BLOWN_LUMA) / drawn.size),
+        blown_share=float(np.count_nonzero(blown) / drawn.size),
     )
 
 

@@ -270,16 +270,16 @@ class PipelineSettings(BaseModel):
         0.4,
         ge=0.0,
         le=1.0,
-        description="Share of the inner face clipped to white (luma 250+) above which the "
-        "face has no detail left to animate: +1.3 EV over a good exposure clips a median "
-        "0.33 (at most 0.67), +2.3 EV most of it.",
+        description="Share of the inner face blown out (two or more colour channels at 250+, "
+        "see pipeline.quality) above which the face has no detail left to animate: +1.3 EV "
+        "over a good exposure blows out a median 0.35 (at most 0.68), +2.3 EV most of it.",
     )
     warn_blown_share: float = Field(
         0.1,
         ge=0.0,
         le=1.0,
         description="Above it glare or flash is visible on the face; the photos both dev sets "
-        "accept read 0.04 or less (most 0), +0.4 EV over them up to 0.19.",
+        "accept read 0.04 or less (most 0), +0.4 EV over them up to 0.15.",
     )
     min_jpeg_quality: int = Field(
         8,

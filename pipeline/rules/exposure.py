@@ -18,7 +18,7 @@ HIGHLIGHTS = Rule(
     value=lambda m, s: m.quality.blown_share,
     limits=at_most(lambda s: s.max_blown_share, warn=lambda s: s.warn_blown_share),
     hint="Use a photo without glare or flash washing out the face.",
-    message="The face is overexposed: {value:.0%} of it is blown out to white, at most "
-    "{limit:.0%} is allowed; use a photo in softer light.",
+    message="The face is overexposed: {value:.0%} of it is blown out (no detail or colour "
+    "left), at most {limit:.0%} is allowed; use a photo in softer light.",
     digits=3,
 )

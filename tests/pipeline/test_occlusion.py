@@ -15,7 +15,7 @@ from pipeline import FaceModels, PipelineSettings, Prepared, prepare
 from pipeline.decode import decode
 from pipeline.occlusion import mouth_detail
 from pipeline.probe import probe
-from pipeline.quality import face_luma
+from pipeline.quality import face_pixels
 
 SETTINGS = PipelineSettings()
 PORTRAITS = ("accept_portrait.jpg", "accept_hopper.jpg", "accept_astronaut.png")
@@ -98,6 +98,6 @@ def test_the_selfie_in_a_face_mask_is_accepted_with_the_warning(models: FaceMode
 
 
 def test_a_mouth_outside_the_crop_tells_nothing() -> None:
-    luma = face_luma(np.full((512, 512, 3), 128, dtype=np.uint8))
+    luma = face_pixels(np.full((512, 512, 3), 128, dtype=np.uint8)).luma
     points = np.full((468, 2), -50.0)
     assert mouth_detail(luma, points) == 1.0

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import simplejpeg
 
+from cli.degrade import exposed, png
 from pipeline import FaceModels, PipelineSettings, prepare
+from pipeline.decode import decode
 from pipeline.landmarks import fit_faces
+from pipeline.probe import probe
 from pipeline.quality import (
     FaceQuality,
-    face_luma,
+    face_pixels,
     measure,
     photo_sharpness,
     relative_sharpness,
@@ -55,7 +58,7 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> None:
-    q = measure(face_luma(portrait), DIM)
+    q = measure(face_pixels(portrait), DIM)
 
     assert q.sharpness > 2 * SETTINGS.min_sharpness
     assert SETTINGS.warn_brightness < q.brightness < 250
@@ -66,9 +69,9 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
 def test_blur_lowers_sharpness_below_the_limit(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = measure(face_luma(square(sample_bytes("reject_too_blurry.jpg"), models)), DIM)
+    blurry = measure(face_pixels(square(sample_bytes("reject_too_blurry.jpg"), models)), DIM)
 
-    assert blurry.sharpness < SETTINGS.min_sharpness < measure(face_luma(portrait), DIM).sharpness
+    assert blurry.sharpness < SETTINGS.min_sharpness < measure(face_pixels(portrait), DIM).sharpness
     # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
     assert blurry.drawn_share < SETTINGS.max_drawn_share
 
@@ -76,18 +79,17 @@ def test_blur_lowers_sharpness_below_the_limit(
 def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    dark = measure(face_luma(square(sample_bytes("reject_too_dark.jpg"), models)), DIM)
+    dark = measure(face_pixels(square(sample_bytes("reject_too_dark.jpg"), models)), DIM)
 
     assert dark.brightness < SETTINGS.min_brightness
     assert dark.drawn_share < SETTINGS.max_drawn_share
 
 
 def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
-    drawn = measure(face_luma(cartoon(portrait)), DIM)
+    drawn = measure(face_pixels(cartoon(portrait)), DIM)
 
-    assert (
-        drawn.drawn_share > SETTINGS.max_drawn_share > measure(face_luma(portrait), DIM).drawn_share
-    )
+    photo = measure(face_pixels(portrait), DIM)
+    assert drawn.drawn_share > SETTINGS.max_drawn_share > photo.drawn_share
 
 
 @pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="../shared/faces not present")
@@ -103,7 +105,7 @@ def test_measures_do_not_depend_on_the_output_size(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
     big = measure(
-        face_luma(
+        face_pixels(
             square(
                 sample_bytes("accept_portrait.jpg"),
                 models,
@@ -112,7 +114,7 @@ def test_measures_do_not_depend_on_the_output_size(
         ),
         DIM,
     )
-    small = measure(face_luma(portrait), DIM)
+    small = measure(face_pixels(portrait), DIM)
 
     assert big.sharpness == pytest.approx(small.sharpness, rel=0.25)
     assert big.brightness == pytest.approx(small.brightness, abs=2)
@@ -122,9 +124,30 @@ def test_measures_do_not_depend_on_the_output_size(
 def test_measure_is_pure(portrait: np.ndarray) -> None:
     before = portrait.copy()
 
-    assert measure(face_luma(portrait), DIM) == measure(face_luma(portrait), DIM)
+    assert measure(face_pixels(portrait), DIM) == measure(face_pixels(portrait), DIM)
     np.testing.assert_array_equal(portrait, before)
-    assert isinstance(measure(face_luma(portrait), DIM), FaceQuality)
+    assert isinstance(measure(face_pixels(portrait), DIM), FaceQuality)
+
+
+def test_a_face_washed_out_by_warm_light_counts_as_blown(
+    sample_bytes: Callable[[str], bytes], models: FaceModels
+) -> None:
+    """Warm (tungsten-like) light, then two stops too much of it: red and green
+    run out on the skin while blue does not, so most of the face is a flat
+    yellow-white whose luma stays under white. That is blown out, as a white
+    face is; the warm cast alone is not."""
+    data = sample_bytes("accept_portrait.jpg")
+    rgb = decode(data, probe(data, SETTINGS)).rgb
+    warm = (1.0, 0.8, 0.45)
+
+    cast = prepare(png(exposed(rgb, warm)), models, SETTINGS)
+    washed = rejection(png(exposed(rgb, tuple(4 * g for g in warm))), models)
+
+    assert cast.face.quality["blown_share"] < SETTINGS.warn_blown_share
+    assert not [c for c in cast.checks if c.code == "face.too_bright" and not c.passed]
+    assert washed.code == "face.too_bright"
+    assert washed.face is not None
+    assert washed.face.quality["blown_share"] > SETTINGS.max_blown_share
 
 
 def test_relative_sharpness_of_two_faces(
