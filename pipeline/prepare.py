@@ -50,7 +50,7 @@ from pipeline.landmarks import Face, fit_faces, orient, unfitted
 from pipeline.likeness import human_score
 from pipeline.mirrored import look_again_mirrored, read_yaw_both_ways
 from pipeline.models import FaceModels
-from pipeline.occlusion import mouth_detail
+from pipeline.occlusion import mouth_detail, under_eye_light
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
 from pipeline.quality import QUALITY_SIDE, face_pixels, photo_sharpness, relative_sharpness
@@ -147,7 +147,9 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         quality = measure_quality(look, settings.warn_brightness)
         # The mesh in those pixels: the 1:1's, scaled to QUALITY_SIDE.
         mesh = transform_points(transforms[AspectRatio.SQUARE], main.mesh[:, :2])
-        mouth = mouth_detail(look.luma, mesh * (QUALITY_SIDE / square.shape[1]))
+        mesh = mesh * (QUALITY_SIDE / square.shape[1])
+        mouth = mouth_detail(look.luma, mesh)
+        eyes_light = under_eye_light(look.luma, mesh)
         # The share each framing will fill, as its warp will count it.
         fills = {
             f.aspect_ratio: filled_ratio(
@@ -172,6 +174,7 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         human,
         _jpeg_quality(info),
         mouth,
+        eyes_light,
         fills,
         headroom,
         persons,

@@ -307,6 +307,14 @@ class PipelineSettings(BaseModel):
         "warning: accepted faces read 0.48-1.5 and 0.40 and up degraded, a face mask 0.06-0.15; "
         "the limit sits near their geometric middle, a factor 1.6 from each).",
     )
+    min_under_eye_light: float = Field(
+        0.5,
+        description="Light of the skin under the eyes over the cheeks' (the lighter side, "
+        "pipeline.occlusion) below which dark glasses cover the eyes (a warning: every face "
+        "of both dev sets reads 0.74 or more, accepted ones degraded 0.72 and up (tinted "
+        "aviators four stops under), sunglasses 0.23; dark lenses painted on 43 of the 45 "
+        "accepted faces 0.43 and under).",
+    )
     max_mouth_openness: float = Field(
         0.35,
         description="Lips' gap over mouth width above which the mouth is wide open "

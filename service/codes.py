@@ -22,7 +22,7 @@ from pipeline.errors import AvatarPrepError, ImageError, Rejected
 from pipeline.rules import NO_FACE_MESSAGE, Rule
 from pipeline.rules.compression import COMPRESSION
 from pipeline.rules.count import FACE_COUNT
-from pipeline.rules.cover import MOUTH_VISIBLE
+from pipeline.rules.cover import EYES_VISIBLE, MOUTH_VISIBLE
 from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
 from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
 from pipeline.rules.frame import FACE_IN_FRAME
@@ -116,6 +116,7 @@ RULE_EXAMPLES: tuple[tuple[Rule, float], ...] = (
     (EYES_OPEN, 0.04),
     (MOUTH_CLOSED, 0.52),
     (MOUTH_VISIBLE, 0.1),
+    (EYES_VISIBLE, 0.23),
     (FILL_4X3, 0.31),
 )
 

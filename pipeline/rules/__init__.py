@@ -27,7 +27,7 @@ from pipeline.record import Check
 from pipeline.rules.base import Rule
 from pipeline.rules.compression import COMPRESSION
 from pipeline.rules.count import FACE_COUNT
-from pipeline.rules.cover import MOUTH_VISIBLE
+from pipeline.rules.cover import EYES_VISIBLE, MOUTH_VISIBLE
 from pipeline.rules.exposure import DARKNESS, HIGHLIGHTS
 from pipeline.rules.expression import EYES_OPEN, MOUTH_CLOSED
 from pipeline.rules.frame import FACE_IN_FRAME
@@ -63,6 +63,7 @@ RULES: tuple[Rule, ...] = (
     EYES_OPEN,
     MOUTH_CLOSED,
     MOUTH_VISIBLE,
+    EYES_VISIBLE,
 )
 
 NO_FACE_MESSAGE = "No face was found in the image; upload a photo that shows one face clearly."

@@ -47,7 +47,9 @@ class Measures:
     eye's lid gap over its width (see `Face.openness`); `mouth_open`: the
     lips' gap over the mouth's width. `mouth_detail`: the detail around
     the mouth over that around the eyes (see `pipeline.occlusion`; low when
-    a mask covers the mouth). `fills`: the share of each rendition
+    a mask covers the mouth). `under_eye_light`: the light of the skin under
+    the eyes over the cheeks' (see `pipeline.occlusion`; low under dark
+    glasses). `fills`: the share of each rendition
     (by aspect ratio) outside the photo, to be filled; `headroom`: the smaller
     of the 4:3's and 3:4's room above the head (see `pipeline.framing.Fit`),
     negative when the head is cut.
@@ -66,6 +68,7 @@ class Measures:
     eyes_open: float
     mouth_open: float
     mouth_detail: float
+    under_eye_light: float
     fills: Mapping[str, float]
     headroom: float
     people: int | None = None
@@ -96,6 +99,7 @@ def measure(
     human: float,
     jpeg_quality: int,
     mouth_detail: float,
+    under_eye_light: float,
     fills: Mapping[str, float],
     headroom: float,
     people: int | None = None,
@@ -103,7 +107,7 @@ def measure(
     """The measures of the `main` face in an upright source of `size` (width,
     height) px, with the sizes of the `others` relative to it (see
     `Measures`), its 1:1 `upscale`, its crop `quality`, `human` score, the
-    file's `jpeg_quality`, its `mouth_detail`, the renditions' `fills` and
+    file's `jpeg_quality`, its `mouth_detail` and `under_eye_light`, the renditions' `fills` and
     `headroom`, and the `people` the person detector found when asked."""
     width, height = size
     pose = main.pose()
@@ -127,6 +131,7 @@ def measure(
         eyes_open=max(openness["right_eye"], openness["left_eye"]),
         mouth_open=openness["mouth"],
         mouth_detail=mouth_detail,
+        under_eye_light=under_eye_light,
         fills=dict(fills),
         headroom=headroom,
         people=people,

@@ -37,6 +37,7 @@ GOOD = Measures(
     eyes_open=0.3,
     mouth_open=0.05,
     mouth_detail=0.7,
+    under_eye_light=0.95,
     fills={"1:1": 0.0, "4:3": 0.0, "3:4": 0.0},
     headroom=0.1,
 )
@@ -61,6 +62,7 @@ ORDER = [
     "eyes_open",
     "mouth_closed",
     "mouth_visible",
+    "eyes_visible",
 ]
 
 
@@ -205,6 +207,19 @@ def test_a_covered_mouth_only_warns_and_is_not_judged_on_a_blown_out_face() -> N
     assert "mouth_visible" not in by_name(replace(masked, quality=glare))
 
 
+def test_dark_glasses_only_warn() -> None:
+    result = checks(replace(GOOD, under_eye_light=0.3), SETTINGS)
+
+    assert verdict(result) is None
+    (warned,) = (c for c in result if not c.passed)
+    assert (warned.code, warned.severity, warned.limit) == (
+        "face.eyes_covered",
+        "warn",
+        S.min_under_eye_light,
+    )
+    assert "eyes look covered" in warned.message
+
+
 def framed(fills: dict[str, float], headroom: float = 0.1) -> dict[str, Any]:
     return by_name(replace(GOOD, fills={**GOOD.fills, **fills}, headroom=headroom))
 
@@ -342,6 +357,7 @@ def measured(face: Face, others: list[float], width: int, height: int, upscale: 
         0.9,
         92,
         GOOD.mouth_detail,
+        GOOD.under_eye_light,
         GOOD.fills,
         GOOD.headroom,
     )
