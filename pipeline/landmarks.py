@@ -44,6 +44,10 @@ MESH_ROI_SCALE = 1.5
 ORIENT_SIDE = 128
 ORIENT_ROUNDS = 2
 
+# Each eye's contour (lids, corner to corner), the subject's right eye first.
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+
 # Eye lids (upper, lower) and the inner lips (upper, lower), for openness.
 RIGHT_EYE_LIDS = (159, 145)
 LEFT_EYE_LIDS = (386, 374)

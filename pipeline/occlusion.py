@@ -35,11 +35,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Face Mesh points: the lips' outer contour (lower, then upper lip), and each eye's contour.
+from pipeline.landmarks import LEFT_EYE, RIGHT_EYE
+
+# Face Mesh points: the lips' outer contour (lower, then upper lip).
 LOWER_LIP = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 UPPER_LIP = (409, 270, 269, 267, 0, 37, 39, 40, 185)
-RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 # Face Mesh points on the skin just under each eye (the top of the cheek, which a
 # sunglass lens covers: 0.17-0.27 of the distance between the eyes below the
 # eye's centre), and on the cheek below them (0.48-0.69 below it, lower than

@@ -53,7 +53,13 @@ from pipeline.models import FaceModels
 from pipeline.occlusion import mouth_detail, under_eye_light
 from pipeline.people import count_people, second_opinion
 from pipeline.probe import Probe, probe
-from pipeline.quality import QUALITY_SIDE, face_pixels, photo_sharpness, relative_sharpness
+from pipeline.quality import (
+    QUALITY_SIDE,
+    eye_whites,
+    face_pixels,
+    photo_sharpness,
+    relative_sharpness,
+)
 from pipeline.quality import measure as measure_quality
 from pipeline.record import Box, FaceInfo, Prepared, Rendition, SourceInfo
 from pipeline.rules import checks, measure, small_faces_check, verdict
@@ -144,10 +150,10 @@ def prepare(data: bytes, models: FaceModels, settings: PipelineSettings) -> Prep
         crops = {frames[0].aspect_ratio: _warp(pixels.rgb, transforms, frames[0], pixel_scale)}
         square = crops[AspectRatio.SQUARE][0]
         look = face_pixels(square)
-        quality = measure_quality(look, settings.warn_brightness)
         # The mesh in those pixels: the 1:1's, scaled to QUALITY_SIDE.
         mesh = transform_points(transforms[AspectRatio.SQUARE], main.mesh[:, :2])
         mesh = mesh * (QUALITY_SIDE / square.shape[1])
+        quality = measure_quality(look, settings.warn_brightness, eye_whites(look.luma, mesh))
         mouth = mouth_detail(look.luma, mesh)
         eyes_light = under_eye_light(look.luma, mesh)
         # The share each framing will fill, as its warp will count it.

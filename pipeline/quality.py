@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.landmarks import MESH_ROI_SCALE, Face, face_patch
+from pipeline.landmarks import LEFT_EYE, MESH_ROI_SCALE, RIGHT_EYE, Face, face_patch
 
 QUALITY_SIDE = 256
 # Inner face in the FFHQ square (fractions of its side): eyes sit near y 0.47,
@@ -40,6 +40,16 @@ NORMAL_CONTRAST = 128.0
 # light: mean 97, 98th percentile 162), so a low value means too little light,
 # not dark skin. The top 2% are left out for glints on eyes, teeth, glasses.
 BRIGHT_PERCENTILE = 98
+# Very dark skin's lit parts sit lower still (faces2 e2064 in daylight: 145,
+# so one stop under reads dim where a light face does not). The whites of open
+# eyes are lit as the skin is but are white whatever its tone: where they are
+# brighter than the skin's lit parts, they are the face's brightness. Read as
+# the 90th percentile inside Face Mesh's eye contours (past the iris, lashes
+# and lids; a catchlight is less than a tenth of the eye), from at least
+# MIN_EYE_PIXELS pixels. Closed eyes read their lids, skin no brighter than
+# the skin's lit parts, and so change nothing.
+EYE_WHITES_PERCENTILE = 90
+MIN_EYE_PIXELS = 20
 
 # The level (0-255) at which a pixel's luma, or one of its colour channels, has
 # run out at white (the sensor or the camera's tone curve clipped it), and the
@@ -66,9 +76,10 @@ class FaceQuality:
     any one direction (camera shake) lowers it as much as blur in all (higher
     is sharper; a motion-blurred face reads 2-5, a studio portrait 200+), read
     as if a face dimmer than `measure`'s `dim` were lit to it (see there).
-    `brightness`: how bright its lit parts are, the 98th percentile of its luma
-    (0-255; see `BRIGHT_PERCENTILE`). `drawn_share`: the share of its pixels
-    that are flat fill or hard line (0-1; photos read up to 0.23, drawings 0.45+).
+    `brightness`: how bright its lit parts are, the 98th percentile of its luma,
+    or the whites of its eyes where brighter (0-255; see `BRIGHT_PERCENTILE`).
+    `drawn_share`: the share of its pixels that are flat fill or hard line
+    (0-1; photos read up to 0.23, drawings 0.45+).
     `blown_share`: the share blown out, with at least BLOWN_CHANNELS of its
     colour channels at BLOWN_LEVEL or more (0-1)."""
 
@@ -102,8 +113,24 @@ def face_pixels(square: np.ndarray) -> FacePixels:
     return FacePixels(small, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32))
 
 
-def measure(face: FacePixels, dim: float) -> FaceQuality:
-    """Measure the face from its `face_pixels`.
+def eye_whites(luma: np.ndarray, points: np.ndarray) -> float:
+    """How bright the whites of the eyes are: the EYE_WHITES_PERCENTILE of
+    `luma` (a `FacePixels.luma`) inside both eye contours of the (468, 2) Face
+    Mesh `points` (x, y, in `luma`'s pixels); 0.0 where the contours hold fewer
+    than MIN_EYE_PIXELS pixels."""
+    mask = np.zeros(luma.shape, dtype=np.uint8)
+    for eye in (RIGHT_EYE, LEFT_EYE):
+        contour = np.round(np.asarray(points, dtype=np.float64)[list(eye)]).astype(np.int32)
+        cv2.fillPoly(mask, [contour], (1,))
+    inside = luma[mask > 0]
+    if inside.size < MIN_EYE_PIXELS:
+        return 0.0
+    return float(np.percentile(inside, EYE_WHITES_PERCENTILE))
+
+
+def measure(face: FacePixels, dim: float, whites: float) -> FaceQuality:
+    """Measure the face from its `face_pixels` and its `eye_whites` (`whites`;
+    0.0 for none read).
 
     `dim`: a brightness (0-255) under which the face's sharpness is read as if
     its light were raised to `dim`. Less light scales the luma and so its
@@ -135,7 +162,7 @@ def measure(face: FacePixels, dim: float) -> FaceQuality:
     # not because a brush made them so: overexposure is its own check.
     clipped = (luma[rows, cols] >= BLOWN_LEVEL) | (luma[rows, cols] <= BLACK_LUMA)
     blown = np.count_nonzero(face.rgb[rows, cols] >= BLOWN_LEVEL, axis=2) >= BLOWN_CHANNELS
-    brightness = float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE))
+    brightness = max(float(np.percentile(luma[rows, cols], BRIGHT_PERCENTILE)), whites)
     lift = max(1.0, dim / max(brightness, 1.0))
     return FaceQuality(
         sharpness=_sharpness(luma, (rows, cols)) * lift**2,

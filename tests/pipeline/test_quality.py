@@ -13,10 +13,12 @@ import simplejpeg
 from cli.degrade import exposed, png
 from pipeline import FaceModels, PipelineSettings, prepare
 from pipeline.decode import decode
-from pipeline.landmarks import fit_faces
+from pipeline.landmarks import LEFT_EYE, RIGHT_EYE, fit_faces
 from pipeline.probe import probe
 from pipeline.quality import (
+    QUALITY_SIDE,
     FaceQuality,
+    eye_whites,
     face_pixels,
     measure,
     photo_sharpness,
@@ -26,7 +28,10 @@ from tests.pipeline.conftest import candidates_in, rejection
 
 SETTINGS = PipelineSettings()
 DIM = SETTINGS.warn_brightness
-EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "faces" / "images"
+NO_EYES = 0.0  # no eye whites read: the brightness is the skin's
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+EVAL_IMAGES = SHARED / "faces" / "images"
+DARK_SKIN = SHARED / "faces2" / "images" / "e2064.jpg"
 
 
 # Quality measures need the 1:1 of photos the default limits reject.
@@ -58,7 +63,7 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> None:
-    q = measure(face_pixels(portrait), DIM)
+    q = measure(face_pixels(portrait), DIM, NO_EYES)
 
     assert q.sharpness > 2 * SETTINGS.min_sharpness
     assert SETTINGS.warn_brightness < q.brightness < 250
@@ -69,9 +74,12 @@ def test_a_studio_portrait_passes_every_quality_limit(portrait: np.ndarray) -> N
 def test_blur_lowers_sharpness_below_the_limit(
     portrait: np.ndarray, sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    blurry = measure(face_pixels(square(sample_bytes("reject_too_blurry.jpg"), models)), DIM)
+    blurry = measure(
+        face_pixels(square(sample_bytes("reject_too_blurry.jpg"), models)), DIM, NO_EYES
+    )
+    sharp = measure(face_pixels(portrait), DIM, NO_EYES)
 
-    assert blurry.sharpness < SETTINGS.min_sharpness < measure(face_pixels(portrait), DIM).sharpness
+    assert blurry.sharpness < SETTINGS.min_sharpness < sharp.sharpness
     # Blur is not drawing: the smooth face is not flat fill by the contrast it has.
     assert blurry.drawn_share < SETTINGS.max_drawn_share
 
@@ -79,16 +87,16 @@ def test_blur_lowers_sharpness_below_the_limit(
 def test_darkness_lowers_brightness_below_the_limit_but_does_not_look_drawn(
     sample_bytes: Callable[[str], bytes], models: FaceModels
 ) -> None:
-    dark = measure(face_pixels(square(sample_bytes("reject_too_dark.jpg"), models)), DIM)
+    dark = measure(face_pixels(square(sample_bytes("reject_too_dark.jpg"), models)), DIM, NO_EYES)
 
     assert dark.brightness < SETTINGS.min_brightness
     assert dark.drawn_share < SETTINGS.max_drawn_share
 
 
 def test_a_cel_shaded_face_looks_drawn(portrait: np.ndarray) -> None:
-    drawn = measure(face_pixels(cartoon(portrait)), DIM)
+    drawn = measure(face_pixels(cartoon(portrait)), DIM, NO_EYES)
 
-    photo = measure(face_pixels(portrait), DIM)
+    photo = measure(face_pixels(portrait), DIM, NO_EYES)
     assert drawn.drawn_share > SETTINGS.max_drawn_share > photo.drawn_share
 
 
@@ -113,8 +121,9 @@ def test_measures_do_not_depend_on_the_output_size(
             )
         ),
         DIM,
+        NO_EYES,
     )
-    small = measure(face_pixels(portrait), DIM)
+    small = measure(face_pixels(portrait), DIM, NO_EYES)
 
     assert big.sharpness == pytest.approx(small.sharpness, rel=0.25)
     assert big.brightness == pytest.approx(small.brightness, abs=2)
@@ -124,9 +133,10 @@ def test_measures_do_not_depend_on_the_output_size(
 def test_measure_is_pure(portrait: np.ndarray) -> None:
     before = portrait.copy()
 
-    assert measure(face_pixels(portrait), DIM) == measure(face_pixels(portrait), DIM)
+    once = measure(face_pixels(portrait), DIM, NO_EYES)
+    assert once == measure(face_pixels(portrait), DIM, NO_EYES)
     np.testing.assert_array_equal(portrait, before)
-    assert isinstance(measure(face_pixels(portrait), DIM), FaceQuality)
+    assert isinstance(measure(face_pixels(portrait), DIM, NO_EYES), FaceQuality)
 
 
 def test_a_face_washed_out_by_warm_light_counts_as_blown(
@@ -148,6 +158,41 @@ def test_a_face_washed_out_by_warm_light_counts_as_blown(
     assert washed.code == "face.too_bright"
     assert washed.face is not None
     assert washed.face.quality["blown_share"] > SETTINGS.max_blown_share
+
+
+def test_the_whites_of_open_eyes_are_read_and_eyes_outside_the_crop_tell_nothing() -> None:
+    luma = np.full((QUALITY_SIDE, QUALITY_SIDE), 90.0, dtype=np.float32)
+    points = np.zeros((468, 2))
+    for eye, (cx, cy) in ((RIGHT_EYE, (90, 120)), (LEFT_EYE, (166, 120))):
+        angles = np.linspace(0, 2 * np.pi, len(eye), endpoint=False)
+        points[list(eye)] = np.c_[cx + 20 * np.cos(angles), cy + 8 * np.sin(angles)]
+        cv2.ellipse(luma, (cx, cy), (20, 8), 0, 0, 360, (210.0,), thickness=-1)
+        cv2.circle(luma, (cx, cy), 6, (40.0,), thickness=-1)  # the iris
+
+    assert eye_whites(luma, points) == pytest.approx(210.0)
+    assert eye_whites(luma, points - 400) == 0.0
+
+
+def test_the_brightness_is_the_eye_whites_where_brighter_than_the_skin(
+    portrait: np.ndarray,
+) -> None:
+    skin = measure(face_pixels(portrait), DIM, NO_EYES)
+
+    assert measure(face_pixels(portrait), DIM, skin.brightness - 20).brightness == skin.brightness
+    assert measure(face_pixels(portrait), DIM, 250.0).brightness == 250.0
+
+
+@pytest.mark.skipif(not DARK_SKIN.is_file(), reason="../shared/faces2 not present")
+def test_very_dark_skin_one_stop_under_is_not_called_dim(models: FaceModels) -> None:
+    """A girl with very dark skin in daylight: her lit skin reads about 145 and
+    one stop under about 104, under the dim warning (110), where a light face
+    one stop under reads 150-180. The whites of her eyes say the light is fine."""
+    data = DARK_SKIN.read_bytes()
+    rgb = decode(data, probe(data, SETTINGS)).rgb
+    prepared = prepare(png(exposed(rgb, 0.5)), models, SETTINGS)
+
+    (darkness,) = (c for c in prepared.checks if c.name == "brightness")
+    assert darkness.passed and float(darkness.value) > SETTINGS.warn_brightness
 
 
 def test_relative_sharpness_of_two_faces(
