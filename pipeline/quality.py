@@ -44,10 +44,11 @@ BRIGHT_PERCENTILE = 98
 # so one stop under reads dim where a light face does not). The whites of open
 # eyes are lit as the skin is but are white whatever its tone: where they are
 # brighter than the skin's lit parts, they are the face's brightness. Read as
-# the 90th percentile inside Face Mesh's eye contours (past the iris, lashes
-# and lids; a catchlight is less than a tenth of the eye), from at least
-# MIN_EYE_PIXELS pixels. Closed eyes read their lids, skin no brighter than
-# the skin's lit parts, and so change nothing.
+# the 90th percentile inside each of Face Mesh's eye contours (past the iris,
+# lashes and lids; a catchlight is less than a tenth of the eye), from at
+# least MIN_EYE_PIXELS pixels, and the dimmer eye counts: a reflection on one
+# lens of a pair of glasses does not light the face. Closed eyes read their
+# lids, skin no brighter than the skin's lit parts, and so change nothing.
 EYE_WHITES_PERCENTILE = 90
 MIN_EYE_PIXELS = 20
 
@@ -115,17 +116,19 @@ def face_pixels(square: np.ndarray) -> FacePixels:
 
 def eye_whites(luma: np.ndarray, points: np.ndarray) -> float:
     """How bright the whites of the eyes are: the EYE_WHITES_PERCENTILE of
-    `luma` (a `FacePixels.luma`) inside both eye contours of the (468, 2) Face
-    Mesh `points` (x, y, in `luma`'s pixels); 0.0 where the contours hold fewer
-    than MIN_EYE_PIXELS pixels."""
-    mask = np.zeros(luma.shape, dtype=np.uint8)
+    `luma` (a `FacePixels.luma`) inside each eye contour of the (468, 2) Face
+    Mesh `points` (x, y, in `luma`'s pixels), the dimmer eye's; 0.0 where
+    either contour holds fewer than MIN_EYE_PIXELS pixels."""
+    points = np.asarray(points, dtype=np.float64)
+    readings = []
     for eye in (RIGHT_EYE, LEFT_EYE):
-        contour = np.round(np.asarray(points, dtype=np.float64)[list(eye)]).astype(np.int32)
-        cv2.fillPoly(mask, [contour], (1,))
-    inside = luma[mask > 0]
-    if inside.size < MIN_EYE_PIXELS:
-        return 0.0
-    return float(np.percentile(inside, EYE_WHITES_PERCENTILE))
+        mask = np.zeros(luma.shape, dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(points[list(eye)]).astype(np.int32)], (1,))
+        inside = luma[mask > 0]
+        if inside.size < MIN_EYE_PIXELS:
+            return 0.0
+        readings.append(float(np.percentile(inside, EYE_WHITES_PERCENTILE)))
+    return min(readings)
 
 
 def measure(face: FacePixels, dim: float, whites: float) -> FaceQuality:

@@ -264,7 +264,7 @@ class PipelineSettings(BaseModel):
         description="Below it the face is dim enough to say so: about two stops under where "
         "a camera's auto exposure puts a lit face (200-240). One stop under the accepted "
         "photos reads 104-182, 2.7 stops 57-104; very dark skin is read by the whites of "
-        "its eyes (faces2 e2064 one stop under: 104 by its skin, 144 by its eyes). A dimmer "
+        "its eyes (faces2 e2064 one stop under: 104 by its skin, 131 by its eyes). A dimmer "
         "face's sharpness is read as if it were lit to this (pipeline.quality.measure), so "
         "poor light is not told as blur.",
     )

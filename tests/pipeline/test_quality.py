@@ -171,6 +171,9 @@ def test_the_whites_of_open_eyes_are_read_and_eyes_outside_the_crop_tell_nothing
 
     assert eye_whites(luma, points) == pytest.approx(210.0)
     assert eye_whites(luma, points - 400) == 0.0
+    # A reflection filling one lens of a pair of glasses lights neither eye.
+    cv2.ellipse(luma, (166, 120), (20, 8), 0, 0, 360, (255.0,), thickness=-1)
+    assert eye_whites(luma, points) == pytest.approx(210.0)
 
 
 def test_the_brightness_is_the_eye_whites_where_brighter_than_the_skin(
