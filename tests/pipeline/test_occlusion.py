@@ -29,18 +29,10 @@ SIZE_LIFTED = SETTINGS.model_copy(update={"min_face_height_ratio": 0.0, "max_ups
 MASK_COLOURS = ((235, 236, 238), (140, 185, 225))  # white, surgical blue
 
 
-def check_of(prepared: Prepared, name: str) -> tuple[float, bool]:
+def check_of(name: str, prepared: Prepared) -> tuple[float, bool]:
     """The value of the check `name` and whether it passed."""
     (check,) = (c for c in prepared.checks if c.name == name)
     return float(check.value), check.passed
-
-
-def mouth_check(prepared: Prepared) -> tuple[float, bool]:
-    return check_of(prepared, "mouth_visible")
-
-
-def eyes_check(prepared: Prepared) -> tuple[float, bool]:
-    return check_of(prepared, "eyes_visible")
 
 
 def masked(data: bytes, prepared: Prepared, colour: tuple[int, int, int]) -> bytes:
@@ -85,7 +77,7 @@ def masked(data: bytes, prepared: Prepared, colour: tuple[int, int, int]) -> byt
 def test_a_visible_mouth_is_not_warned_about(
     sample_bytes: Callable[[str], bytes], models: FaceModels, name: str
 ) -> None:
-    value, passed = mouth_check(prepare(sample_bytes(name), models, SETTINGS))
+    value, passed = check_of("mouth_visible", prepare(sample_bytes(name), models, SETTINGS))
     assert passed, value
 
 
@@ -99,7 +91,7 @@ def test_a_face_mask_over_the_mouth_is_warned_about(
 ) -> None:
     data = sample_bytes(name)
     prepared = prepare(masked(data, prepare(data, models, SETTINGS), colour), models, SETTINGS)
-    value, passed = mouth_check(prepared)
+    value, passed = check_of("mouth_visible", prepared)
     assert not passed and value < SETTINGS.min_mouth_detail
     (warning,) = (c for c in prepared.checks if c.code == "face.mouth_covered")
     assert warning.severity == "warn" and "mouth looks covered" in warning.message
@@ -107,7 +99,7 @@ def test_a_face_mask_over_the_mouth_is_warned_about(
 
 @pytest.mark.skipif(not MASKED_SELFIE.is_file(), reason="../shared/faces not present")
 def test_the_selfie_in_a_face_mask_is_accepted_with_the_warning(models: FaceModels) -> None:
-    value, passed = mouth_check(prepare(MASKED_SELFIE.read_bytes(), models, SETTINGS))
+    value, passed = check_of("mouth_visible", prepare(MASKED_SELFIE.read_bytes(), models, SETTINGS))
     assert not passed and value < SETTINGS.min_mouth_detail
 
 
@@ -118,6 +110,7 @@ def sunglasses(data: bytes, prepared: Prepared, transmission: float) -> bytes:
     centred a little under the eye, in a thin dark frame with a bridge."""
     rgb = decode(data, probe(data, SETTINGS)).rgb.astype(np.float64)
     marks = prepared.face.landmarks
+    # `left_eye` is on the image's left: the subject's right eye.
     right, left = np.array(marks["left_eye"]), np.array(marks["right_eye"])
     apart = float(np.linalg.norm(left - right))
     tilt = float(np.degrees(np.arctan2(*(left - right)[::-1])))
@@ -144,7 +137,7 @@ def sunglasses(data: bytes, prepared: Prepared, transmission: float) -> bytes:
 def test_bare_eyes_are_not_warned_about(
     sample_bytes: Callable[[str], bytes], models: FaceModels, name: str
 ) -> None:
-    value, passed = eyes_check(prepare(sample_bytes(name), models, SETTINGS))
+    value, passed = check_of("eyes_visible", prepare(sample_bytes(name), models, SETTINGS))
     assert passed and value > 0.85, value
 
 
@@ -156,7 +149,7 @@ def test_dark_glasses_over_the_eyes_are_warned_about(
     data = sample_bytes(name)
     painted = sunglasses(data, prepare(data, models, SETTINGS), transmission)
     prepared = prepare(painted, models, SIZE_LIFTED)
-    value, passed = eyes_check(prepared)
+    value, passed = check_of("eyes_visible", prepared)
     assert not passed and value < SETTINGS.min_under_eye_light
     (warning,) = (c for c in prepared.checks if c.code == "face.eyes_covered")
     assert warning.severity == "warn" and "eyes look covered" in warning.message
@@ -168,7 +161,7 @@ def test_tinted_glasses_the_eyes_show_through_are_not_warned_about(
 ) -> None:
     data = sample_bytes(name)
     painted = sunglasses(data, prepare(data, models, SETTINGS), 0.5)
-    value, passed = eyes_check(prepare(painted, models, SIZE_LIFTED))
+    value, passed = check_of("eyes_visible", prepare(painted, models, SIZE_LIFTED))
     assert passed, value
 
 
@@ -178,7 +171,7 @@ def test_the_woman_in_sunglasses_is_told_so_where_her_face_is_large_enough(
 ) -> None:
     """Her face is too small to accept (`face.too_small`), so the size limits
     are lifted to read the rest of her checks."""
-    value, passed = eyes_check(prepare(SUNGLASSES.read_bytes(), models, SIZE_LIFTED))
+    value, passed = check_of("eyes_visible", prepare(SUNGLASSES.read_bytes(), models, SIZE_LIFTED))
     assert not passed and value < SETTINGS.min_under_eye_light
 
 
