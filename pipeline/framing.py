@@ -103,8 +103,7 @@ def fit(
     width, height = size
     corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]) @ rotate.T
     low, high = corners.min(axis=0), corners.max(axis=0)
-    # Plain floats from here: `_place` runs up to twice per zoom step, and
-    # arithmetic on numpy scalars costs several times that on floats.
+    # Plain floats: they enter `_places`' arithmetic on every zoom as scalars.
     photo = ((float(low[0]), float(low[1])), (float(high[0]), float(high[1])))
     rotated = rotate @ np.asarray(square.centre)
     centre = (float(rotated[0]), float(rotated[1]))
@@ -119,18 +118,23 @@ def fit(
     zooms = [
         1 + i * ZOOM_STEP for i in range(round((settings.max_framing_zoom - 1) / ZOOM_STEP) + 1)
     ]
-    places: dict[str, list[_Place | None]] = {f.aspect_ratio: [] for f in frames}
-    for z in zooms:
-        row = [_place(f, z, square.half_side, centre, photo, offsets, settings) for f in frames]
-        for frame, place in zip(frames, row, strict=True):
-            places[frame.aspect_ratio].append(place)
-        # No larger zoom can do better once every framing fills nothing or no
-        # longer fits (the eye line and the chin only get further apart): a
-        # photo with room around the head stops at zoom 1. The dev sets are rich
-        # in tight crops: 27% of their photos and variants stop there, the
-        # median at the 41st zoom.
-        if all(p is None or p.fill <= NO_FILL for p in row):
-            break
+    rows = [_places(f, zooms, square.half_side, centre, photo, offsets, settings) for f in frames]
+    # No larger zoom can do better once every framing fills nothing or no
+    # longer fits (the eye line and the chin only get further apart), so the
+    # zooms after the first such one are not considered. A photo with room
+    # around the head stops at zoom 1; the dev sets are rich in tight crops,
+    # and 27% of their photos and variants stop there, the median at the 41st.
+    done = np.logical_and.reduce([~placed | (fill <= NO_FILL) for placed, _, fill in rows])
+    count = int(np.argmax(done)) + 1 if done.any() else len(zooms)
+    places = {
+        frame.aspect_ratio: [
+            _Place(zooms[i], (float(f[0, i]), float(f[1, i])), float(fill[i]))
+            if placed[i]
+            else None
+            for i in range(count)
+        ]
+        for frame, (placed, f, fill) in zip(frames, rows, strict=True)
+    }
     chosen = _choose(places)
     fits = {}
     for frame in frames:
@@ -149,20 +153,24 @@ def quarter_turn(turn: tuple[float, float]) -> tuple[float, float]:
     return ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[quarters]
 
 
-def _place(
+def _places(
     frame: Framing,
-    zoom: float,
+    zooms: list[float],
     half_side: float,
     centre: Point,
     photo: tuple[Point, Point],
     offsets: tuple[float, float, float],
     settings: PipelineSettings,
-) -> _Place | None:
-    """The least-fill position of `frame` at `zoom` (None when, at a zoom above
-    1, the eye line cannot stay in its range with the chin's room kept).
-    `centre`: the square's centre in the rotated source; `photo`: its (low,
-    high) corners there; `offsets`: the eye line's, the head top's and the
-    chin's height over the centre there."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The least-fill position of `frame` at each of `zooms`, all at once:
+    whether it fits there (False when, at a zoom above 1, the eye line cannot
+    stay in its range with the chin's room kept), the output point f of the
+    square's centre ((2, Z): x, y) and the fill (Z,). `centre`: the square's
+    centre in the rotated source; `photo`: its (low, high) corners there;
+    `offsets`: the eye line's, the head top's and the chin's height over the
+    centre there. Each zoom is the same float arithmetic a loop over them
+    would do, so the result does not depend on how many are asked."""
+    zoom = np.asarray(zooms)
     scale = zoom * frame.face_side / (2 * half_side)
     width, height = frame.width, frame.height
     eye_offset, top_offset, chin_offset = offsets
@@ -175,53 +183,53 @@ def _place(
     # above the bottom edge (a talking jaw opens), the head its room below the top.
     eye_low = settings.min_eye_line * height - scale * eye_offset
     eye_high = settings.max_eye_line * height - scale * eye_offset
-    y_high = min(eye_high, (1 - settings.min_chin_room) * height - scale * chin_offset)
-    if y_high < eye_low:
-        if zoom > 1.0:
-            return None
-        y_high = eye_high
+    y_high = np.minimum(eye_high, (1 - settings.min_chin_room) * height - scale * chin_offset)
+    cramped = y_high < eye_low
+    placed = ~(cramped & (zoom > 1.0))
+    y_high = np.where(cramped, eye_high, y_high)
     # No more room demanded above the head than the photo has: a photo that
     # cuts the hair is not given invented hair.
-    head_low = min(
+    head_low = np.minimum(
         settings.min_headroom * height - scale * top_offset,
         scale * (centre[1] - photo[0][1]),
     )
     # Where the head cannot keep its room, its top is cut (the headroom check
     # says so) rather than the frame filled: cropped hair reads as a close-up,
     # invented hair or shoulders as a smear.
-    y_range = (max(eye_low, head_low), y_high) if head_low <= y_high else (eye_low, y_high)
-    covered = []
-    for axis, (low, high), length in ((0, x_range, width), (1, y_range, height)):
+    y_low = np.where(head_low <= y_high, np.maximum(eye_low, head_low), eye_low)
+    f = np.empty((2, zoom.size))
+    covered = np.ones(zoom.size)
+    for axis, (low, high), length in ((0, x_range, width), (1, (y_low, y_high), height)):
         # In source units the window starts at centre - f / scale: f's range reversed.
+        window = length / scale
         start = _best_start(
             centre[axis] - nominal[axis] / scale,
             (centre[axis] - high / scale, centre[axis] - low / scale),
-            length / scale,
+            window,
             (photo[0][axis], photo[1][axis]),
         )
-        covered.append((start, _overlap(start, length / scale, photo, axis) * scale / length))
-    f = ((centre[0] - covered[0][0]) * scale, (centre[1] - covered[1][0]) * scale)
-    return _Place(zoom, f, 1.0 - covered[0][1] * covered[1][1])
+        inside = np.minimum(start + window, photo[1][axis]) - np.maximum(start, photo[0][axis])
+        covered = covered * (np.maximum(0.0, inside) * scale / length)
+        f[axis] = (centre[axis] - start) * scale
+    return placed, f, 1.0 - covered
 
 
 def _best_start(
-    nominal: float, allowed: tuple[float, float], length: float, photo: tuple[float, float]
-) -> float:
-    """Where a window of `length` starting within `allowed` overlaps the interval
-    `photo` most, nearest `nominal` among the best. The overlap is concave in
-    the start, greatest on an interval: the window inside the photo, or the
-    photo inside the window when the window is longer."""
+    nominal: np.ndarray,
+    allowed: tuple[np.ndarray, np.ndarray],
+    length: np.ndarray,
+    photo: tuple[float, float],
+) -> np.ndarray:
+    """Per element, where a window of `length` starting within `allowed`
+    overlaps the interval `photo` most, nearest `nominal` among the best. The
+    overlap is concave in the start, greatest on an interval: the window
+    inside the photo, or the photo inside the window when the window is longer."""
     low, high = photo
-    best = (low, high - length) if length <= high - low else (high - length, low)
-    lo, hi = max(best[0], allowed[0]), min(best[1], allowed[1])
-    if lo <= hi:
-        return min(max(nominal, lo), hi)
-    return allowed[1] if allowed[1] < best[0] else allowed[0]
-
-
-def _overlap(start: float, length: float, photo: tuple[Point, Point], axis: int) -> float:
-    low, high = photo[0][axis], photo[1][axis]
-    return max(0.0, min(start + length, high) - max(start, low))
+    shorter = length <= high - low
+    best = (np.where(shorter, low, high - length), np.where(shorter, high - length, low))
+    lo, hi = np.maximum(best[0], allowed[0]), np.minimum(best[1], allowed[1])
+    beside = np.where(allowed[1] < best[0], allowed[1], allowed[0])
+    return np.where(lo <= hi, np.minimum(np.maximum(nominal, lo), hi), beside)
 
 
 def _choose(places: dict[str, list[_Place | None]]) -> dict[str, _Place]:
