@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
+from tests.api.conftest import open_client
 from tests.api.embedded import Embedded, embedded_app, embedded_settings
+
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -22,11 +24,11 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
         yield e
 
 
-def test_every_post_declares_the_key_its_codes_and_the_replay_header(
+async def test_every_post_declares_the_key_its_codes_and_the_replay_header(
     embedded: Embedded,
 ) -> None:
-    with TestClient(embedded.app) as client:
-        doc = client.get("/openapi.json").json()
+    async with open_client(embedded.app) as client:
+        doc = (await client.get("/openapi.json")).json()
     posts = {p: item["post"] for p, item in doc["paths"].items() if "post" in item}
     assert set(posts) == {
         "/v1/avatars/upload-face",
@@ -51,24 +53,24 @@ def test_every_post_declares_the_key_its_codes_and_the_replay_header(
         assert all("Idempotent-Replayed" in r["headers"] for r in success), path
 
 
-def test_refusals_of_ours_release_the_key_and_answers_below_500_are_kept(
+async def test_refusals_of_ours_release_the_key_and_answers_below_500_are_kept(
     embedded: Embedded,
 ) -> None:
     headers = {"X-API-Key": embedded.paid_key}
-    with TestClient(embedded.app) as client:
+    async with open_client(embedded.app) as client:
         # A 422 is an answer: kept and replayed.
         bad = {"url": "http://127.0.0.1:9/x", "events": ["avatar.nope"]}
         with_key = headers | {"Idempotency-Key": "a"}
-        first = client.post("/v1/webhook_endpoints", json=bad, headers=with_key)
-        again = client.post("/v1/webhook_endpoints", json=bad, headers=with_key)
+        first = await client.post("/v1/webhook_endpoints", json=bad, headers=with_key)
+        again = await client.post("/v1/webhook_endpoints", json=bad, headers=with_key)
         assert first.status_code == again.status_code == 422
         assert again.headers["idempotent-replayed"] == "true"
         # A replay does not reach the route, so it did not count against the rate limit
         # (2 per window); this GET is the second request counted.
-        assert client.get("/v1/webhook_endpoints", headers=headers).status_code == 200
+        assert (await client.get("/v1/webhook_endpoints", headers=headers)).status_code == 200
         # The rate limit answers 429 without doing anything: the key is released, so the
         # same request with it later is not a replay of the 429.
-        limited = client.post(
+        limited = await client.post(
             "/v1/webhook_endpoints",
             json={"url": "http://127.0.0.1:9/y"},
             headers=headers | {"Idempotency-Key": "b"},
