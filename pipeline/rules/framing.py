@@ -40,14 +40,19 @@ FILL_4X3 = _fill_rule(AspectRatio.LANDSCAPE)
 FILL_3X4 = _fill_rule(AspectRatio.PORTRAIT)
 FILL_1X1 = _fill_rule(AspectRatio.SQUARE)
 
+# The head is cut where the framing comes in close rather than invent what the photo
+# lacks: at its top edge, but as often (20 of the 25 accepted dev photos warned) at
+# its sides or below the shoulders, with room above the head. So the advice is the
+# fill's, not "room above the head".
 HEADROOM = Rule(
     name="headroom",
     code="face.framing",
     value=lambda m, s: m.headroom,
     limits=at_least(warn=lambda s: TOP_EDGE),
-    hint="Use a photo with some room above the head.",
+    hint=FILL_HINT,
     message="The top of the head would be cut off in the 4:3 or 3:4 avatar (it reaches "
-    "{magnitude:.0%} of the frame height past the top edge); use a photo with room "
-    "above the head.",
+    "{magnitude:.0%} of the frame height past the top edge), because the photo is "
+    "cropped close around the head; use a photo with more room around the head and "
+    "shoulders.",
     digits=3,
 )

@@ -453,7 +453,10 @@ def test_extreme_close_up_becomes_a_close_up_not_a_smear(models: FaceModels) -> 
     # The 4:3 zooms in past the hair (cut, and said) to a close-up: 38% of it
     # was invented at the old 1.5x limit, now about 15%, said but accepted.
     warned = {c.name: c for c in accepted.warnings}
+    # The photo has room above the head (the sides are what it lacks): the
+    # advice for the cut head is the fill's, not "room above the head".
     assert warned["headroom"].value < 0
+    assert "more room around the head" in warned["headroom"].hint
     fill = warned["fill_4x3"]
     assert fill.code == "face.framing" and SETTINGS.warn_fill_ratio < fill.value < 0.2
     assert "more room around the head" in fill.hint

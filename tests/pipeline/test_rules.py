@@ -264,7 +264,10 @@ def test_a_head_past_the_top_edge_only_warns() -> None:
     assert touching.passed
     cut = framed({}, headroom=-0.05)["headroom"]
     assert (cut.severity, cut.code, cut.limit) == ("warn", "face.framing", 0.0)
-    assert "5%" in cut.message and "room above the head" in cut.hint
+    assert (
+        "5%" in cut.message
+        and cut.hint == "Use a photo with more room around the head and shoulders."
+    )
 
 
 def test_the_face_itself_decides_before_the_room_around_it() -> None:
